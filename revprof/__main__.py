@@ -1,0 +1,5 @@
+"""``python -m revprof``."""
+
+from revprof.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``revprof`` command line: thin commands over the library API."""

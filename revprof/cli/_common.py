@@ -1,0 +1,56 @@
+"""Shared CLI plumbing: error reporting without tracebacks, and the console."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from revprof.errors import RevprofError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on one line of stderr and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn :class:`RevprofError` into one line on stderr and exit status 1, and Ctrl-C into 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except RevprofError as error:
+            raise fail(str(error)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            sys.stderr.flush()
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def parameter(name: str, parse: Callable[[str], R]) -> Callable[[str | None], R | None]:
+    """Wrap a library parser as a Typer ``callback`` that reports :class:`RevprofError` as a bad option."""
+
+    def callback(value: str | None) -> R | None:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except RevprofError as error:
+            raise typer.BadParameter(str(error), param_hint=name) from None
+
+    return callback

@@ -1,0 +1,34 @@
+"""The one exception type the library raises for problems a user can fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class RevprofError(Exception):
+    """A problem with the user's input or environment, with an actionable one-line message.
+
+    The CLI prints the message and exits with status 1, without a traceback.
+    """
+
+
+def closest(value: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""`` when none is close."""
+    match = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def look_up(name: str, value: str, choices: Iterable[str]) -> str:
+    """Return ``value`` when it is one of ``choices``; otherwise raise a message naming the field.
+
+    Raises:
+        RevprofError: ``value`` is not a valid choice; the message lists the valid ones and
+            suggests the closest.
+    """
+    options = list(choices)
+    if value in options:
+        return value
+    raise RevprofError(
+        f"{name} must be one of {', '.join(options)}; got {value!r}{closest(value, options)}"
+    )

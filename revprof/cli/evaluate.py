@@ -1,0 +1,133 @@
+"""``revprof evaluate``: score predicted segmentations against references (Dice, HD95)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from revprof.cli._common import console, err_console, handle_errors
+from revprof.data.conventions import CONVENTIONS, REGIONS
+from revprof.errors import RevprofError
+from revprof.evaluation.evaluate import EvaluationResult, evaluate
+
+_PROGRESS_MIN_CASES = 5
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` command to ``app``."""
+    app.command("evaluate")(evaluate_command)
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(result: EvaluationResult) -> Table:
+    table = Table(title=f"BraTS evaluation ({result.convention} labels, HD95 in mm)", show_lines=False)
+    table.add_column("case", no_wrap=True, overflow="fold")
+    for region in REGIONS:
+        table.add_column(f"Dice {region.upper()}", justify="right")
+    for region in REGIONS:
+        table.add_column(f"HD95 {region.upper()}", justify="right")
+    for case in result.cases:
+        hd = case.hd95 or {}
+        table.add_row(
+            case.case,
+            *(_fmt(case.dice[r], 4) for r in REGIONS),
+            *(_fmt(hd.get(r), 2) for r in REGIONS),
+        )
+    mean = result.mean()
+    table.add_section()
+    table.add_row(
+        f"[bold]mean ({len(result.cases)} cases)[/]",
+        *(_fmt(mean["dice"][r], 4) for r in REGIONS),
+        *(_fmt(mean["hd95"][r], 2) for r in REGIONS),
+    )
+    return table
+
+
+def _write_csv(result: EvaluationResult, path: Path) -> None:
+    """Write one row per case and region, atomically (temporary file, then ``os.replace``)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise RevprofError(f"--csv folder does not exist: {folder}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            result.to_frame().to_csv(handle, index=False)
+        os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        raise RevprofError(f"cannot write --csv {path}: {error.strerror or error}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _run(pred: Path, ref: Path, convention: Optional[str], hd95: bool) -> EvaluationResult:
+    show = err_console.is_terminal
+    if not show:
+        return evaluate(pred, ref, convention=convention, hd95=hd95)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = None
+
+        def advance(done: int, total: int, case: str) -> None:
+            nonlocal task
+            if total < _PROGRESS_MIN_CASES:
+                return
+            if task is None:
+                task = bar.add_task("evaluating", total=total)
+            bar.update(task, completed=done, description=f"evaluating {case}")
+
+        return evaluate(pred, ref, convention=convention, hd95=hd95, progress=advance)
+
+
+@handle_errors
+def evaluate_command(
+    pred: Path = typer.Option(..., "--pred", help="Folder of predicted segmentations (NIfTI)."),
+    ref: Path = typer.Option(
+        ..., "--ref", help="Folder of reference segmentations: BraTS case folders or flat *seg.nii.gz."
+    ),
+    convention: Optional[str] = typer.Option(
+        None,
+        "--convention",
+        help=f"Label convention of both sides ({', '.join(CONVENTIONS)}); detected from the "
+        "reference labels when left out.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+    csv: Optional[Path] = typer.Option(
+        None, "--csv", help="Also write one row per case and region (case, region, dice, hd95)."
+    ),
+    no_hd95: bool = typer.Option(False, "--no-hd95", help="Skip HD95 (faster)."),
+) -> None:
+    """Score predictions against references per case and region: Dice and HD95 (BraTS rules)."""
+    result = _run(pred, ref, convention, hd95=not no_hd95)
+    if csv is not None:
+        _write_csv(result, csv)
+    for line in result.problems:
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    console.print(_table(result))
+    if result.unpaired:
+        console.print(f"[yellow]{len(result.unpaired)} unpaired file(s):[/]", highlight=False)
+        for name in result.unpaired:
+            console.print(f"  {name}", highlight=False, soft_wrap=True)
+    if csv is not None:
+        console.print(f"wrote {csv}", highlight=False, soft_wrap=True)

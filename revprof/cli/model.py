@@ -1,0 +1,45 @@
+"""``revprof model``: print the network a spec builds."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from revprof.cli._common import console, handle_errors
+from revprof.cli.spec_options import (
+    Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
+    Reversible, SpecOptions, Width, Widths,
+)
+from revprof.nn.summary import summarize
+
+
+def model(
+    arch: Arch = "revunet", levels: Levels = None, width: Width = None, widths: Widths = None,
+    growth: Growth = 2.0, max_width: MaxWidth = None, depth: Depth = None,
+    encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
+    reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Print the network: widths, blocks and execution per level, parameters per level and in total."""
+    spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
+                       decoder_depth, reversible, checkpoint, groups).build()
+    summary = summarize(spec)
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    table = Table(title=spec.describe())
+    for column in ("part", "width", "blocks", "execution", "parameters"):
+        table.add_column(column, justify="right" if column in ("width", "blocks", "parameters") else "left")
+    for row in summary.rows:
+        table.add_row(row.part, str(row.width), str(row.blocks) if row.blocks else "",
+                      row.execution, f"{row.parameters:,}")
+    table.add_section()
+    table.add_row("total", "", "", "", f"{summary.parameters:,}")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("model")(handle_errors(model))
+    app.command("info", hidden=True)(handle_errors(model))

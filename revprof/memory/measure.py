@@ -1,0 +1,231 @@
+"""Peak training memory of one network: measured on CUDA, counted on the CPU, or simulated.
+
+Backends:
+
+- ``cuda``: a real run on a GPU; the headline is ``torch.cuda.max_memory_allocated``.
+- ``cpu``: a real run on the CPU, with every live storage counted by :class:`StorageTracker`
+  under CUDA's 512-byte rounding, so the figure is what a GPU would count for tensors.
+- ``simulate``: the same tracker over fake tensors: nothing is allocated or computed, so full-size
+  networks are predicted in seconds. It gives exactly the ``cpu`` figure.
+- ``auto``: ``cuda`` when a GPU is visible, else ``simulate``.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from revprof.errors import RevprofError, look_up
+from revprof.memory.step import (
+    PRECISIONS,
+    attribution_parts,
+    gradients_of,
+    make_optimizer,
+    optimizer_state_of,
+    optimizer_step_counters,
+    parameters_of,
+    training_step,
+)
+from revprof.memory.tracker import CATEGORIES, StorageTracker
+from revprof.nn import build_model
+from revprof.spec import ArchSpec, validate_patch
+
+BACKENDS = ("auto", "cuda", "cpu", "simulate")
+
+
+@dataclass
+class Timeline:
+    """Live bytes after every op of the measured steps, with the phases marked.
+
+    Attributes:
+        bytes: live bytes after each op.
+        phases: ``(start_index, phase, step)`` where each phase begins.
+    """
+
+    bytes: list[int]
+    phases: list[tuple[int, str, int]]
+
+    def spans(self) -> list[tuple[int, int, str, int]]:
+        """``(start, end, phase, step)`` for each phase (``end`` exclusive)."""
+        ends = [p[0] for p in self.phases[1:]] + [len(self.bytes)]
+        return [(start, end, name, step) for (start, name, step), end in zip(self.phases, ends)]
+
+
+@dataclass
+class MemoryReport:
+    """One measurement of peak training memory.
+
+    Attributes:
+        peak_bytes: the headline: peak bytes allocated over the measured steps.
+        breakdown: bytes by category at the peak (parameters, gradients, optimizer_state,
+            activations, other); sums to ``peak_bytes`` (``other`` holds, on CUDA, what the
+            allocator saw beyond the tracked tensors).
+        activations_by_part: at the peak, saved-activation bytes per network part.
+        saved_after_forward: when the last forward ends, saved-activation bytes per part.
+        reserved_bytes: CUDA ``max_memory_reserved`` (``None`` off CUDA).
+    """
+
+    spec: ArchSpec
+    patch: tuple[int, int, int]
+    batch: int
+    precision: str
+    backend: str
+    device: str
+    params: int
+    peak_bytes: int
+    breakdown: dict[str, int]
+    activations_by_part: dict[str, int]
+    saved_after_forward: dict[str, int]
+    peak_phase: str
+    peak_step: int
+    timeline: Timeline
+    steps: int
+    seconds: float
+    reserved_bytes: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, timeline: bool = True) -> dict[str, Any]:
+        """A JSON-able dict (``spec`` as a dict; the timeline optional, it can be long)."""
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        data["patch"] = list(self.patch)
+        if timeline:
+            data["timeline"] = {"bytes": self.timeline.bytes,
+                                "phases": [list(p) for p in self.timeline.phases]}
+        else:
+            data.pop("timeline")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MemoryReport:
+        """Inverse of :meth:`to_dict` (a missing timeline becomes empty)."""
+        values = dict(data)
+        values["spec"] = ArchSpec.from_dict(values["spec"])
+        values["patch"] = tuple(values["patch"])
+        raw = values.get("timeline") or {"bytes": [], "phases": []}
+        values["timeline"] = Timeline(list(raw["bytes"]), [tuple(p) for p in raw["phases"]])
+        return cls(**values)
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``simulate``; checks ``cuda`` is usable."""
+    backend = look_up("backend", backend, BACKENDS)
+    if backend == "auto":
+        return "cuda" if torch.cuda.is_available() else "simulate"
+    if backend == "cuda" and not torch.cuda.is_available():
+        raise RevprofError("backend 'cuda' needs a CUDA GPU and none is visible "
+                           "(torch.cuda.is_available() is False); use --backend simulate or cpu")
+    return backend
+
+
+def environment(device: str) -> dict[str, Any]:
+    """Versions and device facts recorded with every measurement."""
+    env: dict[str, Any] = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": torch.get_num_threads(),
+    }
+    if device.startswith("cuda"):
+        env.update({
+            "device_name": torch.cuda.get_device_name(),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "allow_tf32": torch.backends.cudnn.allow_tf32,
+        })
+    return env
+
+
+def measure_memory(
+    spec: ArchSpec,
+    patch: Sequence[int] | int | str,
+    batch: int = 1,
+    precision: str = "fp32",
+    backend: str = "auto",
+    steps: int = 2,
+    seed: int = 0,
+) -> MemoryReport:
+    """Peak memory of ``steps`` training steps of ``spec`` on ``(batch, in_channels, *patch)``.
+
+    Args:
+        spec: the network.
+        patch: ``(D, H, W)`` or one size for all axes; each divisible by ``2**(levels-1)``.
+        batch: batch size.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+        backend: ``auto``, ``cuda``, ``cpu`` or ``simulate``.
+        steps: training steps, at least 2 (Adam's state is created in the first).
+
+    Raises:
+        RevprofError: an invalid patch, batch, precision, backend or step count.
+    """
+    patch = validate_patch(spec, patch)
+    if batch < 1:
+        raise RevprofError(f"batch must be at least 1; got {batch}")
+    if steps < 2:
+        raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
+    look_up("precision", precision, PRECISIONS)
+    backend = resolve_backend(backend)
+    if backend == "cuda":
+        from revprof.memory.cuda import measure_cuda
+
+        return measure_cuda(spec, patch, batch, precision, steps, seed)
+    return _measure_tracked(spec, patch, batch, precision, backend, steps, seed)
+
+
+def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
+                     backend: str, steps: int, seed: int) -> MemoryReport:
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        if backend == "simulate":
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            stack.enter_context(FakeTensorMode())
+        generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_model(spec)
+        optimizer = make_optimizer(model)
+        image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
+        target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
+        params = sum(p.numel() for p in model.parameters())
+
+        tracker = StorageTracker()
+        tracker.set_roles(lambda: parameters_of(model), lambda: gradients_of(model),
+                          lambda: optimizer_state_of(optimizer))
+        handles = tracker.attribute(attribution_parts(model))
+        saved_after_forward: dict[str, int] = {}
+
+        def on_phase(phase: str, step: int) -> None:
+            if phase == "backward" and step == steps - 1:
+                saved_after_forward.update(tracker.snapshot().activations_by_scope)
+            tracker.mark_phase(phase, step)
+
+        try:
+            with tracker, tracker.saving():
+                tracker.register([*model.parameters(), image, target])
+                for step in range(steps):
+                    training_step(model, optimizer, image, target, precision, on_phase, step)
+                    if step == 0:  # on a GPU Adam's step counters are host scalars
+                        tracker.uncount(optimizer_step_counters(optimizer))
+        finally:
+            for handle in handles:
+                handle.remove()
+    peak = tracker.peak
+    assert peak is not None
+    return MemoryReport(
+        spec=spec, patch=patch, batch=batch, precision=precision, backend=backend,
+        device="cpu" if backend == "cpu" else "cpu (fake tensors)", params=params,
+        peak_bytes=peak.bytes, breakdown={c: peak.categories[c] for c in CATEGORIES},
+        activations_by_part=peak.activations_by_scope, saved_after_forward=saved_after_forward,
+        peak_phase=peak.phase, peak_step=peak.step,
+        timeline=Timeline(tracker.timeline, [(m.index, m.name, m.step) for m in tracker.phases]),
+        steps=steps, seconds=time.perf_counter() - started, environment=environment("cpu"),
+    )

@@ -1,0 +1,98 @@
+"""The training step whose memory revprof measures, shared by every backend.
+
+Forward on a ``(batch, in_channels, *patch)`` input, soft Dice loss over the region channels,
+backward, Adam step (lr 1e-4, weight decay 1e-5, as the paper) and ``zero_grad(set_to_none=True)``.
+Adam runs its ``foreach`` implementation everywhere, because that is what it runs on CUDA by
+default and its temporaries are part of the peak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch import nn
+
+from revprof.errors import look_up
+from revprof.losses import soft_dice_loss
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+LEARNING_RATE = 1e-4
+WEIGHT_DECAY = 1e-5
+
+
+def make_optimizer(model: nn.Module) -> torch.optim.Adam:
+    """Adam as the paper trains (lr 1e-4, weight decay 1e-5), ``foreach`` as on CUDA."""
+    return torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY,
+                            foreach=True)
+
+
+def autocast_for(precision: str, device_type: str) -> AbstractContextManager[object]:
+    """The autocast context of ``precision`` (``fp32``: none)."""
+    dtype = PRECISIONS[look_up("precision", precision, PRECISIONS)]
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device_type, dtype=dtype)
+
+
+def attribution_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The network parts activation bytes are attributed to: stem, encoder.i, decoder.i, head."""
+    parts: dict[str, nn.Module] = {}
+    for name in ("stem", "encoders", "decoders", "head"):
+        module = getattr(model, name, None)
+        if isinstance(module, nn.ModuleList):
+            for i, child in enumerate(module):
+                parts[f"{name[:-1]}.{i}"] = child
+        elif module is not None:
+            parts[name] = module
+    return parts
+
+
+def parameters_of(model: nn.Module) -> Iterator[torch.Tensor]:
+    yield from model.parameters()
+
+
+def gradients_of(model: nn.Module) -> Iterator[torch.Tensor]:
+    for p in model.parameters():
+        if p.grad is not None:
+            yield p.grad
+
+
+def optimizer_state_of(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tensor]:
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, torch.Tensor):
+                yield value
+
+
+def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Adam's per-parameter ``step`` scalars, which live on the host on a GPU run."""
+    return [s["step"] for s in optimizer.state.values()
+            if isinstance(s.get("step"), torch.Tensor) and s["step"].dim() == 0]
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,
+                  target: torch.Tensor, precision: str, on_phase=None, step: int = 0) -> torch.Tensor:
+    """One step: forward, soft Dice loss, backward, Adam step, gradients set to ``None``.
+
+    Args:
+        image: ``(B, C_in, D, H, W)``.
+        target: ``(B, C_out, D, H, W)`` region masks.
+        on_phase: called with ``(phase, step)`` as ``forward``, ``backward`` and ``optimizer`` begin.
+
+    Returns:
+        The loss, detached (a scalar tensor).
+    """
+    notify = on_phase or (lambda phase, step: None)
+    notify("forward", step)
+    with autocast_for(precision, image.device.type):
+        probs = model(image)
+    loss = soft_dice_loss(probs, target)
+    del probs
+    notify("backward", step)
+    loss.backward()
+    notify("optimizer", step)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()

@@ -1,0 +1,231 @@
+"""A dispatch-level tracker of live tensor storage bytes, with CUDA's allocation rounding.
+
+Every aten op passes through :class:`StorageTracker` (a ``TorchDispatchMode``). Each storage an op
+returns is registered once, with its size rounded up as CUDA's caching allocator rounds
+allocations (to multiples of 512 bytes), and a finalizer takes it off the books the moment the
+storage dies. The live total after every op forms the timeline; its maximum is the peak.
+
+Because it only looks at storages, the tracker works the same on real CPU tensors and on fake
+tensors (``FakeTensorMode``: nothing allocated, nothing computed), and it sees through custom
+autograd code such as reversible sequences: forward under ``no_grad``, recomputation and nested
+``torch.autograd.grad`` calls in backward are ordinary ops to it.
+
+What it does not see: memory an op allocates and frees inside one kernel (cuDNN workspaces,
+temporaries of fused kernels), and the allocator's cache (reserved but unallocated memory).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+CUDA_ROUNDING = 512
+"""CUDA's caching allocator rounds every block up to a multiple of 512 bytes."""
+
+
+def rounded(nbytes: int, rounding: int = CUDA_ROUNDING) -> int:
+    """``nbytes`` rounded up to a multiple of ``rounding`` (0 stays 0)."""
+    return -(-nbytes // rounding) * rounding
+
+
+@dataclass
+class PhaseMark:
+    """The timeline index at which a phase of the step begins."""
+
+    index: int
+    name: str
+    step: int
+
+
+@dataclass
+class PeakSnapshot:
+    """What was live at the peak: bytes per category and per attribution scope."""
+
+    bytes: int
+    index: int
+    phase: str
+    step: int
+    categories: dict[str, int]
+    activations_by_scope: dict[str, int]
+
+
+@dataclass
+class _Roles:
+    """Storages whose role is known by identity when a snapshot is taken."""
+
+    parameters: Callable[[], Iterable[torch.Tensor]] = lambda: ()
+    gradients: Callable[[], Iterable[torch.Tensor]] = lambda: ()
+    optimizer_state: Callable[[], Iterable[torch.Tensor]] = lambda: ()
+
+
+CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations", "other")
+"""Breakdown categories; ``other`` holds temporaries, incoming gradients, the batch and the loss."""
+
+
+class StorageTracker(TorchDispatchMode):
+    """Count live storage bytes op by op.
+
+    Use it as a context manager around the work to measure, after registering the tensors that
+    already exist (:meth:`register`). Attribution of saved activations to parts of a network
+    needs :meth:`attribute` (module hooks) and :meth:`saving` (a ``saved_tensors_hooks``
+    context that notes what autograd saves).
+
+    Args:
+        rounding: allocation granularity applied to every storage (CUDA: 512 bytes).
+
+    Attributes:
+        live_bytes: bytes live now.
+        peak: what was live at the highest ``live_bytes`` seen so far.
+        timeline: ``live_bytes`` after every op.
+        phases: where each phase of each step begins in ``timeline``.
+    """
+
+    def __init__(self, rounding: int = CUDA_ROUNDING) -> None:
+        super().__init__()
+        self.rounding = rounding
+        self.live_bytes = 0
+        self.peak: PeakSnapshot | None = None
+        self.timeline: list[int] = []
+        self.phases: list[PhaseMark] = []
+        self._sizes: dict[int, int] = {}
+        self._saved_scope: dict[int, str] = {}
+        self._scope_stack: list[str] = []
+        self._roles = _Roles()
+        self._uncounted: set[int] = set()
+
+    # ---- registration ------------------------------------------------------------------
+    def register(self, tensors: Iterable[torch.Tensor]) -> None:
+        """Count the storages of tensors created before tracking began (parameters, the batch)."""
+        for tensor in tensors:
+            self._register(tensor)
+        self._after_op()
+
+    def _register(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = id(storage)
+        size = rounded(storage.nbytes(), self.rounding)
+        old = self._sizes.get(key)
+        if old is None:
+            self._sizes[key] = size
+            self.live_bytes += size
+            weakref.finalize(storage, self._release, key)
+        elif old != size:  # resized in place
+            self._sizes[key] = size
+            self.live_bytes += size - old
+
+    def _release(self, key: int) -> None:
+        self.live_bytes -= self._sizes.pop(key)
+        self._saved_scope.pop(key, None)
+        self._uncounted.discard(key)
+
+    def uncount(self, tensors: Iterable[torch.Tensor]) -> None:
+        """Stop counting these storages (e.g. host-side optimizer step counters on a GPU run)."""
+        for tensor in tensors:
+            key = id(tensor.untyped_storage())
+            if key in self._sizes and key not in self._uncounted:
+                self._uncounted.add(key)
+                self.live_bytes -= self._sizes[key]
+                self._sizes[key] = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for value in tree_flatten(out)[0]:
+            if isinstance(value, torch.Tensor):
+                self._register(value)
+        self._after_op()
+        return out
+
+    def _after_op(self) -> None:
+        self.timeline.append(self.live_bytes)
+        if self.peak is None or self.live_bytes > self.peak.bytes:
+            self.peak = self._snapshot()
+
+    # ---- phases and roles --------------------------------------------------------------
+    def mark_phase(self, name: str, step: int) -> None:
+        """Note that phase ``name`` (``forward``, ``backward``, ``optimizer``) of ``step`` starts now."""
+        self.phases.append(PhaseMark(len(self.timeline), name, step))
+
+    def set_roles(
+        self,
+        parameters: Callable[[], Iterable[torch.Tensor]],
+        gradients: Callable[[], Iterable[torch.Tensor]],
+        optimizer_state: Callable[[], Iterable[torch.Tensor]],
+    ) -> None:
+        """Tell the tracker how to find parameters, gradients and optimizer state at any moment."""
+        self._roles = _Roles(parameters, gradients, optimizer_state)
+
+    # ---- attribution -------------------------------------------------------------------
+    def attribute(self, parts: dict[str, nn.Module]) -> list[Any]:
+        """Attribute what autograd saves while ``parts[name]`` runs to ``name``; returns hook handles."""
+        handles = []
+        for name, module in parts.items():
+            handles.append(module.register_forward_pre_hook(self._enter(name)))
+            handles.append(module.register_forward_hook(self._leave))
+        return handles
+
+    def _enter(self, name: str) -> Callable[..., None]:
+        def hook(*_: Any) -> None:
+            self._scope_stack.append(name)
+        return hook
+
+    def _leave(self, *_: Any) -> None:
+        self._scope_stack.pop()
+
+    def push_scope(self, name: str) -> None:
+        """Attribute what is saved from now on to ``name`` (until :meth:`pop_scope`)."""
+        self._scope_stack.append(name)
+
+    def pop_scope(self) -> None:
+        self._scope_stack.pop()
+
+    def saving(self) -> torch.autograd.graph.saved_tensors_hooks:
+        """A context in which every tensor autograd saves for backward is noted as an activation."""
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            key = id(tensor.untyped_storage())
+            if key not in self._saved_scope:
+                phase = self.phases[-1].name if self.phases else "forward"
+                if phase != "forward":
+                    scope = f"{phase} recompute"
+                else:  # outside every attributed part of the forward: the loss
+                    scope = self._scope_stack[-1] if self._scope_stack else "loss"
+                self._saved_scope[key] = scope
+            # Detached, so a saved output does not hold its own grad_fn in a reference cycle.
+            return tensor.detach()
+
+        return torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor)
+
+    # ---- snapshots ---------------------------------------------------------------------
+    def _snapshot(self) -> PeakSnapshot:
+        roles: dict[int, str] = {}
+        for category, tensors in (
+            ("optimizer_state", self._roles.optimizer_state()),
+            ("gradients", self._roles.gradients()),
+            ("parameters", self._roles.parameters()),
+        ):
+            for tensor in tensors:
+                roles[id(tensor.untyped_storage())] = category
+        categories = dict.fromkeys(CATEGORIES, 0)
+        by_scope: dict[str, int] = {}
+        for key, size in self._sizes.items():
+            category = roles.get(key)
+            if category is None:
+                scope = self._saved_scope.get(key)
+                category = "other" if scope is None else "activations"
+                if scope is not None:
+                    by_scope[scope] = by_scope.get(scope, 0) + size
+            categories[category] += size
+        mark = self.phases[-1] if self.phases else PhaseMark(0, "setup", 0)
+        return PeakSnapshot(self.live_bytes, len(self.timeline) - 1, mark.name, mark.step,
+                            categories, by_scope)
+
+    def snapshot(self) -> PeakSnapshot:
+        """What is live now, by category and scope."""
+        return self._snapshot()

@@ -1,0 +1,57 @@
+"""A per-part summary of a built network: widths, blocks, execution and parameter counts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from revprof.spec import ArchSpec
+
+
+@dataclass(frozen=True)
+class PartSummary:
+    """One part of the network (stem, encoder.i, decoder.i, head)."""
+
+    part: str
+    width: int
+    blocks: int
+    execution: str
+    parameters: int
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    spec: ArchSpec
+    rows: list[PartSummary]
+    parameters: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"spec": self.spec.to_dict(), "parameters": self.parameters,
+                "parts": [asdict(r) for r in self.rows]}
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def summarize(spec: ArchSpec) -> ModelSummary:
+    """Summarise the network ``spec`` builds (built on the meta device: no memory is used)."""
+    from revprof.nn.unet import build_model
+
+    with torch.device("meta"):
+        model = build_model(spec)
+    rows = []
+    if spec.arch == "revunet":
+        rows.append(PartSummary("stem", spec.widths[0], 0, "plain", _count(model.stem)))
+    revunet = spec.arch == "revunet"
+    for side, modules, depths in (("encoder", model.encoders, spec.encoder_depth),
+                                  ("decoder", model.decoders, spec.decoder_depth)):
+        order = range(spec.levels) if side == "encoder" else reversed(range(spec.levels))
+        for i in order:
+            execution = spec.level_execution(i, side)
+            rows.append(PartSummary(f"{side}.{i}", spec.widths[i], depths[i] if revunet else 0,
+                                    execution, _count(modules[i])))
+    rows.append(PartSummary("head", spec.out_channels, 0, "plain", _count(model.head)))
+    return ModelSummary(spec, rows, _count(model))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -106,7 +107,7 @@ def _print_report(report: CheckReport) -> None:
     console.print(table)
     for problem in report.problems:
         style = "red" if problem.severity == "error" else "yellow"
-        console.print(f"[{style}]{problem}[/]", highlight=False, soft_wrap=True, markup=True)
+        console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True, markup=True)
     verdict = "[green]usable[/]" if report.ok else "[red]not usable[/]"
     console.print(f"dataset is {verdict}", highlight=False)
 

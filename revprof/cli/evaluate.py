@@ -53,12 +53,17 @@ def _table(result: EvaluationResult) -> Table:
     return table
 
 
+def _check_csv_target(path: Path) -> None:
+    """Fail before evaluating when ``--csv`` cannot be written there."""
+    if path.is_dir():
+        raise RevprofError(f"--csv must name a file; got a folder: {path}")
+    if not path.parent.is_dir():
+        raise RevprofError(f"--csv folder does not exist: {path.parent}")
+
+
 def _write_csv(result: EvaluationResult, path: Path) -> None:
     """Write one row per case and region, atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise RevprofError(f"--csv folder does not exist: {folder}")
+    folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
@@ -116,6 +121,8 @@ def evaluate_command(
     no_hd95: bool = typer.Option(False, "--no-hd95", help="Skip HD95 (faster)."),
 ) -> None:
     """Score predictions against references per case and region: Dice and HD95 (BraTS rules)."""
+    if csv is not None:
+        _check_csv_target(csv)
     result = _run(pred, ref, convention, hd95=not no_hd95)
     if csv is not None:
         _write_csv(result, csv)

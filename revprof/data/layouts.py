@@ -228,11 +228,12 @@ def _discover_brats_dir(
                 stray_seg = hints[0]
                 unmatched.remove(stray_seg)
 
+    owner = spelled[next(iter(groups))] if len(groups) == 1 else None
     for name in unmatched:
         index.problems.append(Problem(
             "ignored: the name matches no BraTS modality (expected <ID>_flair|_t1|_t1ce|_t2|_seg "
             "or <ID>-t2f|-t1n|-t1c|-t2w|-seg)",
-            case_id=directory.name, path=directory / name, severity="warning",
+            case_id=owner, path=directory / name, severity="warning",
         ))
 
     for key, mods in groups.items():
@@ -252,11 +253,12 @@ def _discover_brats_dir(
                 ))
         missing = [m for m in wanted if m not in chosen]
         if missing:
-            for mod in missing:
-                index.problems.append(Problem(
-                    f"missing {mod} image; case skipped",
-                    case_id=case_id, path=directory / f"{case_id}{sep}{mod}.nii.gz",
-                ))
+            names = [f"{case_id}{sep}{m}.nii.gz" for m in missing]
+            what = "image" if len(missing) == 1 else "images"
+            index.problems.append(Problem(
+                f"missing {', '.join(missing)} {what} (expected {', '.join(names)}); case skipped",
+                case_id=case_id, path=directory / names[0],
+            ))
             continue
         seg = chosen.get("seg")
         if seg is None and stray_seg is not None:

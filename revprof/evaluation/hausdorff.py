@@ -11,8 +11,12 @@ Definition (as MedPy's ``hd95`` and the BraTS toolkit compute it):
 Empty masks follow the BraTS 2021+ rules: both empty → 0.0; exactly one empty →
 :data:`HD95_EMPTY_PENALTY` (373.1287 mm, the diagonal of a 240 × 240 × 155 mm image).
 
-For speed both masks are first cropped to the bounding box of their union plus a one-voxel margin:
-distances between voxels inside the box do not change, so the result is exact.
+For speed both masks are first cropped to the bounding box of their union plus a one-voxel margin
+(surfaces and distances inside the box do not change, so the result is exact). The nearest
+surface voxel is then found either with a k-d tree over the surface voxels' mm coordinates (the
+usual case: surfaces are small next to the box; about 4x faster on real BraTS cases, where
+metastases spread the box over most of the brain) or, for huge noisy surfaces, with
+``scipy.ndimage.distance_transform_edt`` of the box. Both give the same distances.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from revprof.data.conventions import REGIONS
 from revprof.errors import RevprofError
@@ -34,6 +39,10 @@ It is the diagonal of the 240 × 240 × 155 mm BraTS image, ``sqrt(240² + 240²
 the value the BraTS 2021 and later evaluations use.
 """
 
+
+
+_KDTREE_COST = 20
+"""Rough cost of one surface voxel in the k-d tree, in box voxels of a distance transform."""
 
 
 def _to_numpy_bool(mask: object, what: str) -> np.ndarray:
@@ -95,10 +104,18 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray,
     crop = tuple(box)
     pred_s = _surface(pred[crop])
     ref_s = _surface(ref[crop])
-
-    to_ref = ndimage.distance_transform_edt(~ref_s, sampling=sampling)
-    to_pred = ndimage.distance_transform_edt(~pred_s, sampling=sampling)
-    return np.asarray(to_ref[pred_s], dtype=np.float64), np.asarray(to_pred[ref_s], dtype=np.float64)
+    n_pred, n_ref = int(np.count_nonzero(pred_s)), int(np.count_nonzero(ref_s))
+    if (n_pred + n_ref) * _KDTREE_COST < pred_s.size:
+        scale = np.asarray(sampling, dtype=np.float64)
+        pred_points = np.argwhere(pred_s) * scale  # (N, 3) mm
+        ref_points = np.argwhere(ref_s) * scale  # (M, 3) mm
+        to_ref, _ = cKDTree(ref_points).query(pred_points, k=1)
+        to_pred, _ = cKDTree(pred_points).query(ref_points, k=1)
+        return np.asarray(to_ref, dtype=np.float64), np.asarray(to_pred, dtype=np.float64)
+    to_ref_map = ndimage.distance_transform_edt(~ref_s, sampling=sampling)
+    to_pred_map = ndimage.distance_transform_edt(~pred_s, sampling=sampling)
+    return (np.asarray(to_ref_map[pred_s], dtype=np.float64),
+            np.asarray(to_pred_map[ref_s], dtype=np.float64))
 
 
 def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None,

@@ -136,6 +136,8 @@ class StorageTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
+        if func.namespace == "prim":  # metadata queries (fake tensors ask for .device this way)
+            return out
         for value in tree_flatten(out)[0]:
             if isinstance(value, torch.Tensor):
                 self._register(value)

@@ -1,0 +1,354 @@
+"""Load what a report shows: the trials of an Optuna study, or the rows of a results table.
+
+Both sources become one :class:`Source` holding typed :class:`TrialRow` s, so everything after
+loading is the same for a sweep's store (``docs/store-schema.md``) and a ``revprof measure
+--steps`` results file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from revprof.errors import RevprofError
+from revprof.spec import ArchSpec
+
+DEFAULT_STORE = Path(".revprof") / "studies.journal"
+"""The sweep's embedded store, relative to the working directory."""
+
+STATUSES = ("ok", "infeasible", "oom", "diverged", "failed", "interrupted")
+REQUIRED_COLUMNS = ("spec", "peak_bytes")
+RESULT_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
+
+
+class Dice(NamedTuple):
+    """Mean Dice over the validation cases, per region and their mean."""
+
+    wt: float
+    tc: float
+    et: float
+    mean: float
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of a study, or one row of a results table.
+
+    ``number`` is the Optuna trial number (results rows: the row index). ``state`` is Optuna's
+    trial state name (``ROW`` for a results row); ``status`` the revprof status of the schema.
+    Sizes are bytes; ``None`` where the store holds nothing.
+    """
+
+    number: int
+    state: str
+    status: str
+    spec: ArchSpec | None
+    spec_words: str
+    patch: tuple[int, int, int] | None
+    batch: int | None
+    precision: str | None
+    peak_bytes: int | None
+    predicted_peak_bytes: int | None = None
+    params: int | None = None
+    breakdown: Mapping[str, int] | None = None
+    activations_by_part: Mapping[str, int] | None = None
+    dice: Dice | None = None
+    seconds_per_step: float | None = None
+    device: str | None = None
+    environment: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    completed: datetime | None = None
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """The peak to plot: the measured peak, else the predicted one."""
+        return self.peak_bytes if self.peak_bytes is not None else self.predicted_peak_bytes
+
+    @property
+    def label(self) -> str:
+        """``#3`` for a trial, ``row 3`` for a results row."""
+        return f"row {self.number}" if self.state == "ROW" else f"#{self.number}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the trials came from and the settings recorded with them."""
+
+    kind: str  # "study" or "results"
+    name: str
+    location: str
+    trials: tuple[TrialRow, ...]
+    budget_bytes: int | None = None
+    memory_only: bool = False
+    objectives: tuple[str, ...] = ()
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    revprof_version: str | None = None
+
+
+# ---- studies ------------------------------------------------------------------------------
+def open_storage(storage: str | None) -> tuple[Any, str]:
+    """The Optuna storage for ``storage`` (``None``: the sweep's journal file) and its description.
+
+    Accepts ``sqlite:///file.db``, ``postgresql://...`` (any SQLAlchemy URL) or a path to a
+    ``.journal`` file. Nothing is created: a missing file is an error.
+    """
+    import optuna
+
+    if storage is None:
+        path = DEFAULT_STORE
+        if not path.exists():
+            raise RevprofError(f"no study store at {path} (the sweep's default); run `revprof sweep` "
+                               f"first, or pass --storage URL or --results FILE")
+        return _journal(path), str(path)
+    if "://" in storage:
+        if storage.startswith("sqlite:///"):
+            path = Path(storage[len("sqlite:///"):])
+            if not path.exists():
+                raise RevprofError(f"storage {storage}: no such database file {path}")
+        try:
+            return optuna.storages.RDBStorage(storage, skip_table_creation=True), storage
+        except Exception as error:  # SQLAlchemy and driver errors come in many types
+            raise RevprofError(f"cannot open storage {storage}: {_one_line(error)}") from None
+    path = Path(storage)
+    if not path.exists():
+        raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
+                           f"postgresql://... or the path of a .journal file)")
+    return _journal(path), str(path)
+
+
+def _journal(path: Path) -> Any:
+    import optuna
+
+    try:
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    except Exception as error:
+        raise RevprofError(f"cannot read journal {path}: {_one_line(error)}") from None
+
+
+def load_study(study_name: str, storage: str | None = None) -> Source:
+    """Every trial of ``study_name`` that carries a spec, with the study's settings.
+
+    Raises:
+        RevprofError: no store, an empty store, an unknown study (listing the known ones), or a
+            study with no revprof trials.
+    """
+    import optuna
+
+    store, where = open_storage(storage)
+    try:
+        names = sorted(s.study_name for s in store.get_all_studies())
+    except Exception as error:
+        raise RevprofError(f"cannot read studies from {where}: {_one_line(error)}") from None
+    if not names:
+        raise RevprofError(f"the store {where} holds no studies; run `revprof sweep` first")
+    if study_name not in names:
+        from revprof.errors import closest
+
+        raise RevprofError(f"no study named {study_name!r} in {where}{closest(study_name, names)}; "
+                           f"studies there: {', '.join(names)}")
+    study = optuna.load_study(study_name=study_name, storage=store)
+    attrs = study.user_attrs
+    trials = tuple(row for row in (_trial_row(t) for t in study.get_trials(deepcopy=False))
+                   if row is not None)
+    if not trials:
+        raise RevprofError(f"study {study_name!r} in {where} has no finished trials with a spec yet")
+    fixed = attrs.get("fixed") or {}
+    parsed = attrs.get("study") or {}
+    data = fixed.get("data") or parsed.get("data")
+    budget = attrs.get("budget_bytes")
+    memory_only = bool(attrs.get("memory_only", False)) or all(t.dice is None for t in trials)
+    return Source(
+        kind="study", name=study_name, location=where, trials=trials,
+        budget_bytes=int(budget) if budget is not None else None, memory_only=memory_only,
+        objectives=tuple(attrs.get("objectives") or ()), fixed=dict(fixed),
+        data=None if data is None else (data if isinstance(data, str) else json.dumps(data, sort_keys=True)),
+        revprof_version=attrs.get("revprof_version"),
+    )
+
+
+def _trial_row(trial: Any) -> TrialRow | None:
+    attrs = trial.user_attrs
+    if "spec" not in attrs or trial.state.name in ("RUNNING", "WAITING"):
+        return None
+    try:
+        spec = ArchSpec.from_dict(attrs["spec"])
+    except RevprofError as error:
+        raise RevprofError(f"trial {trial.number}: its spec is not valid: {error}") from None
+    status = attrs.get("status") or {"COMPLETE": "ok", "FAIL": "failed", "PRUNED": "interrupted"}.get(
+        trial.state.name, "failed")
+    completed = trial.datetime_complete or trial.datetime_start
+    return TrialRow(
+        number=trial.number, state=trial.state.name, status=str(status), spec=spec,
+        spec_words=attrs.get("spec_words") or spec.describe(),
+        patch=_patch(attrs.get("patch"), f"trial {trial.number}"),
+        batch=_int_or_none(attrs.get("batch")), precision=attrs.get("precision"),
+        peak_bytes=_int_or_none(attrs.get("peak_bytes")),
+        predicted_peak_bytes=_int_or_none(attrs.get("predicted_peak_bytes")),
+        params=_int_or_none(attrs.get("params")),
+        breakdown=_sizes(attrs.get("breakdown")),
+        activations_by_part=_sizes(attrs.get("activations_by_part")),
+        dice=_dice(attrs.get("dice")),
+        seconds_per_step=_float_or_none(attrs.get("seconds_per_step")),
+        device=attrs.get("device"), environment=dict(attrs.get("environment") or {}),
+        error=attrs.get("error"), completed=_utc(completed),
+    )
+
+
+# ---- results files ------------------------------------------------------------------------
+def load_results(path: Path) -> Source:
+    """The rows of a results table (CSV, Parquet or JSON lines), one per run.
+
+    Raises:
+        RevprofError: a missing or unreadable file, an unknown format, missing required columns
+            (``spec``, ``peak_bytes``), no rows, or a row with an invalid spec or patch.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise RevprofError(f"results file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path)
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson", ".json"):
+            frame = pd.read_json(path, lines=True)
+        else:
+            raise RevprofError(f"results file {path}: unknown format {suffix or '(no suffix)'!r}; "
+                               f"use one of {', '.join(RESULT_SUFFIXES)}")
+    except RevprofError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise RevprofError(f"results file {path} is empty") from None
+    except Exception as error:
+        raise RevprofError(f"cannot read results file {path}: {_one_line(error)}") from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RevprofError(f"results file {path} lacks required column(s) {', '.join(missing)} "
+                           f"(it has: {', '.join(map(str, frame.columns)) or 'none'})")
+    if frame.empty:
+        raise RevprofError(f"results file {path} has no rows")
+    rows = tuple(_result_row(i, record) for i, record in enumerate(frame.to_dict("records")))
+    return Source(kind="results", name=path.stem, location=str(path), trials=rows,
+                  memory_only=all(r.dice is None for r in rows))
+
+
+def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+    where = f"row {index}"
+    raw_spec = _clean(record.get("spec"))
+    if raw_spec is None:
+        raise RevprofError(f"{where}: the spec column is empty")
+    try:
+        spec = ArchSpec.from_dict(json.loads(raw_spec) if isinstance(raw_spec, str) else raw_spec)
+    except (json.JSONDecodeError, RevprofError) as error:
+        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
+    parts = {k: _float_or_none(record.get(f"dice_{k}")) for k in ("wt", "tc", "et", "mean")}
+    dice = None
+    if any(v is not None for v in parts.values()):
+        regions = [parts[k] for k in ("wt", "tc", "et")]
+        mean = parts["mean"]
+        if mean is None and all(v is not None for v in regions):
+            mean = sum(regions) / 3  # type: ignore[arg-type]
+        dice = Dice(*(math.nan if v is None else v for v in (*regions, mean)))
+    peak = _int_or_none(record.get("peak_bytes"))
+    if peak is None:
+        raise RevprofError(f"{where}: peak_bytes is empty")
+    return TrialRow(
+        number=index, state="ROW", status=str(_clean(record.get("status")) or "ok"), spec=spec,
+        spec_words=spec.describe(), patch=_patch(_clean(record.get("patch")), where),
+        batch=_int_or_none(record.get("batch")), precision=_clean(record.get("precision")),
+        peak_bytes=peak, predicted_peak_bytes=_int_or_none(record.get("predicted_peak_bytes")),
+        params=_int_or_none(record.get("params")), dice=dice,
+        seconds_per_step=_float_or_none(record.get("seconds_per_step")),
+        device=_clean(record.get("device")), completed=_timestamp(_clean(record.get("timestamp"))),
+    )
+
+
+# ---- value helpers ------------------------------------------------------------------------
+def _clean(value: Any) -> Any:
+    """``None`` for missing values (``None``, NaN, empty text)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    value = _clean(value)
+    return None if value is None else int(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    value = _clean(value)
+    return None if value is None else float(value)
+
+
+def _sizes(value: Any) -> dict[str, int] | None:
+    if not isinstance(value, Mapping):
+        return None
+    return {str(k): int(v) for k, v in value.items()}
+
+
+def _dice(value: Any) -> Dice | None:
+    if not isinstance(value, Mapping):
+        return None
+    regions = [float(value.get(k, math.nan)) for k in ("wt", "tc", "et")]
+    mean = value.get("mean")
+    return Dice(*regions, float(mean) if mean is not None else sum(regions) / 3)
+
+
+def _patch(value: Any, where: str) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text) if text.startswith("[") else [int(v) for v in text.split(",")]
+        except ValueError:
+            raise RevprofError(f"{where}: patch must be D,H,W or a JSON list; got {text!r}") from None
+    if isinstance(value, (int, float)):
+        value = [int(value)] * 3
+    try:
+        sizes = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise RevprofError(f"{where}: patch must be D,H,W or a JSON list; got {value!r}") from None
+    if len(sizes) != 3:
+        raise RevprofError(f"{where}: patch must have 3 sizes D,H,W; got {value!r}")
+    return sizes  # type: ignore[return-value]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # Optuna stores naive local times
+        moment = moment.astimezone()
+    return moment.astimezone(timezone.utc)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    if isinstance(value, datetime):
+        return _utc(value)
+    try:
+        return _utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

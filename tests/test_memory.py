@@ -1,0 +1,157 @@
+"""The memory engine: simulate equals cpu to the byte, breakdowns sum to the peak, depth growth,
+and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from revprof import ArchSpec, RevprofError, spec_from_options
+from revprof.cli.app import app
+from revprof.memory import CATEGORIES, MemoryReport, StorageTracker, measure_memory
+from revprof.memory.tracker import rounded
+from revprof.units import format_bytes, parse_bytes
+
+TINY = spec_from_options(width=8, levels=3, depth=2)
+SPECS = [
+    pytest.param(TINY, id="revunet-reversible"),
+    pytest.param(TINY.with_execution("plain"), id="revunet-plain"),
+    pytest.param(TINY.with_execution("checkpoint"), id="revunet-checkpoint"),
+    pytest.param(spec_from_options(width=8, levels=3, reversible="encoder", checkpoint=True), id="revunet-mixed"),
+    pytest.param(spec_from_options(arch="nonewnet", width=6, levels=3, groups=3), id="nonewnet-plain"),
+    pytest.param(spec_from_options(arch="nonewnet", width=6, levels=3, groups=3, checkpoint=True),
+                 id="nonewnet-checkpoint"),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_simulate_equals_cpu_to_the_byte(spec):
+    cpu = measure_memory(spec, (16, 16, 8), batch=2, backend="cpu")
+    simulated = measure_memory(spec, (16, 16, 8), batch=2, backend="simulate")
+    assert simulated.peak_bytes == cpu.peak_bytes
+    assert simulated.breakdown == cpu.breakdown
+    assert simulated.timeline.bytes == cpu.timeline.bytes
+    assert simulated.saved_after_forward == cpu.saved_after_forward
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_breakdown_sums_to_peak_and_parts_are_sane(spec):
+    report = measure_memory(spec, 16, backend="simulate")
+    assert tuple(report.breakdown) == CATEGORIES
+    assert sum(report.breakdown.values()) == report.peak_bytes
+    assert report.peak_bytes == max(report.timeline.bytes)
+    param_bytes = sum(rounded(4 * p) for p in _param_sizes(spec))
+    assert report.breakdown["parameters"] == param_bytes
+    assert report.params == sum(_param_sizes(spec))
+    assert [p[1] for p in report.timeline.phases] == ["forward", "backward", "optimizer"] * 2
+    assert set(report.saved_after_forward) >= {"encoder.0", "decoder.0"}
+
+
+def _param_sizes(spec: ArchSpec) -> list[int]:
+    from revprof import build_model
+
+    with torch.device("meta"):
+        return [p.numel() for p in build_model(spec).parameters()]
+
+
+def test_adam_state_is_twice_the_parameters_at_a_second_step_peak():
+    report = measure_memory(TINY.with_execution("plain"), 16, backend="simulate")
+    assert report.peak_step == 1 or report.breakdown["optimizer_state"] == 0
+    if report.peak_step == 1:
+        assert report.breakdown["optimizer_state"] == 2 * report.breakdown["parameters"]
+
+
+def test_tracker_counts_rounded_storages_and_frees():
+    tracker = StorageTracker()
+    with tracker:
+        a = torch.empty(1000, dtype=torch.uint8)  # 1000 B -> 1024
+        view = a[10:]  # same storage: not counted again
+        b = torch.empty(10, dtype=torch.float32)  # 40 B -> 512
+        assert tracker.live_bytes == 1024 + 512
+        del a
+        assert tracker.live_bytes == 1024 + 512  # the view keeps the storage alive
+        del view, b
+        torch.empty(1)
+    assert tracker.peak.bytes == 1536
+    assert tracker.live_bytes == 0
+
+
+def test_reversible_depth_growth_is_tiny_next_to_plain():
+    base = spec_from_options(width=8, levels=3)
+    peaks = {e: [measure_memory(base.with_depth(d).with_execution(e), 32, backend="simulate").peak_bytes
+                 for d in (1, 4)] for e in ("reversible", "plain")}
+    plain_growth = peaks["plain"][1] - peaks["plain"][0]
+    reversible_growth = peaks["reversible"][1] - peaks["reversible"][0]
+    assert peaks["plain"][1] > 2 * peaks["plain"][0]
+    assert reversible_growth < plain_growth / 10
+
+
+def test_report_round_trips_through_json():
+    report = measure_memory(TINY, 16, backend="simulate")
+    again = MemoryReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.spec == report.spec and again.peak_bytes == report.peak_bytes
+    assert again.timeline.spans() == report.timeline.spans()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"patch": 18}, "must be divisible by 2^(levels-1)=4", id="patch"),
+        pytest.param({"precision": "fp8"}, "precision must be one of fp32, bf16, fp16", id="precision"),
+        pytest.param({"backend": "gpu"}, "backend must be one of", id="backend"),
+        pytest.param({"steps": 1}, "steps must be at least 2", id="steps"),
+        pytest.param({"batch": 0}, "batch must be at least 1", id="batch"),
+    ],
+)
+def test_bad_measure_arguments(kwargs, message):
+    with pytest.raises(RevprofError) as error:
+        measure_memory(TINY, **{"patch": 16, **kwargs})
+    assert message in str(error.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_backend_without_gpu_is_a_clear_error():
+    result = CliRunner().invoke(app, ["measure", "--backend", "cuda"])
+    assert result.exit_code == 1
+    assert "needs a CUDA GPU" in result.output and "Traceback" not in result.output
+
+
+def test_measure_command_json_keys():
+    result = CliRunner().invoke(app, ["measure", "--levels", "3", "--width", "8", "--patch", "16,16,8",
+                                      "--backend", "simulate", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for key in ("spec", "patch", "batch", "precision", "backend", "device", "params", "peak_bytes", "breakdown"):
+        assert key in data
+    assert data["patch"] == [16, 16, 8] and sum(data["breakdown"].values()) == data["peak_bytes"]
+
+
+def test_measure_command_table_and_bad_patch():
+    runner = CliRunner()
+    result = runner.invoke(app, ["measure", "--levels", "3", "--width", "8", "--patch", "16", "--backend", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "peak memory" in result.output and "activations" in result.output
+    result = runner.invoke(app, ["measure", "--patch", "100"])
+    assert result.exit_code == 1
+    assert "axis D=100 must be divisible by 2^(levels-1)=16" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("text", "value"), [("11GiB", 11 * 2**30), ("12GB", 12 * 10**9),
+                                             ("512 MiB", 512 * 2**20), ("1.5GiB", 3 * 2**29)])
+def test_parse_bytes(text, value):
+    assert parse_bytes(text) == value
+
+
+@pytest.mark.parametrize("text", ["11 gigs", "11", "GiB", "eleven GiB"])
+def test_parse_bytes_rejects(text):
+    with pytest.raises(RevprofError, match="memory size must be a number with a unit"):
+        parse_bytes(text)
+
+
+def test_format_bytes():
+    assert format_bytes(3 * 2**30) == "3.00 GiB"
+    assert format_bytes(512) == "512 B"

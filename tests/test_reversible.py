@@ -1,0 +1,193 @@
+"""Reversible execution: same loss and gradients as plain and checkpointed, exact inversion,
+saved bytes that do not grow with depth, and the paper's parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from revprof import ArchSpec, build_model, spec_from_options
+from revprof.cli.app import app
+from revprof.nn import CouplingBlock, ReversibleSequence
+
+EXECUTIONS = ("reversible", "plain", "checkpoint")
+
+SPECS = [
+    pytest.param(spec_from_options(width=8, levels=3), id="w8-l3-d1"),
+    pytest.param(spec_from_options(width=4, levels=2, depth="3,2"), id="w4-l2-d3,2"),
+    pytest.param(spec_from_options(width=8, levels=3, encoder_depth=3, decoder_depth=1, groups=2),
+                 id="fat-encoder"),
+    pytest.param(spec_from_options(width=8, levels=3, depth=2, reversible="1,0,1"), id="mixed"),
+]
+
+
+def _loss_and_grads(spec: ArchSpec, state: dict, x: torch.Tensor):
+    model = build_model(spec).to(x.dtype)
+    model.load_state_dict(state)
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    weights = torch.linspace(-1, 1, out.numel(), dtype=x.dtype).reshape(out.shape)
+    loss = (out * weights).sum()
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    return loss.detach(), grads, x.grad.clone()
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+
+
+@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-10), (torch.float32, 1e-4)],
+                         ids=["float64", "float32"])
+def test_gradients_equal_across_executions(spec, dtype, tolerance):
+    state = build_model(spec).to(dtype).state_dict()
+    x = torch.randn(2, 4, 8, 8, 8, dtype=dtype)
+    results = {e: _loss_and_grads(spec.with_execution(e), state, x) for e in EXECUTIONS}
+    if spec.execution == "mixed":
+        results["mixed"] = _loss_and_grads(spec, state, x)
+    loss0, grads0, dx0 = results["plain"]
+    for execution, (loss, grads, dx) in results.items():
+        assert abs((loss - loss0) / loss0).item() < tolerance, execution
+        assert _relative(dx, dx0) < tolerance, execution
+        assert grads.keys() == grads0.keys()
+        for name in grads0:
+            assert _relative(grads[name], grads0[name]) < tolerance, (execution, name)
+
+
+def test_inversion_reconstructs_inputs():
+    torch.manual_seed(1)
+    blocks = [CouplingBlock(8, 2).double() for _ in range(4)]
+    x = torch.randn(2, 8, 6, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        z = x.clone()
+        for block in blocks:
+            block.forward_(z)
+        assert _relative(z, x) > 1e-3  # the blocks really changed it
+        for block in reversed(blocks):
+            block.inverse_(z)
+    assert _relative(z, x) < 1e-12
+
+
+def test_in_place_forward_matches_autograd_forward():
+    block = CouplingBlock(8, 4).double()
+    x = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(block.forward_(x.clone()), block(x), rtol=0, atol=1e-14)
+
+
+def _saved_bytes(spec: ArchSpec, part: str) -> int:
+    """Bytes autograd saves while the encoder level-0 sequence runs (counted by storage)."""
+    model = build_model(spec)
+    target = model.encoders[0].blocks if part == "sequence" else model
+    storages: dict[int, int] = {}
+    recording = [False]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if recording[0] and not isinstance(t, torch.nn.Parameter):
+            storages[id(t.untyped_storage())] = t.untyped_storage().nbytes()
+        return t
+
+    target.register_forward_pre_hook(lambda *_: recording.__setitem__(0, True))
+    target.register_forward_hook(lambda *_: recording.__setitem__(0, False))
+    x = torch.randn(1, 4, 16, 16, 16)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(x)
+    out.sum().backward()
+    return sum(storages.values())
+
+
+def test_saved_bytes_do_not_grow_with_depth_when_reversible():
+    base = spec_from_options(width=8, levels=2)
+    reversible = [_saved_bytes(base.with_depth(d).with_execution("reversible"), "sequence") for d in (1, 2, 4)]
+    plain = [_saved_bytes(base.with_depth(d).with_execution("plain"), "sequence") for d in (1, 2, 4)]
+    assert reversible[0] == reversible[1] == reversible[2] > 0
+    # plain grows linearly: the same increment per added block
+    assert plain[1] - plain[0] > 0
+    assert plain[2] - plain[1] == 2 * (plain[1] - plain[0])
+    assert plain[0] > reversible[0]
+
+
+def test_paper_parameter_counts():
+    with torch.device("meta"):
+        revunet = build_model(ArchSpec.paper_revunet())
+        nonewnet = build_model(ArchSpec.paper_nonewnet())
+    assert sum(p.numel() for p in revunet.parameters()) == 12_365_283
+    assert sum(p.numel() for p in nonewnet.parameters()) == 12_425_253
+
+
+def test_output_shape_and_range():
+    model = build_model(spec_from_options(width=8, levels=3))
+    out = model(torch.randn(2, 4, 8, 12, 16))
+    assert out.shape == (2, 3, 8, 12, 16)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_no_grad_inference_matches_and_saves_nothing():
+    spec = spec_from_options(width=8, levels=3, depth=2)
+    model = build_model(spec)
+    x = torch.randn(1, 4, 8, 8, 8)
+    with torch.no_grad():
+        y = model(x)
+    assert y.grad_fn is None
+    assert torch.allclose(y, model(x).detach(), atol=1e-6)
+    with torch.inference_mode():
+        assert torch.allclose(model(x), y, atol=1e-6)
+
+
+def test_autograd_grad_reaches_parameters_through_reversible_sequence():
+    """Parameters are inputs of the reversible Function, so torch.autograd.grad sees them."""
+    sequence = ReversibleSequence([CouplingBlock(8, 2) for _ in range(2)]).double()
+    x = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    grads = torch.autograd.grad(sequence(x).square().sum(), [x, *sequence.parameters()])
+    plain = ReversibleSequence(sequence.blocks, execution="plain")
+    expected = torch.autograd.grad(plain(x).square().sum(), [x, *plain.parameters()])
+    for got, want in zip(grads, expected, strict=True):
+        assert _relative(got, want) < 1e-10
+
+
+def test_nested_backward_through_reversible_inside_checkpoint():
+    spec = spec_from_options(width=8, levels=2, depth=2)
+    model = build_model(spec).double()
+    x = torch.randn(1, 4, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = torch.utils.checkpoint.checkpoint(model, x, use_reentrant=False)
+    (dx,) = torch.autograd.grad(out.sum(), x)
+    plain = build_model(spec.with_execution("plain")).double()
+    plain.load_state_dict(model.state_dict())
+    (want,) = torch.autograd.grad(plain(x).sum(), x)
+    assert _relative(dx, want) < 1e-10
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_mixed_precision_autocast(dtype):
+    spec = spec_from_options(width=8, levels=2, depth=2)
+    state = build_model(spec).state_dict()
+    x = torch.randn(1, 4, 8, 8, 8)
+    grads = {}
+    for execution in ("reversible", "plain"):
+        model = build_model(spec.with_execution(execution))
+        model.load_state_dict(state)
+        with torch.autocast("cpu", dtype=dtype):
+            out = model(x)
+        assert out.dtype == dtype or out.dtype == torch.float32
+        out.float().sum().backward()
+        grads[execution] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    # reconstruction in low precision is not exact; the gradients must still agree closely
+    assert _relative(grads["reversible"], grads["plain"]) < 0.05
+
+
+def test_model_command_prints_levels_and_totals():
+    result = CliRunner().invoke(app, ["model"])
+    assert result.exit_code == 0, result.output
+    assert "12,365,283" in result.output and "decoder.0" in result.output
+    result = CliRunner().invoke(app, ["model", "--arch", "nonewnet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"parameters": 12425253' in result.output
+
+
+def test_model_command_bad_input_is_one_line():
+    result = CliRunner().invoke(app, ["model", "--widths", "60,121"])
+    assert result.exit_code == 1
+    assert "widths[1]=121 must be even" in result.output
+    assert "Traceback" not in result.output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,7 +15,9 @@ from revprof.cli.spec_options import (
     Reversible, SpecOptions, Width, Widths,
 )
 from revprof.memory import measure_memory
-from revprof.memory.render import report_tables
+from revprof.memory.render import report_tables, training_tables
+from revprof.spec import ArchSpec, parse_patch, validate_patch
+from revprof.train import TrainResult, TrainSettings, append_row, run_training
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
@@ -31,15 +35,72 @@ def measure(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeline: Annotated[bool, typer.Option("--timeline/--no-timeline",
                                            help="Include the op-by-op timeline in --json.")] = False,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, rich_help_panel="Training run",
+                                              help="Train for N steps on BraTS data and report Dice.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", rich_help_panel="Training run",
+                                              help="BraTS data folder (default: synthetic demo cases).")] = None,
+    val_cases: Annotated[int, typer.Option("--val-cases", min=1, rich_help_panel="Training run",
+                                           help="Held-out cases for Dice.")] = 2,
+    seed: Annotated[int, typer.Option("--seed", rich_help_panel="Training run")] = 0,
+    device: Annotated[str, typer.Option("--device", rich_help_panel="Training run",
+                                        help="auto, cpu, cuda or cuda:N.")] = "auto",
+    convention: Annotated[str | None, typer.Option("--convention", rich_help_panel="Training run",
+                                                   help="Force a label convention.")] = None,
+    crop: Annotated[str | None, typer.Option("--crop", rich_help_panel="Training run",
+                                             help="Centre crop/pad size (default 160,192,160 or the "
+                                                  "brain box of smaller volumes).")] = None,
+    results: Annotated[Path, typer.Option("--results", rich_help_panel="Training run",
+                                          help="Results table the run is appended to.")] = Path("results/runs.csv"),
+    save_model: Annotated[Path | None, typer.Option("--save-model", rich_help_panel="Training run")] = None,
+    save_predictions: Annotated[Path | None, typer.Option("--save-predictions", rich_help_panel="Training run",
+                                                          help="Write NIfTI label maps of the "
+                                                               "validation cases here.")] = None,
 ) -> None:
-    """Peak memory of a training step (forward, soft Dice, backward, Adam) with its breakdown."""
+    """Peak memory of a training step (forward, soft Dice, backward, Adam) with its breakdown;
+    with --steps, a short training run with Dice for WT, TC and ET."""
     spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                        decoder_depth, reversible, checkpoint, groups).build()
+    if steps is not None:
+        settings = TrainSettings(
+            data=data, patch=validate_patch(spec, patch), steps=steps, val_cases=val_cases,
+            precision=precision, device=device, seed=seed, batch=batch, convention=convention,
+            crop=parse_patch(crop) if crop else None,
+        )
+        result = run_training(spec, settings, progress=not as_json, save_model=save_model,
+                              save_predictions=save_predictions)
+        append_row(result_row(spec, settings, result), results)
+        if as_json:
+            print(json.dumps({"spec": spec.to_dict(), "patch": list(settings.patch), "batch": batch,
+                              "precision": precision, "backend": "training run", **result.to_dict()}))
+        else:
+            console.print(training_tables(spec, settings, result))
+            console.print(f"appended to {results}")
+        return
     report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend)
     if as_json:
         print(json.dumps(report.to_dict(timeline=timeline)))
     else:
         console.print(report_tables(report))
+
+
+def result_row(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> dict[str, object]:
+    """One row of the results table (see ``docs/store-schema.md`` for the column meanings)."""
+    dice = result.dice or {}
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "spec": spec.to_json(), "spec_words": spec.describe(),
+        "patch": ",".join(map(str, settings.patch)), "batch": settings.batch,
+        "precision": settings.precision, "steps": settings.steps, "seed": settings.seed,
+        "data": str(settings.data) if settings.data else "synthetic", "status": result.status,
+        "peak_bytes": result.peak_bytes, "predicted_peak_bytes": result.predicted_peak_bytes,
+        "dice_wt": dice.get("wt"), "dice_tc": dice.get("tc"), "dice_et": dice.get("et"),
+        "dice_mean": dice.get("mean"), "seconds_per_step": result.seconds_per_step,
+        "voxels_per_second": result.voxels_per_second, "device": result.device,
+        "loss_first": result.losses[0] if result.losses else None,
+        "loss_last": result.losses[-1] if result.losses else None,
+        "dice_per_case": [vars(c) for c in result.dice_per_case],
+        "environment": result.environment, "error": result.error,
+    }
 
 
 def register(app: typer.Typer) -> None:

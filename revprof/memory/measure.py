@@ -25,11 +25,9 @@ from revprof.errors import RevprofError, look_up
 from revprof.memory.step import (
     PRECISIONS,
     attribution_parts,
-    gradients_of,
     make_optimizer,
     optimizer_state_of,
     optimizer_step_counters,
-    parameters_of,
     training_step,
 )
 from revprof.memory.tracker import CATEGORIES, StorageTracker
@@ -198,9 +196,10 @@ def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, pr
         params = sum(p.numel() for p in model.parameters())
 
         tracker = StorageTracker()
-        tracker.set_roles(lambda: parameters_of(model), lambda: gradients_of(model),
-                          lambda: optimizer_state_of(optimizer))
         handles = tracker.attribute(attribution_parts(model))
+        for p in model.parameters():
+            handles.append(p.register_post_accumulate_grad_hook(
+                lambda p: tracker.mark("gradients", [p.grad])))
         saved_after_forward: dict[str, int] = {}
 
         def on_phase(phase: str, step: int) -> None:
@@ -211,10 +210,12 @@ def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, pr
         try:
             with tracker, tracker.saving():
                 tracker.register([*model.parameters(), image, target])
+                tracker.mark("parameters", model.parameters())
                 for step in range(steps):
                     training_step(model, optimizer, image, target, precision, on_phase, step)
                     if step == 0:  # on a GPU Adam's step counters are host scalars
                         tracker.uncount(optimizer_step_counters(optimizer))
+                        tracker.mark("optimizer_state", optimizer_state_of(optimizer))
         finally:
             for handle in handles:
                 handle.remove()

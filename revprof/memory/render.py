@@ -6,6 +6,7 @@ from rich.console import Group
 from rich.table import Table
 
 from revprof.memory.measure import MemoryReport
+from revprof.spec import ArchSpec
 from revprof.units import format_bytes
 
 
@@ -37,3 +38,30 @@ def report_tables(report: MemoryReport) -> Group:
     for part, size in report.saved_after_forward.items():
         parts.add_row(part, format_bytes(size))
     return Group(head, breakdown, parts)
+
+
+def training_tables(spec: ArchSpec, settings, result) -> Group:
+    """The outcome of a short training run: status, memory, speed and Dice per case and region."""
+    head = Table(title=f"{spec.describe()} · {settings.steps} steps · patch "
+                       f"{'x'.join(map(str, settings.patch))} · {settings.precision}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", justify="right")
+    head.add_row("status", result.status + (f" ({result.error})" if result.error else ""))
+    head.add_row("peak memory (measured)", format_bytes(result.peak_bytes))
+    if result.predicted_peak_bytes is not None:
+        head.add_row("peak memory (predicted)", format_bytes(result.predicted_peak_bytes))
+    head.add_row("seconds per step", f"{result.seconds_per_step:.3f}")
+    head.add_row("voxels per second", f"{result.voxels_per_second:,.0f}")
+    if result.losses:
+        head.add_row("loss first → last", f"{result.losses[0]:.4f} → {result.losses[-1]:.4f}")
+    head.add_row("device", result.device)
+    dice = Table(title=f"Dice on {result.val_cases} held-out case(s), threshold 0.5")
+    for column in ("case", "WT", "TC", "ET"):
+        dice.add_column(column, justify="left" if column == "case" else "right")
+    for case in result.dice_per_case:
+        dice.add_row(case.case, f"{case.wt:.3f}", f"{case.tc:.3f}", f"{case.et:.3f}")
+    if result.dice:
+        dice.add_section()
+        dice.add_row("mean", *(f"{result.dice[r]:.3f}" for r in ("wt", "tc", "et")))
+        dice.add_row("mean of regions", f"{result.dice['mean']:.3f}", "", "")
+    return Group(head, dice)

@@ -44,29 +44,45 @@ class PhaseMark:
     step: int
 
 
+CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations", "other")
+"""Breakdown categories; ``other`` holds temporaries, incoming gradients, the batch and the loss."""
+
+
 @dataclass
 class PeakSnapshot:
-    """What was live at the peak: bytes per category and per attribution scope."""
+    """What was live at one moment: copies of the books, classified on demand.
+
+    Taking one is cheap (three dict copies), so the tracker takes one at every new peak.
+    """
 
     bytes: int
     index: int
     phase: str
     step: int
-    categories: dict[str, int]
-    activations_by_scope: dict[str, int]
+    _sizes: dict[int, int]
+    _roles: dict[int, str]
+    _saved_scope: dict[int, str]
 
+    @property
+    def categories(self) -> dict[str, int]:
+        """Bytes per category (see :data:`CATEGORIES`); they sum to :attr:`bytes`."""
+        totals = dict.fromkeys(CATEGORIES, 0)
+        for key, size in self._sizes.items():
+            role = self._roles.get(key)
+            if role is None:
+                role = "activations" if key in self._saved_scope else "other"
+            totals[role] += size
+        return totals
 
-@dataclass
-class _Roles:
-    """Storages whose role is known by identity when a snapshot is taken."""
-
-    parameters: Callable[[], Iterable[torch.Tensor]] = lambda: ()
-    gradients: Callable[[], Iterable[torch.Tensor]] = lambda: ()
-    optimizer_state: Callable[[], Iterable[torch.Tensor]] = lambda: ()
-
-
-CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations", "other")
-"""Breakdown categories; ``other`` holds temporaries, incoming gradients, the batch and the loss."""
+    @property
+    def activations_by_scope(self) -> dict[str, int]:
+        """Saved-activation bytes per attribution scope (network part)."""
+        by_scope: dict[str, int] = {}
+        for key, size in self._sizes.items():
+            scope = self._saved_scope.get(key)
+            if scope is not None and key not in self._roles:
+                by_scope[scope] = by_scope.get(scope, 0) + size
+        return by_scope
 
 
 class StorageTracker(TorchDispatchMode):
@@ -97,8 +113,7 @@ class StorageTracker(TorchDispatchMode):
         self._sizes: dict[int, int] = {}
         self._saved_scope: dict[int, str] = {}
         self._scope_stack: list[str] = []
-        self._roles = _Roles()
-        self._uncounted: set[int] = set()
+        self._roles: dict[int, str] = {}
 
     # ---- registration ------------------------------------------------------------------
     def register(self, tensors: Iterable[torch.Tensor]) -> None:
@@ -123,16 +138,23 @@ class StorageTracker(TorchDispatchMode):
     def _release(self, key: int) -> None:
         self.live_bytes -= self._sizes.pop(key)
         self._saved_scope.pop(key, None)
-        self._uncounted.discard(key)
+        self._roles.pop(key, None)
 
     def uncount(self, tensors: Iterable[torch.Tensor]) -> None:
         """Stop counting these storages (e.g. host-side optimizer step counters on a GPU run)."""
         for tensor in tensors:
             key = id(tensor.untyped_storage())
-            if key in self._sizes and key not in self._uncounted:
-                self._uncounted.add(key)
+            if self._sizes.get(key):
                 self.live_bytes -= self._sizes[key]
                 self._sizes[key] = 0
+
+    def mark(self, role: str, tensors: Iterable[torch.Tensor]) -> None:
+        """Give these storages a role (``parameters``, ``gradients``, ``optimizer_state``) for as
+        long as they live; unmarked storages are activations (if autograd saved them) or other."""
+        for tensor in tensors:
+            key = id(tensor.untyped_storage())
+            if key in self._sizes:
+                self._roles[key] = role
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
@@ -153,15 +175,6 @@ class StorageTracker(TorchDispatchMode):
     def mark_phase(self, name: str, step: int) -> None:
         """Note that phase ``name`` (``forward``, ``backward``, ``optimizer``) of ``step`` starts now."""
         self.phases.append(PhaseMark(len(self.timeline), name, step))
-
-    def set_roles(
-        self,
-        parameters: Callable[[], Iterable[torch.Tensor]],
-        gradients: Callable[[], Iterable[torch.Tensor]],
-        optimizer_state: Callable[[], Iterable[torch.Tensor]],
-    ) -> None:
-        """Tell the tracker how to find parameters, gradients and optimizer state at any moment."""
-        self._roles = _Roles(parameters, gradients, optimizer_state)
 
     # ---- attribution -------------------------------------------------------------------
     def attribute(self, parts: dict[str, nn.Module]) -> list[Any]:
@@ -206,27 +219,9 @@ class StorageTracker(TorchDispatchMode):
 
     # ---- snapshots ---------------------------------------------------------------------
     def _snapshot(self) -> PeakSnapshot:
-        roles: dict[int, str] = {}
-        for category, tensors in (
-            ("optimizer_state", self._roles.optimizer_state()),
-            ("gradients", self._roles.gradients()),
-            ("parameters", self._roles.parameters()),
-        ):
-            for tensor in tensors:
-                roles[id(tensor.untyped_storage())] = category
-        categories = dict.fromkeys(CATEGORIES, 0)
-        by_scope: dict[str, int] = {}
-        for key, size in self._sizes.items():
-            category = roles.get(key)
-            if category is None:
-                scope = self._saved_scope.get(key)
-                category = "other" if scope is None else "activations"
-                if scope is not None:
-                    by_scope[scope] = by_scope.get(scope, 0) + size
-            categories[category] += size
         mark = self.phases[-1] if self.phases else PhaseMark(0, "setup", 0)
         return PeakSnapshot(self.live_bytes, len(self.timeline) - 1, mark.name, mark.step,
-                            categories, by_scope)
+                            dict(self._sizes), dict(self._roles), dict(self._saved_scope))
 
     def snapshot(self) -> PeakSnapshot:
         """What is live now, by category and scope."""

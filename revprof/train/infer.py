@@ -1,0 +1,62 @@
+"""Inference on whole preprocessed volumes: directly when they fit, else by sliding window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from revprof.memory.step import autocast_for
+
+WHOLE_VOLUME_FACTOR = 4
+"""A volume up to this many patch volumes is run in one pass; larger ones by sliding window."""
+
+
+def _pad_amounts(shape: Sequence[int], multiple: int, minimum: Sequence[int]) -> list[int]:
+    pads = []
+    for size, least in zip(shape, minimum, strict=True):
+        target = max(least, -(-size // multiple) * multiple)
+        pads.append(target - size)
+    return pads
+
+
+@torch.no_grad()
+def predict_volume(model: nn.Module, image: np.ndarray, patch: Sequence[int], levels: int,
+                   device: torch.device, precision: str = "fp32", overlap: float = 0.5) -> np.ndarray:
+    """Sigmoid probabilities for a whole volume.
+
+    Args:
+        image: ``(C, D, H, W)`` preprocessed image.
+        patch: the training patch; windows have this size.
+        levels: network levels (each axis is padded to a multiple of ``2**(levels-1)``).
+
+    Returns:
+        float32 ``(out_channels, D, H, W)``.
+    """
+    from revprof.data import sliding_window_positions
+
+    model.eval()
+    shape = image.shape[1:]
+    multiple = 2 ** (levels - 1)
+    whole = int(np.prod(shape)) <= WHOLE_VOLUME_FACTOR * int(np.prod(patch))
+    pads = _pad_amounts(shape, multiple, (1, 1, 1) if whole else patch)
+    x = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0).to(device)
+    # F.pad takes (last axis first) pairs; pad at the far end only so indices stay aligned
+    x = F.pad(x, [0, pads[2], 0, pads[1], 0, pads[0]])
+    with autocast_for(precision, device.type):
+        if whole:
+            probs = model(x)[0].float()
+        else:
+            padded = x.shape[2:]
+            probs = torch.zeros((model.head.out_channels, *padded), device=device)
+            counts = torch.zeros(padded, device=device)
+            for d, h, w in sliding_window_positions(padded, patch, overlap):
+                window = (slice(d, d + patch[0]), slice(h, h + patch[1]), slice(w, w + patch[2]))
+                probs[(slice(None), *window)] += model(x[(slice(None), slice(None), *window)])[0].float()
+                counts[window] += 1
+            probs /= counts
+    model.train()
+    return probs[:, : shape[0], : shape[1], : shape[2]].cpu().numpy()

@@ -1,0 +1,237 @@
+"""A short BraTS training run: the accuracy side of the accuracy–memory trade-off.
+
+Trains a spec as the paper does (batch 1, random patches with flips, Adam lr 1e-4 and weight
+decay 1e-5, soft Dice loss over WT/TC/ET), measures memory and speed during the real run, and
+scores Dice on held-out cases with the project's one Dice implementation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from revprof.errors import RevprofError, look_up
+from revprof.memory.measure import environment, measure_memory
+from revprof.memory.step import PRECISIONS, make_optimizer, training_step
+from revprof.memory.tracker import StorageTracker
+from revprof.nn import build_model
+from revprof.spec import ArchSpec, validate_patch
+from revprof.train.demo_data import demo_dataset
+from revprof.train.infer import predict_volume
+from revprof.train.settings import CaseDice, TrainResult, TrainSettings
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` → the first CUDA device when visible, else the CPU.
+
+    Raises:
+        RevprofError: an unknown device or CUDA asked for without a GPU.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RevprofError(f"device {device!r} needs a CUDA GPU and none is visible; use --device cpu")
+    return resolved
+
+
+@dataclass
+class PreparedData:
+    """Preprocessed training and validation cases."""
+
+    root: Path
+    train: list
+    validation: list
+    cases: dict  # case id -> revprof.data.Case
+
+
+def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> PreparedData:
+    """Discover, split by patient and preprocess (cached) the cases of ``settings.data``.
+
+    Raises:
+        RevprofError: no usable labelled cases, or too few to hold out ``val_cases``.
+    """
+    from revprof.data import PreprocessCache, PreprocessConfig, discover, split_by_patient
+
+    root = settings.data or demo_dataset(settings.synthetic_cases, settings.synthetic_shape, settings.seed)
+    root = Path(root)
+    if not root.exists():
+        raise RevprofError(f"data folder {root} does not exist")
+    index = discover(root, convention=settings.convention)
+    labelled = [c for c in index.cases if c.seg is not None]
+    if len(labelled) < settings.val_cases + 1:
+        raise RevprofError(f"{root} has {len(labelled)} labelled case(s); a run needs at least "
+                           f"val_cases + 1 = {settings.val_cases + 1}")
+    train_cases, val_cases = (split_by_patient(labelled, settings.val_cases, seed=settings.seed)
+                              if settings.val_cases else (labelled, []))
+    crop = settings.crop
+    if crop is None:
+        from revprof.data import PAPER_SIZE, load_case
+
+        first = load_case(labelled[0], with_labels=False)
+        crop = PAPER_SIZE if all(s >= p for s, p in zip(first.image.shape[1:], PAPER_SIZE)) else None
+    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop))
+    return PreparedData(root, [cache.get(c) for c in train_cases], [cache.get(c) for c in val_cases],
+                        {c.case_id: c for c in labelled})
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(), disable=not enabled,
+                    transient=False)
+
+
+def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: tuple[int, int, int],
+                   device: torch.device, precision: str) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
+    """Dice per region (threshold 0.5) on whole preprocessed volumes; also the probabilities."""
+    from revprof.evaluation.dice import region_dice
+
+    scores, probabilities = [], {}
+    for case in cases:
+        probs = predict_volume(model, case.image, patch, spec.levels, device, precision)
+        dice = region_dice(probs > 0.5, case.regions.astype(bool))
+        scores.append(CaseDice(case.case_id, dice["wt"], dice["tc"], dice["et"]))
+        probabilities[case.case_id] = probs
+    return scores, probabilities
+
+
+def mean_dice(scores: list[CaseDice]) -> dict[str, float] | None:
+    """Mean Dice per region over cases and the mean of the three (``None`` without cases)."""
+    if not scores:
+        return None
+    means = {r: float(np.mean([getattr(s, r) for s in scores])) for r in ("wt", "tc", "et")}
+    means["mean"] = float(np.mean(list(means.values())))
+    return means
+
+
+def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
+                 save_model: Path | None = None, save_predictions: Path | None = None,
+                 cache_dir: Path | None = None) -> TrainResult:
+    """Train ``spec`` for ``settings.steps`` steps and score it on the held-out cases.
+
+    Out-of-memory and a non-finite loss are results (``status`` ``oom`` / ``diverged``), not
+    exceptions. On the CPU, memory is the tracked figure (CUDA rounding, as ``--backend cpu``);
+    on CUDA, ``max_memory_allocated``.
+
+    Raises:
+        RevprofError: bad settings or data.
+    """
+    patch = validate_patch(spec, settings.patch)
+    look_up("precision", settings.precision, PRECISIONS)
+    if settings.steps < 1:
+        raise RevprofError(f"steps must be at least 1; got {settings.steps}")
+    device = resolve_device(settings.device)
+    data = prepare_data(settings, cache_dir)
+    predicted = measure_memory(spec, patch, settings.batch, settings.precision, backend="simulate").peak_bytes
+
+    from revprof.data import PatchSampler
+
+    torch.manual_seed(settings.seed)
+    model = build_model(spec).to(device)
+    optimizer = make_optimizer(model)
+    sampler = PatchSampler(data.train, patch, seed=settings.seed)
+    losses: list[float] = []
+    durations: list[float] = []
+    status, error = "ok", None
+    tracker = StorageTracker() if device.type == "cpu" else None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    with _progress(progress) as bar:
+        task = bar.add_task(f"training {spec.describe()}", total=settings.steps, loss="-")
+        for step in range(settings.steps):
+            image, target = sampler.sample(settings.batch)
+            image, target = image.to(device), target.to(device)
+            started = time.perf_counter()
+            try:
+                with tracker if tracker is not None else nullcontext():
+                    if tracker is not None and step == 0:
+                        tracker.register([*model.parameters()])
+                    if tracker is not None:
+                        tracker.register([image, target])
+                    loss = training_step(model, optimizer, image, target, settings.precision)
+                    value = float(loss)
+            except torch.cuda.OutOfMemoryError as oom:
+                status, error = "oom", str(oom).splitlines()[0]
+                break
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            durations.append(time.perf_counter() - started)
+            losses.append(value)
+            bar.update(task, advance=1, loss=f"{value:.4f}")
+            if not math.isfinite(value):
+                status, error = "diverged", f"loss became {value} at step {step + 1}"
+                break
+    del image, target
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = tracker.peak.bytes if tracker is not None and tracker.peak else 0
+    timed = durations[1:] or durations
+    seconds = float(np.median(timed)) if timed else float("nan")
+    voxels = settings.batch * patch[0] * patch[1] * patch[2]
+    scores: list[CaseDice] = []
+    if status == "ok":
+        scores, probabilities = evaluate_cases(model, spec, data.validation, patch, device, settings.precision)
+        if save_predictions is not None:
+            write_predictions(probabilities, data, save_predictions)
+    if save_model is not None:
+        save_checkpoint(model, spec, save_model)
+    return TrainResult(
+        status=status, dice=mean_dice(scores), dice_per_case=scores, peak_bytes=int(peak),
+        predicted_peak_bytes=int(predicted), seconds_per_step=seconds,
+        voxels_per_second=voxels / seconds if seconds and math.isfinite(seconds) else float("nan"),
+        losses=losses, device=_device_words(device), steps_done=len(losses),
+        train_cases=len(data.train), val_cases=len(data.validation),
+        environment=environment(str(device)), error=error,
+    )
+
+
+def _device_words(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path) -> Path:
+    """Save ``{"spec": ..., "state_dict": ...}`` atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict()}, temporary)
+    temporary.replace(path)
+    return path
+
+
+def write_predictions(probabilities: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
+    """Write label maps in each case's original geometry and convention as ``<case>.nii.gz``."""
+    import nibabel as nib
+
+    from revprof.data import get_convention, restore_geometry
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for case in data.validation:
+        masks = restore_geometry(probabilities[case.case_id] > 0.5, case.geometry)
+        # nest the regions as the labels require: ET within TC within WT
+        masks[1] |= masks[2]
+        masks[0] |= masks[1]
+        labels = get_convention(case.convention).labels_from_regions(masks)
+        path = out_dir / f"{case.case_id}.nii.gz"
+        temporary = out_dir / f".{case.case_id}.tmp.nii.gz"
+        nib.save(nib.Nifti1Image(labels, case.affine), temporary)
+        temporary.replace(path)
+        written.append(path)
+    return written

@@ -39,7 +39,7 @@ def measure(
                                               help="Train for N steps on BraTS data and report Dice.")] = None,
     data: Annotated[Path | None, typer.Option("--data", rich_help_panel="Training run",
                                               help="BraTS data folder (default: synthetic demo cases).")] = None,
-    val_cases: Annotated[int, typer.Option("--val-cases", min=1, rich_help_panel="Training run",
+    val_cases: Annotated[int, typer.Option("--val-cases", min=0, rich_help_panel="Training run",
                                            help="Held-out cases for Dice.")] = 2,
     seed: Annotated[int, typer.Option("--seed", rich_help_panel="Training run")] = 0,
     device: Annotated[str, typer.Option("--device", rich_help_panel="Training run",

@@ -1,23 +1,36 @@
 """Reversible execution of a coupling-block sequence: activations recomputed, not stored.
 
-The forward keeps exactly one tensor for the whole sequence: its output. The backward walks the
-blocks from last to first, reconstructing each block's input from its output in that same
-buffer, differentiating ``G`` and then ``F`` on the reconstructed halves, and accumulating the
-input gradient in place. Memory therefore does not grow with the number of blocks.
+The forward keeps exactly one tensor for the whole sequence: its output. The first block writes
+its output into a new buffer (the input is only read); the others overwrite that buffer in place.
+The backward walks the blocks from last to first, reconstructing each block's input from its
+output in that same buffer, differentiating ``G`` and then ``F`` on the reconstructed halves, and
+accumulating the input gradient in place, in the incoming gradient itself when nothing else can
+see it (otherwise in one copy of it). Memory therefore does not grow with the number of blocks.
 
-The functions ``F`` and ``G`` must be deterministic (no dropout): they are run twice.
+Per residual function the recompute keeps at most two tensors of its size alive: the recomputed
+output is subtracted (reconstructing the other half) and dropped before any gradient is
+computed, and for the paper's ``GroupNorm → LeakyReLU → conv`` the backward is written out by
+hand (:meth:`ResidualFunction.undo_backward_`), with LeakyReLU's backward in place. Other
+functions, and autocast, go through autograd on the recompute.
+
+The functions ``F`` and ``G`` must be deterministic (no dropout): they are run twice. A graph
+through a reversible sequence can be backpropagated once (``retain_graph`` cannot work: the
+backward consumes the stored output).
 """
 
 from __future__ import annotations
 
+import sys
+import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.graph import get_gradient_edge
 
-from revprof.nn.coupling import CouplingBlock, halves
+from revprof.nn.coupling import CouplingBlock, ResidualFunction, halves
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,68 @@ class _AutocastState:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=True)
 
 
+# ---- ownership of the incoming gradient ------------------------------------------------------
+def _references(tensor: torch.Tensor) -> int:
+    """Python references to ``tensor`` as seen from a ``backward(ctx, grad)`` that calls this first."""
+    return sys.getrefcount(tensor)
+
+
+class _Probe(torch.autograd.Function):
+    """Measures :func:`_references` for an incoming gradient nothing else holds."""
+
+    seen: list[int] = []
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        _Probe.seen.append(_references(grad_output))
+        return grad_output
+
+
+def _calibrate() -> int | None:
+    """Python references an engine-owned incoming gradient has inside ``backward``; ``None``
+    when it cannot be measured (then the gradient is always copied)."""
+    try:
+        from torch.utils._python_dispatch import _disable_current_modes
+
+        with _disable_current_modes(), torch.enable_grad():
+            x = torch.zeros(2, requires_grad=True)
+            (_Probe.apply(x) * 2).sum().backward()
+        return _Probe.seen[-1]
+    except Exception:  # noqa: BLE001 - any failure only disables the optimisation
+        return None
+
+
+_OWNED_REFERENCES: list[int | None] = []
+
+
+def _owned_references() -> int | None:
+    if not _OWNED_REFERENCES:
+        _OWNED_REFERENCES.append(_calibrate())
+    return _OWNED_REFERENCES[0]
+
+
+def _exclusively_ours(grad: torch.Tensor, references: int) -> bool:
+    """Whether the incoming gradient can be overwritten: nothing but the autograd engine's call
+    into this backward refers to it, its tensor or its storage (no other graph input buffer, no
+    hook, no caller, no view), and it is one dense contiguous block."""
+    expected = _owned_references()
+    if expected is None or references > expected or weakref.getweakrefs(grad):
+        return False
+    if grad._base is not None or grad.storage_offset() != 0 or not grad.is_contiguous():
+        return False
+    if grad._use_count() != 1:
+        return False
+    storage = grad.untyped_storage()
+    # 2: the tensor's reference and that of the ``storage`` object just made.
+    return storage.nbytes() == grad.numel() * grad.element_size() and \
+        torch._C._storage_Use_Count(storage._cdata) == 2
+
+
+# ---- the autograd function -------------------------------------------------------------------
 class _ReversibleFunction(torch.autograd.Function):
     """Autograd glue: ``forward(x, sequence, *params) -> y`` with only ``y`` saved."""
 
@@ -46,62 +121,96 @@ class _ReversibleFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, sequence: ReversibleSequence, *params: torch.Tensor):  # type: ignore[override]
         ctx.sequence = sequence
         ctx.autocast = _AutocastState.capture(x.device.type)
-        z = x.detach().clone(memory_format=torch.contiguous_format)
-        for block in sequence.blocks:
-            block.forward_(z)
+        ctx.consumed = False
+        z = _run_forward(sequence.blocks, x.detach())
         ctx.save_for_backward(z)
         return z
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+        references = _references(grad_output)  # first: the count must match the calibration's
+        if ctx.consumed:
+            raise RuntimeError("a reversible sequence can be backpropagated once per forward: its "
+                               "backward consumes the stored output (retain_graph is not supported)")
+        ctx.consumed = True
         (z,) = ctx.saved_tensors
         z = z.detach()  # the saved output is ours to overwrite: it becomes the sequence input
-        grad = grad_output.contiguous().clone()
+        if _exclusively_ours(grad_output, references):
+            grad = grad_output.detach()  # the engine's own buffer: accumulate into it
+        else:
+            grad = grad_output.clone(memory_format=torch.contiguous_format)
         del grad_output
         sequence: ReversibleSequence = ctx.sequence
         param_grads: list[torch.Tensor | None] = []
-        for block in reversed(sequence.blocks):
-            param_grads[:0] = _block_backward(block, z, grad, ctx.autocast)
+        for index in reversed(range(len(sequence.blocks))):
+            # The first block's ``x1`` would be the sequence input, which nothing reads: skip it.
+            param_grads[:0] = _block_backward(sequence.blocks[index], z, grad, ctx.autocast,
+                                              reconstruct_input=index > 0)
+        del z
         return (grad, None, *param_grads)
 
 
+def _run_forward(blocks: Sequence[CouplingBlock], x: torch.Tensor) -> torch.Tensor:
+    """The sequence output in a new buffer; ``x`` is only read."""
+    if len(blocks) == 0:
+        return x.clone(memory_format=torch.contiguous_format)
+    z = blocks[0].forward_into(x)
+    for block in blocks[1:]:
+        block.forward_(z)
+    return z
+
+
 def _residual_backward(
-    function: nn.Module, source: torch.Tensor, target: torch.Tensor, grad_source: torch.Tensor,
-    grad_target: torch.Tensor, autocast: _AutocastState,
+    function: nn.Module, source: torch.Tensor, target: torch.Tensor | None,
+    grad_source: torch.Tensor, grad_target: torch.Tensor, autocast: _AutocastState,
 ) -> list[torch.Tensor | None]:
     """For ``target = other + function(source)``: undo it in place and backpropagate.
 
-    Subtracts ``function(source)`` from ``target`` (reconstructing ``other``), adds the gradient
-    that flows through ``function`` into ``grad_source`` (in place), and returns the gradients
-    of ``function``'s parameters (``None`` for frozen ones).
+    Subtracts ``function(source)`` from ``target`` (reconstructing ``other``; skipped when
+    ``target`` is ``None``), adds the gradient that flows through ``function`` into
+    ``grad_source`` (in place), and returns the gradients of ``function``'s parameters (``None``
+    for frozen ones).
     """
+    if isinstance(function, ResidualFunction) and not autocast.enabled \
+            and function.supports_undo_backward(source):
+        return list(function.undo_backward_(source, target, grad_source, grad_target))
     params = list(function.parameters())
     trainable = [p for p in params if p.requires_grad]
     with torch.enable_grad(), autocast.restore():
         leaf = source.detach().requires_grad_(True)
         out = function(leaf)
-    grads = torch.autograd.grad(out, [leaf, *trainable], grad_target)
+    # The gradient needs only the graph, not the output's values: reconstruct with them and let
+    # them go before backpropagating. ``target`` is the other half of the buffer ``leaf`` views;
+    # the graph never reads it, so its shared version counter is put back after the write.
+    edge = get_gradient_edge(out)
+    if target is not None:
+        with torch.no_grad(), torch.autograd._unsafe_preserve_version_counter(target):
+            target.sub_(out)
+    del out
+    grads = torch.autograd.grad(edge, [leaf, *trainable], grad_target)
     with torch.no_grad():
-        target.sub_(out)
-        del out
         grad_source.add_(grads[0])
     found = iter(grads[1:])
     return [next(found) if p.requires_grad else None for p in params]
 
 
 def _block_backward(
-    block: CouplingBlock, z: torch.Tensor, grad: torch.Tensor, autocast: _AutocastState
+    block: CouplingBlock, z: torch.Tensor, grad: torch.Tensor, autocast: _AutocastState,
+    reconstruct_input: bool = True,
 ) -> list[torch.Tensor | None]:
     """Turn block output ``z`` and its gradient ``grad`` into the block input and its gradient, in place.
 
     With ``y1 = x1 + F(x2)`` and ``y2 = x2 + G(y1)``: ``dy1 += G'(y1)ᵀ dy2`` then ``x2 = y2 - G(y1)``;
-    ``dx2 = dy2 + F'(x2)ᵀ dy1`` then ``x1 = y1 - F(x2)``; ``dx1 = dy1``.
+    ``dx2 = dy2 + F'(x2)ᵀ dy1`` then ``x1 = y1 - F(x2)``; ``dx1 = dy1``. Without
+    ``reconstruct_input`` the last step is skipped (``z`` keeps ``y1`` in its first half): ``x2``
+    is still needed, for ``F``'s backward, but ``x1`` only as the input of an earlier block.
     """
     z1, z2 = halves(z)
     d1, d2 = halves(grad)
     g_grads = _residual_backward(block.g, source=z1, target=z2, grad_source=d1, grad_target=d2,
                                  autocast=autocast)
-    f_grads = _residual_backward(block.f, source=z2, target=z1, grad_source=d2, grad_target=d1,
+    f_grads = _residual_backward(block.f, source=z2, target=z1 if reconstruct_input else None,
+                                 grad_source=d2, grad_target=d1,
                                  autocast=autocast)
     return [*f_grads, *g_grads]
 
@@ -143,7 +252,4 @@ class ReversibleSequence(nn.Module):
         params = [p for p in self.parameters()]
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
             return _ReversibleFunction.apply(x, self, *params)
-        z = x.clone(memory_format=torch.contiguous_format)
-        for block in self.blocks:
-            block.forward_(z)
-        return z
+        return _run_forward(self.blocks, x)

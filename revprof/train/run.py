@@ -71,7 +71,7 @@ def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> Prep
         raise RevprofError(f"data folder {root} does not exist")
     index = discover(root, convention=settings.convention)
     labelled = [c for c in index.cases if c.seg is not None]
-    if len(labelled) < settings.val_cases + 1:
+    if len(labelled) < settings.val_cases + 1 or not labelled:
         raise RevprofError(f"{root} has {len(labelled)} labelled case(s); a run needs at least "
                            f"val_cases + 1 = {settings.val_cases + 1}")
     train_cases, val_cases = (split_by_patient(labelled, settings.val_cases, seed=settings.seed)

@@ -1,0 +1,299 @@
+"""``revprof sweep``: search the accuracy–memory Pareto front of a study file with Optuna."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from revprof.cli._common import console, err_console, fail, handle_errors
+from revprof.errors import RevprofError
+from revprof.units import format_bytes
+
+
+def sweep(
+    study_path: Annotated[Path, typer.Argument(metavar="STUDY.toml", help="The study file.",
+                                               show_default=False)],
+    report_path: Annotated[Path | None, typer.Argument(
+        metavar="[REPORT.html]", help="Where --report writes (default reports/STUDY.html).",
+        show_default=False)] = None,
+    trials: Annotated[int | None, typer.Option(
+        "--trials", min=1, help="Complete trials wanted (default: the study file's); a rerun "
+        "continues until the study holds this many.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Local worker processes on one store (default 1, or one per "
+        "--devices entry).")] = None,
+    devices: Annotated[str | None, typer.Option(
+        "--devices", help="GPUs for the workers, e.g. 0,1 (worker k trains on the k-th).")] = None,
+    storage: Annotated[str | None, typer.Option(
+        "--storage", help="Store: a journal file path (default .revprof/studies.journal), "
+        "sqlite:///FILE.db or postgresql://USER:PASSWORD@HOST:PORT/DB.")] = None,
+    memory_only: Annotated[bool, typer.Option(
+        "--memory-only", help="Predict peak memory only (no training): objectives are "
+        "parameters up, memory down; kept in study NAME-memory.")] = False,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Write the HTML report at the end (to REPORT.html if given).")] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed (worker k uses "
+                                             "seed + k).")] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Data folder, overriding the study "
+                                             "file's [data] path.")] = None,
+    study_name: Annotated[str | None, typer.Option(
+        "--study-name", help="Optuna study name (default: the study file's name, "
+        "NAME-memory with --memory-only).")] = None,
+    all_trials: Annotated[bool, typer.Option(
+        "--all", help="At the end list every complete trial (Pareto ones starred), not only "
+        "the front.")] = False,
+    worker: Annotated[int | None, typer.Option("--worker", hidden=True)] = None,
+    parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
+    device: Annotated[str | None, typer.Option("--device", hidden=True)] = None,
+) -> None:
+    """Search architectures: maximise Dice, minimise peak memory, under a memory budget.
+
+    Each trial predicts its peak memory first (seconds); one over the study's budget is recorded
+    as infeasible without training. Re-running the same command resumes the study. Ctrl-C stops
+    cleanly (exit 130); completed trials are kept.
+    """
+    from revprof.sweep.storage import default_storage, describe, storage_kind
+    from revprof.sweep.studyfile import load_study
+
+    study_file = load_study(study_path)
+    if report_path is not None and not report:
+        raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
+                           f"--report (revprof sweep STUDY.toml --report REPORT.html)")
+    target = trials or study_file.trials
+    store = storage if storage is not None else default_storage()
+    storage_kind(store)
+    if storage_kind(store) == "journal" and storage is not None:
+        store = str(Path(store).resolve())
+    name = study_name or study_file.study_name(memory_only)
+
+    if worker is not None:
+        _run_as_worker(study_file, store, name, target, memory_only, worker, device, data, seed,
+                       parent_pid)
+        return
+
+    device_list = _parse_devices(devices)
+    if workers is None:
+        workers = len(device_list) if device_list else 1
+    from revprof.sweep.study import prepare_study
+
+    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed)
+    study = handle.study
+    mode = "memory only (predicted peak, no training)" if memory_only else "training"
+    budget = (f" · budget {format_bytes(study_file.budget_bytes)}"
+              if study_file.budget_bytes is not None else "")
+    console.print(f"[bold]study {name}[/] · {describe(store)} · {'new' if handle.created else 'resumed'}"
+                  f" · {mode}{budget} · target {target} complete trials · {workers} worker"
+                  f"{'s' if workers != 1 else ''}", highlight=False)
+    if handle.enqueued:
+        console.print(f"enqueued {handle.enqueued} trials from {study_file.path}", highlight=False)
+
+    from revprof.sweep.heartbeat import fail_stale_trials
+    from revprof.sweep.pareto import count_trials
+
+    stale = fail_stale_trials(study)
+    if stale:
+        console.print(f"marked {len(stale)} trial(s) of a stopped worker as interrupted: "
+                      f"{', '.join(map(str, stale))}", highlight=False)
+    started = time.perf_counter()
+    before = count_trials(study.get_trials(deepcopy=False))
+    try:
+        if before.complete >= target:
+            console.print(f"the study already holds {before.complete} complete trials "
+                          f"(target {target}); nothing to run", highlight=False)
+        elif workers == 1:
+            _run_in_process(study, study_file, memory_only, device_list[0] if device_list else None,
+                            data, target)
+        else:
+            _run_pool(study, study_file, store, name, target, workers, memory_only, device_list,
+                      data, seed)
+    except KeyboardInterrupt:
+        counts = count_trials(study.get_trials(deepcopy=False))
+        err_console.print(f"interrupted; {counts.complete} complete trials kept; rerun to continue",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    elapsed = time.perf_counter() - started
+    _finish(study, target, elapsed, all_trials)
+    if report:
+        _write_report(name, store, report_path)
+
+
+def _parse_devices(devices: str | None) -> list[str]:
+    if devices is None:
+        return []
+    result = []
+    for part in devices.replace(" ", "").split(","):
+        if not part:
+            continue
+        if part.isdigit():
+            result.append(f"cuda:{part}")
+        elif part == "cpu" or (part.startswith("cuda") and (part == "cuda" or part[5:].isdigit())):
+            result.append(part)
+        else:
+            raise RevprofError(f"--devices must list GPU indices like 0,1 (or cpu, cuda:N); got "
+                               f"{devices!r}")
+    if not result:
+        raise RevprofError(f"--devices must list GPU indices like 0,1; got {devices!r}")
+    return result
+
+
+def _settings(study_file: Any, memory_only: bool, device: str | None, data: str | None) -> Any:
+    from revprof.sweep.objective import RunSettings
+
+    return RunSettings(study_file=study_file, memory_only=memory_only, device=device, data=data)
+
+
+def _run_in_process(study: Any, study_file: Any, memory_only: bool, device: str | None,
+                    data: str | None, target: int) -> None:
+    from revprof.sweep.signals import interrupt_on_sigterm
+    from revprof.sweep.workers import run_worker
+
+    previous = signal.getsignal(signal.SIGTERM)
+    interrupt_on_sigterm()
+
+    def on_trial(trial: Any, outcome: Any) -> None:
+        _print_trial(study, trial, target)
+
+    try:
+        run_worker(study, _settings(study_file, memory_only, device, data), target,
+                   on_trial=on_trial)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_as_worker(study_file: Any, store: str, name: str, target: int, memory_only: bool,
+                   index: int, device: str | None, data: str | None, seed: int | None,
+                   parent_pid: int | None) -> None:
+    from revprof.sweep.signals import interrupt_on_sigterm
+    from revprof.sweep.study import load_study as open_study
+    from revprof.sweep.workers import run_worker
+
+    interrupt_on_sigterm()
+    study = open_study(study_file, store, name, seed_offset=index, seed=seed)
+    console.print(f"worker {index} on study {name} (target {target})", highlight=False)
+
+    def on_trial(trial: Any, outcome: Any) -> None:
+        _print_trial(study, trial, target)
+
+    try:
+        run_worker(study, _settings(study_file, memory_only, device, data), target,
+                   on_trial=on_trial, parent_pid=parent_pid)
+    except KeyboardInterrupt:
+        console.print(f"worker {index} interrupted", highlight=False)
+        raise typer.Exit(130) from None
+
+
+def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, workers: int,
+              memory_only: bool, devices: list[str], data: str | None, seed: int | None) -> None:
+    from optuna.trial import TrialState
+
+    from revprof.sweep.workers import spawn_workers
+
+    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    pool = spawn_workers(study_file.path, store, name, target, workers, memory_only, devices,
+                         data, seed)
+    console.print(f"started {workers} workers (logs in {pool.workers[0].log.parent})",
+                  highlight=False, soft_wrap=True)
+
+    def report_new() -> None:
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state.is_finished() and trial.number not in finished:
+                finished.add(trial.number)
+                _print_trial(study, trial, target)
+
+    try:
+        while pool.alive():
+            time.sleep(1.0)
+            report_new()
+    except KeyboardInterrupt:
+        err_console.print("stopping the workers (Ctrl-C again to kill them)", highlight=False)
+        pool.signal(signal.SIGINT)
+        try:
+            if not pool.wait(timeout=120):
+                pool.signal(signal.SIGKILL)
+                pool.wait()
+        except KeyboardInterrupt:
+            pool.signal(signal.SIGKILL)
+            pool.wait()
+        from revprof.sweep.heartbeat import fail_stale_trials
+
+        fail_stale_trials(study)
+        report_new()
+        raise
+    report_new()
+    broken = [w for w in pool.workers if w.process.returncode not in (0, 130)]
+    for w in broken:
+        err_console.print(f"worker {w.index} exited with status {w.process.returncode}; the end "
+                          f"of {w.log}:\n{w.tail()}", highlight=False)
+    running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    if broken and not any(w.process.returncode == 0 for w in pool.workers):
+        raise RevprofError(f"all {len(broken)} workers failed; see {pool.workers[0].log.parent}"
+                           + (f" ({len(running)} trials left running)" if running else ""))
+
+
+def _print_trial(study: Any, trial: Any, target: int) -> None:
+    from revprof.sweep.pareto import count_trials, front_summary, trial_row
+
+    row = trial_row(trial)
+    status = row["status"]
+    colour = {"ok": "green", "infeasible": "yellow", "oom": "yellow", "diverged": "yellow"}.get(
+        status, "red")
+    parts = [f"trial {trial.number}", f"[{colour}]{status}[/]", row["network"] or "?"]
+    if row["patch"]:
+        parts.append(row["patch"])
+    if row["dice"] is not None:
+        parts.append(f"Dice {row['dice']:.3f}")
+    if isinstance(row["peak_bytes"], (int, float)):
+        peak = f"peak {format_bytes(row['peak_bytes'])}"
+        predicted = row["predicted_peak_bytes"]
+        if isinstance(predicted, (int, float)) and predicted != row["peak_bytes"]:
+            peak += f" (predicted {format_bytes(predicted)})"
+        parts.append(peak)
+    if isinstance(row["seconds_per_step"], (int, float)):
+        parts.append(f"{row['seconds_per_step']:.2f} s/step")
+    if status in ("failed", "interrupted") and trial.user_attrs.get("error"):
+        parts.append(str(trial.user_attrs["error"]))
+    console.print(" · ".join(parts), highlight=False, soft_wrap=True)
+    trials = study.get_trials(deepcopy=False)
+    console.print(f"  [dim]{count_trials(trials).line(target)} · {front_summary(study, trials)}[/]",
+                  highlight=False, soft_wrap=True)
+
+
+def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
+    from optuna.trial import TrialState
+
+    from revprof.sweep.pareto import count_trials, pareto_front, trials_table
+
+    trials = study.get_trials(deepcopy=False)
+    counts = count_trials(trials)
+    front = pareto_front(study, trials)
+    console.print(f"{counts.line(target)} · {elapsed:.0f} s", highlight=False)
+    if all_trials:
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        table = trials_table(study, done, f"All complete trials of {study.study_name} "
+                             f"(* on the Pareto front)", mark={t.number for t in front})
+    else:
+        table = trials_table(study, front, f"Pareto front of {study.study_name} "
+                             f"({len(front)} of {counts.complete} complete trials)")
+    if console.is_terminal:
+        console.print(table)
+    else:  # a log or a pipe: do not squeeze the table into 80 columns
+        Console(width=max(console.width, 160)).print(table)
+
+
+def _write_report(name: str, store: str, report_path: Path | None) -> None:
+    try:
+        from revprof.report import write_report
+    except ImportError as error:
+        raise fail(f"--report needs revprof.report, which cannot be imported ({error})") from None
+    out = report_path or Path("reports") / f"{name}.html"
+    written = write_report(name, store, out)
+    console.print(f"report: {written}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(handle_errors(sweep))

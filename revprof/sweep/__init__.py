@@ -1,0 +1,21 @@
+"""``revprof sweep``: Optuna multi-objective search of the accuracy–memory Pareto front.
+
+Modules:
+
+- :mod:`~revprof.sweep.studyfile`: study files (``studies/*.toml``) → :class:`StudyFile`.
+- :mod:`~revprof.sweep.space`: an Optuna trial → network and patch (the only ``suggest_*`` calls);
+  the study file's enqueued trials.
+- :mod:`~revprof.sweep.objective`: one trial: predict, skip or train, record (docs/store-schema.md).
+- :mod:`~revprof.sweep.storage`: the journal file / SQLite / PostgreSQL store.
+- :mod:`~revprof.sweep.heartbeat`: no trial stays RUNNING after its worker died.
+- :mod:`~revprof.sweep.study`: create or resume the study, samplers.
+- :mod:`~revprof.sweep.workers`: the worker loop and local worker processes.
+- :mod:`~revprof.sweep.pareto`: the Pareto front and tables, from the store alone.
+"""
+
+from revprof.sweep.pareto import count_trials, pareto_front
+from revprof.sweep.storage import default_storage, open_storage
+from revprof.sweep.studyfile import StudyFile, load_study, parse_study
+
+__all__ = ["StudyFile", "count_trials", "default_storage", "load_study", "open_storage",
+           "pareto_front", "parse_study"]

@@ -1,0 +1,288 @@
+"""One trial: build the network, predict its memory, then skip (over budget), stop (memory only)
+or train, and record every figure in the trial's user attributes (docs/store-schema.md).
+
+Outcomes:
+
+- ``ok``: COMPLETE with the objective values.
+- ``infeasible``: predicted peak over the budget; COMPLETE with ``dice = 0`` (``params`` as is
+  in memory-only studies) and the predicted peak, not trained.
+- ``oom`` / ``diverged``: COMPLETE with ``dice = 0`` and the measured (or predicted) peak, so the
+  sampler learns from them.
+- ``failed``: any other error; FAIL with the message in ``error``.
+- ``interrupted``: Ctrl-C (or SIGTERM) during the trial; FAIL, and the interrupt goes on.
+
+The constraint ``predicted_peak_bytes - budget_bytes`` is written to the trial's system
+attribute ``constraints`` for every sampler (TPE and NSGA-II also get it as ``constraints_func``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from revprof.errors import RevprofError
+from revprof.sweep.heartbeat import Heartbeat, identity
+from revprof.sweep.signals import deferred_interrupts
+from revprof.sweep.space import suggest
+from revprof.sweep.studyfile import StudyFile
+
+CONSTRAINTS_KEY = "constraints"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How this worker runs trials.
+
+    Attributes:
+        study_file: the study.
+        memory_only: predict memory only (no training, no Dice).
+        device: training device (``auto``, ``cpu``, ``cuda`` or ``cuda:N``).
+        data: a data folder overriding the study file's ``[data] path``.
+        progress: show the training run's own progress output.
+    """
+
+    study_file: StudyFile
+    memory_only: bool = False
+    device: str | None = None
+    data: str | None = None
+    progress: bool = False
+
+    @property
+    def budget(self) -> int | None:
+        return self.study_file.budget_bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a trial: its final state name, status and objective values."""
+
+    number: int
+    state: str
+    status: str
+    values: tuple[float, ...] | None
+    error: str | None = None
+
+
+def constraints_func(trial: Any) -> list[float]:
+    """Optuna ``constraints_func``: the constraint this module recorded (feasible when ≤ 0)."""
+    value = trial.system_attrs.get(CONSTRAINTS_KEY)
+    if value:
+        return [float(v) for v in value]
+    budget = trial.user_attrs.get("budget_bytes")
+    predicted = trial.user_attrs.get("predicted_peak_bytes")
+    if budget is None or predicted is None:
+        return [0.0]
+    return [float(predicted - budget)]
+
+
+def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
+    """Run ``trial`` (from ``study.ask()``) to the end and tell the study its outcome.
+
+    Raises:
+        KeyboardInterrupt: after marking the trial FAIL with ``status = "interrupted"``.
+    """
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    trial.set_user_attr("worker", identity())
+    trial.set_user_attr("status", "running")
+    record = _Recorder(trial)
+    try:
+        with Heartbeat(storage, trial._trial_id):
+            status, values = _evaluate(trial, settings, record)
+    except KeyboardInterrupt:
+        interrupt_trial(study, trial)
+    except Exception as error:  # a failure is a recorded outcome, never a crash of the sweep
+        message = _one_line(error)
+        record.set("status", "failed")
+        record.set("error", message)
+        if not isinstance(error, RevprofError):
+            record.set("traceback", traceback.format_exc()[-4000:])
+        with deferred_interrupts():
+            study.tell(trial, state=TrialState.FAIL)
+        return Outcome(trial.number, "FAIL", "failed", None, message)
+    if settings.budget is not None and "predicted_peak_bytes" in record.attrs:
+        constraint = [float(record.attrs["predicted_peak_bytes"] - settings.budget)]
+        storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, constraint)
+    with deferred_interrupts():
+        study.tell(trial, values=list(values), state=TrialState.COMPLETE)
+    return Outcome(trial.number, "COMPLETE", status, tuple(values))
+
+
+def interrupt_trial(study: Any, trial: Any) -> None:
+    """Record ``trial`` as interrupted (FAIL) and raise KeyboardInterrupt; further Ctrl-C and
+    SIGTERM are ignored meanwhile so the record is complete."""
+    from optuna.trial import TrialState
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    trial.set_user_attr("status", "interrupted")
+    trial.set_user_attr("error", "interrupted (Ctrl-C or SIGTERM) during the trial")
+    study.tell(trial, state=TrialState.FAIL)
+    raise KeyboardInterrupt
+
+
+class _Recorder:
+    """Writes user attributes to the trial and keeps a copy."""
+
+    def __init__(self, trial: Any) -> None:
+        self.trial = trial
+        self.attrs: dict[str, Any] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        self.trial.set_user_attr(key, _jsonable(value))
+        self.attrs[key] = value
+
+
+def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str, list[float]]:
+    from revprof.memory import measure_memory
+
+    study_file = settings.study_file
+    fixed = study_file.fixed
+    spec, patch = suggest(trial, study_file)
+    record.set("spec", spec.to_dict())
+    record.set("spec_words", spec.describe())
+    record.set("patch", list(patch))
+    record.set("batch", fixed.batch)
+    record.set("precision", fixed.precision)
+    if settings.budget is not None:
+        record.set("budget_bytes", settings.budget)
+
+    report = measure_memory(spec, patch, batch=fixed.batch, precision=fixed.precision,
+                            backend="simulate")
+    predicted = int(report.peak_bytes)
+    record.set("predicted_peak_bytes", predicted)
+    record.set("breakdown", {k: int(v) for k, v in report.breakdown.items()})
+    record.set("activations_by_part", {k: int(v) for k, v in report.saved_after_forward.items()})
+    record.set("params", int(report.params))
+    record.set("predict_seconds", round(report.seconds, 3))
+
+    over = settings.budget is not None and predicted > settings.budget
+    if settings.memory_only or over:
+        record.set("peak_bytes", predicted)
+        record.set("device", report.device)
+        record.set("environment", report.environment)
+        status = "infeasible" if over else "ok"
+        record.set("status", status)
+        if settings.memory_only:
+            return status, [float(report.params), float(predicted)]
+        return status, _values(study_file, 0.0, predicted, None)
+    return _train(trial, settings, record, spec, patch, predicted)
+
+
+def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
+           patch: tuple[int, int, int], predicted: int) -> tuple[str, list[float]]:
+    try:
+        from revprof.train import TrainSettings, run_training
+    except ImportError as error:
+        raise RevprofError(f"training is not available ({error}); use --memory-only") from None
+    study_file = settings.study_file
+    fixed, data = study_file.fixed, study_file.data
+    data_path = settings.data or data.path
+    train_settings = TrainSettings(
+        data=Path(data_path) if data_path else None, patch=patch, steps=fixed.steps,
+        val_cases=fixed.val_cases, precision=fixed.precision,
+        device=settings.device or fixed.device, seed=fixed.seed, batch=fixed.batch,
+        convention=data.convention, crop=data.crop, synthetic_cases=data.synthetic_cases,
+        synthetic_shape=data.synthetic_shape,
+    )
+    try:
+        result = run_training(spec, train_settings, progress=settings.progress)
+    except Exception as error:
+        if not _is_oom(error):
+            raise
+        record.set("status", "oom")
+        record.set("error", _one_line(error))
+        record.set("peak_bytes", predicted)
+        record.set("device", str(train_settings.device))
+        return "oom", _values(study_file, 0.0, predicted, None)
+
+    status = result.status
+    dice = result.dice
+    if status == "ok" and (not dice or not _finite(dice.get("mean"))):
+        status = "diverged"
+    peak = int(result.peak_bytes or 0)
+    if status != "ok" and peak <= 0:
+        peak = predicted
+    if dice:
+        record.set("dice", {k: float(v) for k, v in dice.items() if _finite(v)})
+    if result.dice_per_case:
+        record.set("dice_per_case", [_case_dice(c) for c in result.dice_per_case])
+    record.set("peak_bytes", peak)
+    if _finite(result.seconds_per_step):
+        record.set("seconds_per_step", float(result.seconds_per_step))
+    if _finite(result.voxels_per_second):
+        record.set("voxels_per_second", float(result.voxels_per_second))
+    if result.losses:
+        record.set("losses", [float(v) if _finite(v) else None for v in result.losses])
+    record.set("device", result.device)
+    record.set("environment", result.environment)
+    if getattr(result, "steps_done", None) is not None:
+        record.set("steps_done", int(result.steps_done))
+    if status != "ok":
+        record.set("error", getattr(result, "error", None) or status)
+    record.set("status", status)
+    if status == "ok":
+        return status, _values(study_file, float(dice["mean"]), peak, result.seconds_per_step)
+    return status, _values(study_file, 0.0, peak, result.seconds_per_step)
+
+
+def _case_dice(case: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(case) and not isinstance(case, type):
+        case = dataclasses.asdict(case)
+    if isinstance(case, dict):
+        return {"case": str(case.get("case", "")),
+                **{r: float(case[r]) if _finite(case.get(r)) else None for r in ("wt", "tc", "et")}}
+    return {"case": str(case)}
+
+
+def _values(study_file: StudyFile, dice: float, peak: int, seconds: float | None) -> list[float]:
+    values = []
+    for name in study_file.objectives:
+        if name == "dice":
+            values.append(float(dice))
+        elif name == "peak_bytes":
+            values.append(float(peak))
+        else:
+            values.append(float(seconds) if _finite(seconds) else math.inf)
+    return values
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_oom(error: BaseException) -> bool:
+    try:
+        import torch
+
+        if isinstance(error, torch.OutOfMemoryError):
+            return True
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(error, MemoryError) or "out of memory" in str(error).lower()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    return first if isinstance(error, RevprofError) else f"{type(error).__name__}: {first}"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

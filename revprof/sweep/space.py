@@ -1,0 +1,125 @@
+"""From an Optuna trial to a network: the one place that calls ``trial.suggest_*``.
+
+:func:`suggest` turns a trial into an :class:`~revprof.spec.ArchSpec` and a patch size following
+the study file's ``[space]``; :func:`enqueue` puts the study file's ``[[enqueue]]`` trials in the
+study once, before the sampler proposes its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from revprof.errors import RevprofError
+from revprof.spec import ArchSpec, parse_patch, validate_patch
+from revprof.sweep.studyfile import StudyFile, spec_for
+
+ENQUEUED_KEY = "revprof:enqueued"
+"""Study system attribute set once the study file's ``[[enqueue]]`` trials are in the study."""
+
+
+def suggest(trial: Any, study: StudyFile) -> tuple[ArchSpec, tuple[int, int, int]]:
+    """The network and patch of ``trial``.
+
+    A trial enqueued with a fixed spec (user attribute ``enqueued_spec``) uses it as given;
+    every other trial asks the sampler for each searched dimension. Dimensions that do not apply
+    to the chosen network are not suggested: depth and reversibility for ``nonewnet``, the
+    per-level values of levels that do not exist.
+
+    Raises:
+        RevprofError: the values give an invalid network or patch.
+    """
+    space = study.space
+    attrs = getattr(trial, "user_attrs", {}) or {}
+    if "enqueued_spec" in attrs:
+        spec = ArchSpec.from_dict(attrs["enqueued_spec"])
+    else:
+        spec = _suggest_spec(trial, study)
+    if "enqueued_patch" in attrs:
+        patch = parse_patch(attrs["enqueued_patch"])
+    elif "patch" in space:
+        patch = parse_patch(space["patch"].suggest(trial, "patch"))
+    else:
+        patch = study.fixed.patch
+    return spec, validate_patch(spec, patch)
+
+
+def _suggest_spec(trial: Any, study: StudyFile) -> ArchSpec:
+    space = study.space
+    values: dict[str, Any] = {}
+
+    def take(key: str) -> Any:
+        return space[key].suggest(trial, key) if key in space else None
+
+    values["arch"] = take("arch") or "revunet"
+    if "widths" in space:
+        values["widths"] = take("widths")
+        levels = len(values["widths"].split(","))
+    else:
+        for key in ("levels", "width", "growth", "max_width"):
+            values[key] = take(key)
+        levels = values["levels"] or 5
+    values["checkpoint"] = take("checkpoint")
+    values["groups"] = take("groups")
+    if values["arch"] == "revunet":
+        depth_keys = [k for k in ("depth", "encoder_depth", "decoder_depth") if k in space]
+        if study.per_level_depth:
+            for key in depth_keys:
+                if key == "depth" and "encoder_depth" in space and "decoder_depth" in space:
+                    continue
+                values[key] = [space[key].suggest(trial, f"{key}_{i}") for i in range(levels)]
+        else:
+            for key in depth_keys:
+                values[key] = take(key)
+        if study.per_level_reversible:
+            flags = [bool(trial.suggest_categorical(f"reversible_{i}", [True, False]))
+                     for i in range(levels)]
+            values["encoder_reversible"] = flags
+            values["decoder_reversible"] = flags
+        else:
+            values["reversible"] = take("reversible")
+    return spec_for(values)
+
+
+def enqueue(study: Any, study_file: StudyFile) -> int:
+    """Enqueue the study file's ``[[enqueue]]`` trials, once per study.
+
+    Returns:
+        how many trials were enqueued now (0 when they already were).
+    """
+    storage, study_id = study._storage, study._study_id
+    if not study_file.enqueue or storage.get_study_system_attrs(study_id).get(ENQUEUED_KEY):
+        return 0
+    for entry in study_file.enqueue:
+        study.enqueue_trial(dict(entry.params), user_attrs=entry.user_attrs() or None,
+                            skip_if_exists=bool(entry.params) and entry.spec is None)
+    storage.set_study_system_attr(study_id, ENQUEUED_KEY, len(study_file.enqueue))
+    return len(study_file.enqueue)
+
+
+def check_enqueued(study_file: StudyFile) -> None:
+    """Build every enqueued trial's network now, so a bad entry fails before the study starts.
+
+    Raises:
+        RevprofError: naming the entry and the problem.
+    """
+    for index, entry in enumerate(study_file.enqueue):
+        try:
+            suggest(_FixedTrial(entry.params, entry.user_attrs(), study_file), study_file)
+        except RevprofError as error:
+            raise RevprofError(f"{study_file.path}: enqueue[{index}] gives an invalid network: "
+                               f"{error}") from None
+
+
+class _FixedTrial:
+    """A stand-in trial that answers enqueued values and the first choice otherwise."""
+
+    def __init__(self, params: dict[str, Any], user_attrs: dict[str, Any], study: StudyFile) -> None:
+        self.params = params
+        self.user_attrs = user_attrs
+        self._study = study
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return self.params.get(name, choices[0])
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        return int(self.params.get(name, low))

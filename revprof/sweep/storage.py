@@ -1,0 +1,171 @@
+"""Where a sweep keeps its trials: an embedded journal file, SQLite or PostgreSQL.
+
+- Default: Optuna's journal storage in ``.revprof/studies.journal`` under the working directory.
+  Every change is one appended, fsynced line written under a lock file, so several local
+  processes share it safely, and a process killed mid-write cannot leave a half-written
+  record behind (a torn last line is cut off on the next open).
+- ``sqlite:///path.db``: Optuna's RDB storage on SQLite (fine for one process at a time).
+- ``postgresql://user:pass@host:port/db``: Optuna's RDB storage on PostgreSQL; any number of
+  workers on any number of machines can join one study.
+
+A store is named by one string everywhere (the CLI, worker processes, the report): a URL with a
+scheme, or else a journal file path. :func:`open_storage` opens it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from revprof.errors import RevprofError
+
+DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
+_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgres")
+
+
+def default_storage() -> str:
+    """The embedded store of the working directory (an absolute journal file path)."""
+    return str(Path.cwd() / DEFAULT_JOURNAL)
+
+
+def storage_kind(storage: str) -> str:
+    """``journal``, ``sqlite`` or ``postgresql`` for a store string.
+
+    Raises:
+        RevprofError: a URL with an unsupported scheme or no database.
+    """
+    if "://" not in storage:
+        if not storage.strip():
+            raise RevprofError("--storage is empty; give a journal file path, sqlite:///FILE.db "
+                               "or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        return "journal"
+    scheme = storage.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        if not storage.startswith("sqlite:///") or len(storage) <= len("sqlite:///"):
+            raise RevprofError(f"SQLite storage URL must look like sqlite:///FILE.db; got "
+                               f"{redact(storage)!r}")
+        return "sqlite"
+    if scheme in ("postgresql", "postgresql+psycopg2", "postgres"):
+        parts = urlsplit(storage)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise RevprofError(f"PostgreSQL storage URL must look like postgresql://USER:PASSWORD@"
+                               f"HOST:PORT/DATABASE; got {redact(storage)!r}")
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise RevprofError(f"PostgreSQL storage URL has an invalid port: {redact(storage)!r}") from None
+        return "postgresql"
+    raise RevprofError(f"storage URL scheme {scheme!r} is not supported; use a journal file path, "
+                       f"sqlite:///FILE.db or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+
+
+def redact(storage: str) -> str:
+    """The store string with any password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", storage)
+
+
+def describe(storage: str) -> str:
+    """A short human description, e.g. ``journal .revprof/studies.journal``."""
+    kind = storage_kind(storage)
+    if kind == "journal":
+        try:
+            shown = os.path.relpath(storage)
+        except ValueError:
+            shown = storage
+        return f"journal {shown if not shown.startswith('..') else storage}"
+    return redact(storage)
+
+
+def open_storage(storage: str, create: bool = True) -> Any:
+    """An Optuna storage object for a store string.
+
+    Args:
+        storage: a journal file path or a ``sqlite:///`` / ``postgresql://`` URL.
+        create: create a missing journal file (and its folder); otherwise a missing one is an
+            error.
+
+    Raises:
+        RevprofError: an unsupported URL, a missing driver, an unreachable server or a missing
+            journal file, in one line.
+    """
+    kind = storage_kind(storage)
+    import optuna
+
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(storage)
+        if not path.exists():
+            if not create:
+                raise RevprofError(f"no study store at {storage} (run a sweep first, or pass --storage)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise RevprofError(f"cannot create the study store folder {path.parent}: "
+                                   f"{error.strerror}") from None
+        elif path.is_dir():
+            raise RevprofError(f"study store {storage} is a directory; give a file path")
+        try:
+            backend = JournalFileBackend(str(path))
+            _repair_torn_tail(path, backend)
+            return optuna.storages.JournalStorage(backend)
+        except OSError as error:
+            raise RevprofError(f"cannot open the study store {storage}: {error.strerror}") from None
+        except ValueError as error:
+            raise RevprofError(f"study store {storage} is not an Optuna journal file: {error}") from None
+    url = storage
+    engine_kwargs: dict[str, Any]
+    if kind == "postgresql":
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            raise RevprofError("PostgreSQL storage needs the psycopg2 driver: "
+                               "pip install psycopg2-binary (or revprof[postgres])") from None
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
+    else:
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as error:  # sqlalchemy's errors carry the driver's message
+        message = str(getattr(error, "orig", None) or error).strip().splitlines()
+        first = next((line.strip() for line in message if line.strip()), type(error).__name__)
+        raise RevprofError(f"cannot open the study store {redact(storage)}: {first}") from None
+
+
+def _repair_torn_tail(path: Path, backend: Any) -> None:
+    """Cut off a last line without its newline (a writer killed mid-append), under the lock."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with open(path, "rb") as handle:
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+    except OSError:
+        return
+    from optuna.storages.journal._file import get_lock_file
+
+    with get_lock_file(backend._lock):
+        data = path.read_bytes()
+        if data.endswith(b"\n") or not data:
+            return
+        keep = data.rfind(b"\n") + 1
+        with open(path, "r+b") as handle:
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def study_names(storage: str) -> list[str]:
+    """Names of the studies in a store (empty when the journal file does not exist yet)."""
+    if storage_kind(storage) == "journal" and not Path(storage).exists():
+        return []
+    import optuna
+
+    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]

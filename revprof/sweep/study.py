@@ -1,0 +1,162 @@
+"""Create, resume and describe the Optuna study behind a study file."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from revprof.errors import RevprofError
+from revprof.sweep.objective import constraints_func
+from revprof.sweep.space import check_enqueued, enqueue
+from revprof.sweep.storage import describe, open_storage
+from revprof.sweep.studyfile import StudyFile
+
+
+def revprof_version() -> str:
+    """The installed revprof version."""
+    try:
+        from revprof import __version__
+
+        return str(__version__)
+    except ImportError:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("revprof")
+        except PackageNotFoundError:
+            return "unknown"
+
+
+def quiet_optuna() -> None:
+    """Optuna's per-trial log lines and experimental-feature warnings off (revprof reports)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*constraints_func.*")
+
+
+def make_sampler(study_file: StudyFile, seed_offset: int = 0, seed: int | None = None) -> Any:
+    """The study file's sampler; worker ``k`` gets seed ``seed + k`` so workers differ."""
+    import optuna
+
+    settings = study_file.sampler
+    base = settings.seed if seed is None else seed
+    worker_seed = None if base is None else base + seed_offset
+    constrained = study_file.budget_bytes is not None
+    if settings.name == "tpe":
+        kwargs: dict[str, Any] = {"seed": worker_seed, "multivariate": settings.multivariate}
+        if settings.multivariate:
+            kwargs["group"] = True  # conditional spaces (arch-dependent depth)
+        if settings.n_startup_trials is not None:
+            kwargs["n_startup_trials"] = settings.n_startup_trials
+        if constrained:
+            kwargs["constraints_func"] = constraints_func
+        return optuna.samplers.TPESampler(**kwargs)
+    if settings.name == "nsga2":
+        kwargs = {"seed": worker_seed}
+        if settings.population_size is not None:
+            kwargs["population_size"] = settings.population_size
+        if constrained:
+            kwargs["constraints_func"] = constraints_func
+        return optuna.samplers.NSGAIISampler(**kwargs)
+    if settings.name == "random":
+        return optuna.samplers.RandomSampler(seed=worker_seed)
+    return optuna.samplers.GridSampler(study_file.grid(), seed=worker_seed)
+
+
+@dataclass(frozen=True)
+class StudyHandle:
+    """An open study and where it lives."""
+
+    study: Any
+    storage: str
+    name: str
+    created: bool
+    enqueued: int
+
+
+def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
+                  study_name: str | None = None, seed: int | None = None) -> StudyHandle:
+    """Create the study (or resume it), record the study attributes and enqueue the
+    study file's trials once.
+
+    Raises:
+        RevprofError: the store cannot be opened, or the stored study was made from a
+            different study file (other space, fixed settings, data or objectives).
+    """
+    import optuna
+
+    quiet_optuna()
+    check_enqueued(study_file)
+    name = study_name or study_file.study_name(memory_only)
+    backend = open_storage(storage, create=True)
+    directions = study_file.directions(memory_only)
+    existing = _find(backend, name)
+    if existing is not None:
+        _check_compatible(existing, study_file, memory_only, name, storage)
+    study = optuna.create_study(storage=backend, study_name=name, directions=directions,
+                                sampler=make_sampler(study_file, 0, seed), load_if_exists=True)
+    created = existing is None
+    attrs = {
+        "revprof_version": revprof_version(),
+        "study_file": study_file.path,
+        "study": study_file.to_dict(),
+        "objectives": list(study_file.objective_names(memory_only)),
+        "budget_bytes": study_file.budget_bytes,
+        "memory_only": memory_only,
+        "fixed": study_file.fixed_dict(),
+    }
+    current = study.user_attrs
+    for key, value in attrs.items():
+        if current.get(key) != value:
+            study.set_user_attr(key, value)
+    enqueued = enqueue(study, study_file)
+    return StudyHandle(study, storage, name, created, enqueued)
+
+
+def load_study(study_file: StudyFile, storage: str, name: str, seed_offset: int = 0,
+               seed: int | None = None) -> Any:
+    """Open an existing study for a worker, with this worker's sampler."""
+    import optuna
+
+    quiet_optuna()
+    backend = open_storage(storage, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=backend,
+                                 sampler=make_sampler(study_file, seed_offset, seed))
+    except KeyError:
+        raise RevprofError(f"no study {name!r} in {describe(storage)}") from None
+
+
+def _find(backend: Any, name: str) -> Any:
+    import optuna
+
+    for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
+        if summary.study_name == name:
+            return summary
+    return None
+
+
+def _check_compatible(summary: Any, study_file: StudyFile, memory_only: bool, name: str,
+                      storage: str) -> None:
+    directions = [d.name.lower() for d in summary.directions]
+    wanted = study_file.directions(memory_only)
+    stored_objectives = summary.user_attrs.get("objectives")
+    objectives = list(study_file.objective_names(memory_only))
+    if directions != wanted or (stored_objectives is not None and stored_objectives != objectives):
+        raise RevprofError(
+            f"study {name!r} in {describe(storage)} has objectives "
+            f"{stored_objectives or directions}; this run asks for {objectives}. "
+            f"Use --study-name NEW to start another study")
+    stored = summary.user_attrs.get("study")
+    if not isinstance(stored, dict):
+        return
+    mine = study_file.identity()
+    changed = [k for k in mine if k in stored and stored.get(k) != mine[k]]
+    if changed:
+        raise RevprofError(
+            f"study {name!r} in {describe(storage)} was created from a study file with other "
+            f"{', '.join(changed)}; resuming would mix incomparable trials. Restore the file, or "
+            f"use --study-name NEW to start another study")

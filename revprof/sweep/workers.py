@@ -1,0 +1,167 @@
+"""Running trials: one worker loop, and N local worker processes on one store.
+
+A worker asks the study for trials until the study has ``target`` COMPLETE trials (counting
+those of earlier runs and of other workers, so a rerun continues where the last one stopped).
+It does not start a trial while the complete and running ones already reach the target; it waits
+instead, in case a running trial fails and must be replaced. With several workers the study may
+end with up to ``workers - 1`` trials more than the target (each worker counts, then asks).
+
+Local workers are ``python -m revprof sweep STUDY --worker K ...`` processes in their own
+sessions; the parent follows the store, prints each finished trial, forwards Ctrl-C to them
+(a second Ctrl-C kills them) and waits until they have recorded the running trials as
+interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from revprof.errors import RevprofError
+from revprof.sweep.heartbeat import fail_stale_trials
+from revprof.sweep.objective import Outcome, RunSettings, interrupt_trial, run_trial
+from revprof.sweep.pareto import count_trials
+from revprof.sweep.signals import deferred_interrupts
+
+MAX_CONSECUTIVE_FAILURES = 5
+LOG_DIR = Path(".revprof") / "logs"
+
+
+def run_worker(study: Any, settings: RunSettings, target: int,
+               on_trial: Callable[[Any, Outcome], None] | None = None,
+               poll: float = 1.0, parent_pid: int | None = None) -> list[Outcome]:
+    """Run trials of ``study`` until it holds ``target`` COMPLETE trials.
+
+    Args:
+        on_trial: called with the finished FrozenTrial and its outcome.
+        parent_pid: stop asking for trials once this process is gone.
+
+    Raises:
+        KeyboardInterrupt: on Ctrl-C/SIGTERM, after recording the running trial as interrupted.
+        RevprofError: :data:`MAX_CONSECUTIVE_FAILURES` trials in a row failed.
+    """
+    outcomes: list[Outcome] = []
+    failures = 0
+    while True:
+        fail_stale_trials(study)
+        counts = count_trials(study.get_trials(deepcopy=False))
+        if counts.complete >= target:
+            break
+        if parent_pid is not None and not _alive(parent_pid):
+            break
+        if counts.complete + counts.running >= target:
+            time.sleep(poll)
+            continue
+        with deferred_interrupts(reraise=False) as received:
+            trial = study.ask()
+        if received:
+            interrupt_trial(study, trial)
+        outcome = run_trial(study, trial, settings)
+        outcomes.append(outcome)
+        if on_trial is not None:
+            on_trial(study._storage.get_trial(trial._trial_id), outcome)
+        failures = failures + 1 if outcome.state == "FAIL" else 0
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            raise RevprofError(f"{failures} trials in a row failed; the last: {outcome.error} "
+                               f"(trial {outcome.number})")
+    return outcomes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class WorkerProcess:
+    """One local worker process."""
+
+    index: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    device: str | None = None
+
+    def tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+
+@dataclass
+class WorkerPool:
+    """Local worker processes on one study."""
+
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    def alive(self) -> list[WorkerProcess]:
+        return [w for w in self.workers if w.process.poll() is None]
+
+    def signal(self, signum: int) -> None:
+        for worker in self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.send_signal(signum)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for every worker; False when some still run after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in self.workers:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                worker.process.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+
+def spawn_workers(study_path: str, storage: str, study_name: str, target: int, count: int,
+                  memory_only: bool, devices: Sequence[str] | None = None, data: str | None = None,
+                  seed: int | None = None, log_dir: Path = LOG_DIR) -> WorkerPool:
+    """Start ``count`` worker processes (``python -m revprof sweep ... --worker K``).
+
+    On the CPU each gets ``cores // count`` threads; with ``devices`` worker ``k`` trains on
+    ``devices[k % len(devices)]``. Each writes its output to ``log_dir/NAME-worker-K.log``.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pool = WorkerPool()
+    threads = max(1, (os.cpu_count() or 1) // count)
+    for index in range(count):
+        device = devices[index % len(devices)] if devices else None
+        command = [sys.executable, "-m", "revprof", "sweep", study_path, "--worker", str(index),
+                   "--storage", storage, "--study-name", study_name, "--trials", str(target),
+                   "--parent-pid", str(os.getpid())]
+        if memory_only:
+            command.append("--memory-only")
+        if device:
+            command += ["--device", device]
+        if data:
+            command += ["--data", data]
+        if seed is not None:
+            command += ["--seed", str(seed)]
+        env = dict(os.environ)
+        if not device or not device.startswith("cuda"):
+            for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(name, str(threads))
+        env["PYTHONUNBUFFERED"] = "1"
+        log = log_dir / f"{study_name}-worker-{index}.log"
+        handle = open(log, "wb")  # noqa: SIM115 - owned by the child
+        try:
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        finally:
+            handle.close()
+        pool.workers.append(WorkerProcess(index, process, log, device))
+    return pool

@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
+REVPROF := $(VENV)/bin/revprof
 STAMP := $(VENV)/.revprof-installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install system-deps bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,14 +20,22 @@ $(STAMP): $(PY) pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/revprof measure --patch 128 --backend simulate
+system-deps:
+	@scripts/system-deps.sh
 
-test: $(STAMP)
+# The main job: a quick accuracy-memory sweep on synthetic BraTS-format data with the embedded
+# store, then its HTML report.
+demo: $(STAMP)
+	$(REVPROF) measure --patch 128 --backend simulate
+	$(REVPROF) sweep studies/quick.toml
+	$(REVPROF) report --study quick --out reports/quick.html
+	@echo "report written to reports/quick.html"
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/revprof bench
+	$(REVPROF) bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .revprof

@@ -171,16 +171,31 @@ def measure_memory(
         raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
     look_up("precision", precision, PRECISIONS)
     backend = resolve_backend(backend)
-    if backend == "cuda":
-        from revprof.memory.cuda import measure_cuda
-
-        return measure_cuda(spec, patch, batch, precision, steps, seed)
     return _measure_tracked(spec, patch, batch, precision, backend, steps, seed)
+
+
+def _warm_up_cuda(device: torch.device) -> None:
+    """Initialise cuBLAS/cuDNN handles so their one-off allocations stay out of the peak."""
+    x = torch.randn(1, 2, 8, 8, 8, device=device, requires_grad=True)
+    conv = torch.nn.Conv3d(2, 2, 3, padding=1).to(device)
+    conv(x).sum().backward()
+    torch.mm(torch.randn(8, 8, device=device), torch.randn(8, 8, device=device))
+    torch.cuda.synchronize(device)
+    del x, conv
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
 
 
 def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
                      backend: str, steps: int, seed: int) -> MemoryReport:
+    """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
+
+    On CUDA the headline is the allocator's ``max_memory_allocated``; the tracker still gives the
+    breakdown and timeline, and ``other`` absorbs what the allocator saw beyond tracked tensors
+    (cuDNN workspaces, kernel temporaries).
+    """
     started = time.perf_counter()
+    device = torch.device("cuda" if backend == "cuda" else "cpu")
     with ExitStack() as stack:
         if backend == "simulate":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -190,12 +205,17 @@ def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, pr
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = build_model(spec)
+        if backend == "cuda":
+            model = model.to(device)
         optimizer = make_optimizer(model)
         image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
         target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
+        if backend == "cuda":
+            image, target = image.to(device), target.to(device)
+            _warm_up_cuda(device)
         params = sum(p.numel() for p in model.parameters())
 
-        tracker = StorageTracker()
+        tracker = StorageTracker(device_type="cuda" if backend == "cuda" else None)
         handles = tracker.attribute(attribution_parts(model))
         for p in model.parameters():
             handles.append(p.register_post_accumulate_grad_hook(
@@ -221,12 +241,19 @@ def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, pr
                 handle.remove()
     peak = tracker.peak
     assert peak is not None
+    breakdown = {c: peak.categories[c] for c in CATEGORIES}
+    peak_bytes, reserved, device_words = peak.bytes, None, {"cpu": "cpu", "simulate": "cpu (fake tensors)"}.get(backend)
+    if backend == "cuda":
+        peak_bytes = torch.cuda.max_memory_allocated(device)
+        reserved = torch.cuda.max_memory_reserved(device)
+        breakdown["other"] += peak_bytes - peak.bytes
+        device_words = f"{device} ({torch.cuda.get_device_name(device)})"
     return MemoryReport(
         spec=spec, patch=patch, batch=batch, precision=precision, backend=backend,
-        device="cpu" if backend == "cpu" else "cpu (fake tensors)", params=params,
-        peak_bytes=peak.bytes, breakdown={c: peak.categories[c] for c in CATEGORIES},
+        device=device_words, params=params, reserved_bytes=reserved,
+        peak_bytes=peak_bytes, breakdown=breakdown,
         activations_by_part=peak.activations_by_scope, saved_after_forward=saved_after_forward,
         peak_phase=peak.phase, peak_step=peak.step,
         timeline=Timeline(tracker.timeline, [(m.index, m.name, m.step) for m in tracker.phases]),
-        steps=steps, seconds=time.perf_counter() - started, environment=environment("cpu"),
+        steps=steps, seconds=time.perf_counter() - started, environment=environment(str(device)),
     )

@@ -95,6 +95,8 @@ class StorageTracker(TorchDispatchMode):
 
     Args:
         rounding: allocation granularity applied to every storage (CUDA: 512 bytes).
+        device_type: count only storages on this device type (``cuda`` on GPU runs, where host
+            tensors do not use GPU memory); ``None`` counts all.
 
     Attributes:
         live_bytes: bytes live now.
@@ -103,9 +105,10 @@ class StorageTracker(TorchDispatchMode):
         phases: where each phase of each step begins in ``timeline``.
     """
 
-    def __init__(self, rounding: int = CUDA_ROUNDING) -> None:
+    def __init__(self, rounding: int = CUDA_ROUNDING, device_type: str | None = None) -> None:
         super().__init__()
         self.rounding = rounding
+        self.device_type = device_type
         self.live_bytes = 0
         self.peak: PeakSnapshot | None = None
         self.timeline: list[int] = []
@@ -124,6 +127,8 @@ class StorageTracker(TorchDispatchMode):
 
     def _register(self, tensor: torch.Tensor) -> None:
         storage = tensor.untyped_storage()
+        if self.device_type is not None and storage.device.type != self.device_type:
+            return
         key = id(storage)
         size = rounded(storage.nbytes(), self.rounding)
         old = self._sizes.get(key)

@@ -17,19 +17,19 @@ def report(
     study: Annotated[str | None, typer.Option("--study", help="Study name in the store.")] = None,
     storage: Annotated[str | None, typer.Option(
         "--storage", help="sqlite:///FILE, postgresql://... or a .journal file "
-                          "[default: .revprof/studies.journal]")] = None,
+                          "(default: .revprof/studies.journal).")] = None,
     results: Annotated[Path | None, typer.Option(
         "--results", help="A results table (CSV, Parquet or JSON lines) instead of a study.")] = None,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="HTML file to write [default: reports/NAME.html].")] = None,
+        "--out", help="HTML file to write (default: reports/NAME.html).")] = None,
     date: Annotated[str | None, typer.Option(
-        "--date", help="Date for the header [default: latest trial completion in the store].")] = None,
+        "--date", help="Date for the header (default: latest trial completion in the store).")] = None,
     budget: Annotated[str | None, typer.Option(
-        "--budget", help="Memory budget such as 11GiB [default: the study's].",
+        "--budget", help="Memory budget such as 11GiB (default: the study's).",
         callback=parameter("--budget", parse_bytes), metavar="SIZE")] = None,
     reference: Annotated[int | None, typer.Option(
         "--reference", help="Trial number (results: row) of the network the memory figures are "
-                            "about [default: best feasible trial, or the first].")] = None,
+                            "about (default: best feasible trial, or the first).")] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")] = False,
 ) -> None:
     """Write one self-contained HTML report: Pareto front, memory vs depth and patch size,

@@ -177,8 +177,8 @@ def timeline_figure(info: TimelineInfo) -> go.Figure:
         _budget_h(fig, info.budget_bytes, scale, row=row, col=1)
         fig.update_yaxes(title_text=f"live {unit}", range=[0, top / scale * 1.1], row=row, col=1)
         fig.update_xaxes(title_text="op in the training step", row=row, col=1)
-    return _layout(fig, f"Memory over one training step (patch {patch_text(info.patch)}): reversible levels free "
-                   f"their activations in forward and recompute them in backward",
+    return _layout(fig, f"Memory over one training step (patch {patch_text(info.patch)}): "
+                   f"reversible levels free their activations in forward and recompute them in backward",
                    height=300 * rows + 130, top=100)
 
 

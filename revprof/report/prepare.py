@@ -499,10 +499,20 @@ def breakdown_info(ref: TrialRow, front: Sequence[TrialRow], memory: Memory) -> 
             break
         if t.number == ref.number or not t.breakdown or any(b.label == t.label for b in bars):
             continue
-        bars.append(BreakdownBar(t.label, t.spec_words, tuple(int(t.breakdown.get(c, 0))
-                                                              for c in CATEGORIES)))
+        label = f"{t.label} {short_words(t.spec)}" if t.spec is not None else t.label
+        words = t.spec_words + (f", patch {patch_text(t.patch)}" if t.patch else "")
+        bars.append(BreakdownBar(label, words, tuple(int(t.breakdown.get(c, 0)) for c in CATEGORIES)))
     return BreakdownInfo(tuple(CATEGORY_LABELS[c] for c in CATEGORIES), tuple(bars), levels,
                          tuple(level_bars))
+
+
+def short_words(spec: ArchSpec) -> str:
+    """A few words for a bar label: ``d2 reversible``, ``nonewnet plain``."""
+    if spec.arch == "nonewnet":
+        return f"nonewnet {spec.execution}"
+    depth = spec.encoder_depth[0] if len(set(spec.encoder_depth + spec.decoder_depth)) == 1 else "n"
+    execution = spec.execution if spec.execution != "mixed" else "mixed"
+    return f"d{depth} {execution}"
 
 
 def _per_level(parts: Mapping[str, int], levels: int) -> tuple[int, ...]:
@@ -566,6 +576,10 @@ TABLE_COLUMNS = (
 )
 
 
+OPTIONAL_COLUMNS = ("Dice", "s / step", "predicted peak")
+"""Columns left out when no trial has a value in them."""
+
+
 def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
     """One row per trial, with a sort key per cell (numbers sort numerically)."""
     rows = []
@@ -576,7 +590,7 @@ def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
         dice = t.dice
         rows.append((
             Cell(t.label, t.number), Cell(status, status), Cell(t.spec_words, t.spec_words),
-            Cell(patch_text(t.patch) if t.patch else "", t.patch[0] * t.patch[1] * t.patch[2] if t.patch else None),
+            Cell(patch_text(t.patch), t.patch[0] * t.patch[1] * t.patch[2]) if t.patch else Cell("", None),
             _num(t.batch, str), Cell(t.precision or "", t.precision),
             _num(t.peak_bytes, format_bytes), _num(t.predicted_peak_bytes, format_bytes),
             _num(t.params, lambda v: f"{v:,}"),
@@ -584,7 +598,10 @@ def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
               for k in ("wt", "tc", "et", "mean")),
             _num(t.seconds_per_step, lambda v: f"{v:.3g}"), Cell(t.device or "", t.device),
         ))
-    return TableInfo(TABLE_COLUMNS, tuple(rows))
+    keep = [i for i, column in enumerate(TABLE_COLUMNS)
+            if not column.name.startswith(OPTIONAL_COLUMNS) or any(r[i].sort is not None for r in rows)]
+    return TableInfo(tuple(TABLE_COLUMNS[i] for i in keep),
+                     tuple(tuple(r[i] for i in keep) for r in rows))
 
 
 def _num(value: float | None, fmt: Callable) -> Cell:

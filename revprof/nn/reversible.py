@@ -6,6 +6,9 @@ The backward walks the blocks from last to first, reconstructing each block's in
 output in that same buffer, differentiating ``G`` and then ``F`` on the reconstructed halves, and
 accumulating the input gradient in place, in the incoming gradient itself when nothing else can
 see it (otherwise in one copy of it). Memory therefore does not grow with the number of blocks.
+The first block's ``x1`` half is not reconstructed: it would be the sequence input, which no
+gradient needs, so that ``F`` is recomputed only up to its activation (one convolution fewer per
+sequence); after the backward the buffer holds ``y1`` of block 0 and the input's ``x2``.
 
 Per residual function the recompute keeps at most two tensors of its size alive: the recomputed
 output is subtracted (reconstructing the other half) and dropped before any gradient is

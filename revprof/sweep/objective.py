@@ -153,6 +153,10 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
     if settings.budget is not None:
         record.set("budget_bytes", settings.budget)
 
+    earlier = _same_network(trial, spec, patch, settings)
+    if earlier is not None:
+        return _reuse(earlier, record)
+
     report = measure_memory(spec, patch, batch=fixed.batch, precision=fixed.precision,
                             backend="simulate")
     predicted = int(report.peak_bytes)
@@ -173,6 +177,40 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
             return status, [float(report.params), float(predicted)]
         return status, _values(study_file, 0.0, predicted, None)
     return _train(trial, settings, record, spec, patch, predicted)
+
+
+_REUSED = ("predicted_peak_bytes", "breakdown", "activations_by_part", "params", "predict_seconds",
+           "peak_bytes", "dice", "dice_per_case", "seconds_per_step", "voxels_per_second", "losses",
+           "device", "environment", "steps_done", "error", "status")
+
+
+def _same_network(trial: Any, spec: Any, patch: tuple[int, int, int], settings: RunSettings) -> Any:
+    """An earlier COMPLETE trial of this study with the same network and patch, or None.
+
+    Runs are seeded, so the sampler proposing a network again gets the recorded figures
+    (``duplicate_of`` names the trial) instead of a second identical run.
+    """
+    from optuna.trial import TrialState
+
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    wanted, wanted_patch = spec.to_dict(), list(patch)
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = other.user_attrs
+        if (other.number != trial.number and attrs.get("spec") == wanted and
+                attrs.get("patch") == wanted_patch and "duplicate_of" not in attrs and
+                attrs.get("status") in ("ok", "infeasible", "oom", "diverged")):
+            return other
+    return None
+
+
+def _reuse(earlier: Any, record: _Recorder) -> tuple[str, list[float]]:
+    for key in _REUSED:
+        if key in earlier.user_attrs:
+            record.set(key, earlier.user_attrs[key])
+    record.set("duplicate_of", earlier.number)
+    return str(earlier.user_attrs["status"]), list(earlier.values)
 
 
 def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,

@@ -72,8 +72,9 @@ def objectives_of(study: Any) -> list[str]:
 def pareto_front(study: Any, trials: Sequence[Any] | None = None) -> list[Any]:
     """The non-dominated ``ok`` trials (feasible, trained or predicted), best first.
 
-    Infeasible, out-of-memory and diverged trials never enter the front; two trials with equal
-    values both stay.
+    Infeasible, out-of-memory and diverged trials never enter the front, nor do repeats of an
+    earlier trial's network (``duplicate_of``); two different networks with equal values both
+    stay.
     """
     from optuna.trial import TrialState
 
@@ -81,7 +82,8 @@ def pareto_front(study: Any, trials: Sequence[Any] | None = None) -> list[Any]:
         trials = study.get_trials(deepcopy=False)
     signs = [1.0 if d.name.lower() == "minimize" else -1.0 for d in study.directions]
     candidates = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-                  and t.user_attrs.get("status", "ok") == "ok"]
+                  and t.user_attrs.get("status", "ok") == "ok"
+                  and "duplicate_of" not in t.user_attrs]
     keyed = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in candidates]
     front = []
     for trial, values in keyed:

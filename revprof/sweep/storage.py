@@ -15,7 +15,9 @@ scheme, or else a journal file path. :func:`open_storage` opens it.
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 from revprof.errors import RevprofError
 
 DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
+_CREATE_ATTEMPTS = 5
 _SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgres")
 
 
@@ -119,22 +122,49 @@ def open_storage(storage: str, create: bool = True) -> Any:
     url = storage
     engine_kwargs: dict[str, Any]
     if kind == "postgresql":
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            raise RevprofError("PostgreSQL storage needs the psycopg2 driver: "
-                               "pip install psycopg2-binary (or revprof[postgres])") from None
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://"):]
+        url = _postgres_driver_url(url)
         engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     else:
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except Exception as error:  # sqlalchemy's errors carry the driver's message
-        message = str(getattr(error, "orig", None) or error).strip().splitlines()
-        first = next((line.strip() for line in message if line.strip()), type(error).__name__)
-        raise RevprofError(f"cannot open the study store {redact(storage)}: {first}") from None
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except Exception as error:  # sqlalchemy's errors carry the driver's message
+            # Workers that meet an empty database at the same moment all create Optuna's tables;
+            # the losers see a duplicate-key or already-exists error and simply try again.
+            if type(error).__name__ in ("IntegrityError", "ProgrammingError") and \
+                    attempt + 1 < _CREATE_ATTEMPTS:
+                time.sleep(0.5 + random.random())
+                continue
+            message = str(getattr(error, "orig", None) or error).strip().splitlines()
+            first = next((line.strip() for line in message if line.strip()), type(error).__name__)
+            raise RevprofError(f"cannot open the study store {redact(storage)}: {first}") from None
+    raise AssertionError("unreachable")
+
+
+def _postgres_driver_url(url: str) -> str:
+    """Name the installed driver in the URL: SQLAlchemy 2.1 takes a bare ``postgresql://`` for
+    psycopg 3, while revprof's extra installs psycopg2."""
+    import importlib.util
+
+    scheme, rest = url.split("://", 1)
+    if scheme.lower() == "postgres":
+        scheme = "postgresql"
+    have_psycopg2 = importlib.util.find_spec("psycopg2") is not None
+    have_psycopg3 = importlib.util.find_spec("psycopg") is not None
+    if scheme.lower() == "postgresql+psycopg2" and not have_psycopg2:
+        have_psycopg3 = False
+    if not (have_psycopg2 or have_psycopg3):
+        raise RevprofError("PostgreSQL storage needs the psycopg2 driver: "
+                           "pip install psycopg2-binary (or revprof[postgres])")
+    if scheme.lower() == "postgresql":
+        import sqlalchemy
+
+        bare_is_psycopg2 = int(sqlalchemy.__version__.split(".")[0]) < 2 or \
+            sqlalchemy.__version__.startswith("2.0")
+        if have_psycopg2 and not (have_psycopg3 and not bare_is_psycopg2):
+            scheme = "postgresql+psycopg2"
+    return f"{scheme}://{rest}"
 
 
 def _repair_torn_tail(path: Path, backend: Any) -> None:

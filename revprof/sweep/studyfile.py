@@ -233,13 +233,16 @@ class StudyFile:
 
     def fixed_dict(self) -> dict[str, Any]:
         """The study's ``fixed`` user attribute (docs/store-schema.md)."""
-        patch: Any = list(self.fixed.patch)
-        if self.patch_searched:
-            patch = [list(parse_patch(p)) for p in self.space["patch"].values()]
-        return {"patch": patch, "batch": self.fixed.batch, "steps": self.fixed.steps,
-                "precision": self.fixed.precision, "val_cases": self.fixed.val_cases,
-                "data": self.data.path or "synthetic", "device": self.fixed.device,
-                "seed": self.fixed.seed}
+        fixed: dict[str, Any] = {
+            "patch": list(self.fixed.patch), "batch": self.fixed.batch, "steps": self.fixed.steps,
+            "precision": self.fixed.precision, "val_cases": self.fixed.val_cases,
+            "data": self.data.path or "synthetic", "device": self.fixed.device,
+            "seed": self.fixed.seed}
+        if self.patch_searched:  # each trial's own ``patch`` attribute says which it used
+            choices = [list(parse_patch(p)) for p in self.space["patch"].values()]
+            fixed["patch"] = choices[0]
+            fixed["patch_choices"] = choices
+        return fixed
 
     def to_dict(self) -> dict[str, Any]:
         """The parsed file as JSON-able data (the study's ``study`` user attribute)."""

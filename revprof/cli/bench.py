@@ -1,0 +1,68 @@
+"""``revprof bench``: side-by-side memory and step-time benchmarks against the peers."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from revprof.cli._common import console, handle_errors
+
+Quick = Annotated[bool, typer.Option("--quick", help="Tiny networks and patches: the same tables "
+                                     "in seconds (for tests and smoke runs).")]
+Out = Annotated[Path, typer.Option("--out", help="Folder for bench.json and bench.md "
+                                   "(bench-quick.* with --quick, bench-cuda-*.json with --cuda).")]
+Cuda = Annotated[bool, typer.Option("--cuda", help="Also measure on the CUDA GPU (allocator peak, "
+                                    "CUDA events); noted as not run when none is visible.")]
+Docs = Annotated[Path | None, typer.Option("--docs", help="Markdown file whose bench section to "
+                                           "update (default docs/benchmarks.md; quick runs update "
+                                           "none unless given).")]
+
+
+def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cuda = False,
+          docs: Docs = None) -> None:
+    """Peak memory (simulate, exact) and CPU step-time ratios of revprof's reversible execution
+    next to plain autograd, checkpointing, RevTorch and the No New-Net baseline; checks the targets."""
+    from revprof.bench.peers import revtorch_available
+    from revprof.bench.report import markdown, update_docs, write_json
+    from revprof.bench.run import BenchSettings, run_bench
+
+    settings = BenchSettings.quick_settings() if quick else BenchSettings.full()
+    command = "revprof bench" + (" --quick" if quick else "") + (" --cuda" if cuda else "")
+    if out != Path("benchmarks/results"):
+        command += f" --out {shlex.quote(str(out))}"
+    if not revtorch_available():
+        console.print("[yellow]RevTorch is not installed (pip install 'revprof[bench]'): its "
+                      "columns are left out.[/]")
+    total = len(settings.memory.jobs()) + (settings.warmup + settings.repetitions) * len(settings.memory.peers)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("revprof bench", total=total)
+
+        def step(label: str) -> None:
+            progress.update(task, description=label, advance=1)
+
+        record = run_bench(settings, command, cuda=cuda, progress=step)
+    stem = "bench-quick" if quick else "bench"
+    json_path = write_json(record, out / f"{stem}.json")
+    section = markdown(record)
+    md_path = out / f"{stem}.md"
+    md_path.write_text(section)
+    written = [json_path, md_path]
+    if record.get("cuda") and record["cuda"].get("run"):
+        device = "".join(c if c.isalnum() else "-" for c in record["cuda"]["device"]).strip("-")
+        written.append(write_json(record, out / f"{stem}-cuda-{device}.json"))
+    if docs is None and not quick:
+        docs = Path("docs/benchmarks.md")
+    if docs is not None:
+        written.append(update_docs(docs, section))
+    typer.echo(section)
+    console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(handle_errors(bench))

@@ -10,6 +10,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from revprof.cli._common import console, handle_errors
+from revprof.errors import RevprofError
 from revprof.cli.measure import Batch, Precision
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
@@ -24,7 +25,8 @@ def _table(plan: Plan) -> Table:
     table = Table(title=f"{plan.question} within {format_bytes(plan.budget_bytes)} "
                         f"({plan.evaluated} configurations predicted)")
     for column in ("#", "network", "patch", "parameters", "predicted peak", "of budget"):
-        table.add_column(column, justify="left" if column in ("network", "patch") else "right")
+        table.add_column(column, justify="left" if column in ("network", "patch") else "right",
+                         overflow="fold", min_width=30 if column == "network" else None)
     for rank, c in enumerate(plan.candidates, start=1):
         table.add_row(str(rank), c.spec.describe(), "x".join(map(str, c.patch)), f"{c.params:,}",
                       format_bytes(c.peak_bytes), f"{100 * c.peak_bytes / plan.budget_bytes:.0f}%")
@@ -73,8 +75,11 @@ def plan(
         print(json.dumps(result.to_dict()))
         return
     if not result.candidates:
-        console.print(f"nothing fits in {format_bytes(budget_bytes)} at patch {patch}")
-        raise typer.Exit(1)
+        smallest = result.rejected[0] if result.rejected else None
+        closest = (f"; the smallest candidate, {smallest.spec.describe()}, needs "
+                   f"{format_bytes(smallest.peak_bytes)}") if smallest else ""
+        raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)} at patch "
+                           f"{'x'.join(map(str, parse_patch(patch)))}{closest}")
     console.print(_table(result))
 
 

@@ -137,11 +137,15 @@ def largest_patch(
     return Plan(budget_bytes, "largest patch", [current], len(predict.cache), rejected)
 
 
-def scaled_widths(spec: ArchSpec, scale: float) -> tuple[int, ...] | None:
-    """``spec.widths`` scaled and rounded to multiples the GroupNorm groups allow (``None``: invalid)."""
-    unit = 2 * spec.groups if spec.arch == "revunet" else spec.groups
-    widths = tuple(max(unit, int(round(w * scale / unit)) * unit) for w in spec.widths)
-    return widths
+def scaled(spec: ArchSpec, scale: float) -> ArchSpec:
+    """``spec`` with its widths scaled (rounded to even numbers, at least 2) and the GroupNorm
+    groups re-derived for them (the paper's 30 where they fit)."""
+    from revprof.spec import default_groups
+
+    if scale == 1.0:
+        return spec
+    widths = tuple(max(2, int(round(w * scale / 2)) * 2) for w in spec.widths)
+    return replace(spec, widths=widths, groups=default_groups(spec.arch, widths))
 
 
 def best_networks(
@@ -159,9 +163,10 @@ def best_networks(
 ) -> Plan:
     """The networks with the most parameters that fit the budget at ``patch``.
 
-    For each width scale of ``spec`` (if ``search_width``), the largest uniform depth
-    ``1..max_depth`` that fits (if ``search_depth``; binary search). Reversibility, arch and
-    everything else stay as in ``spec``.
+    For each width scale of ``spec`` (if ``search_width``; narrowest first, stopping at the first
+    scale whose one-block network misses), the largest uniform depth ``1..max_depth`` that fits
+    (if ``search_depth``; the deepest is tried first, then a binary search). Reversibility, arch
+    and everything else stay as in ``spec``; widths are rescaled with :func:`scaled`.
     """
     patch = validate_patch(spec, patch)
     predict = _Predictor(batch, precision, on_evaluate)
@@ -169,18 +174,22 @@ def best_networks(
     depths_allowed = spec.arch == "revunet" and search_depth
     fitting: list[Candidate] = []
     seen: set[tuple[int, ...]] = set()
-    for scale in scales:
-        widths = scaled_widths(spec, scale)
-        if widths is None or widths in seen:
+    for scale in sorted(scales):  # narrowest first: once the shallowest net misses, wider ones do too
+        base = scaled(spec, scale)
+        if base.widths in seen:
             continue
-        seen.add(widths)
-        base = replace(spec, widths=widths)
+        seen.add(base.widths)
+        shallowest = predict(base.with_depth(1) if depths_allowed else base, patch)
+        if shallowest.peak_bytes > budget_bytes:
+            break
+        fitting.append(shallowest)
         if not depths_allowed:
-            candidate = predict(base, patch)
-            if candidate.peak_bytes <= budget_bytes:
-                fitting.append(candidate)
             continue
-        low, high = 0, max_depth  # low: deepest known to fit (0 = none)
+        deepest = predict(base.with_depth(max_depth), patch)
+        if deepest.peak_bytes <= budget_bytes:  # common for reversible nets: depth costs little
+            fitting.append(deepest)
+            continue
+        low, high = 1, max_depth - 1  # low: deepest known to fit
         while low < high:
             middle = (low + high + 1) // 2
             candidate = predict(base.with_depth(middle), patch)
@@ -191,4 +200,6 @@ def best_networks(
                 high = middle - 1
     fitting.sort(key=lambda c: (-c.params, c.peak_bytes))
     question = "best network" if search_width or search_depth else "fits"
-    return Plan(budget_bytes, question, fitting[:top], len(predict.cache))
+    rejected = sorted((c for c in predict.cache.values() if c.peak_bytes > budget_bytes),
+                      key=lambda c: c.peak_bytes)
+    return Plan(budget_bytes, question, fitting[:top], len(predict.cache), rejected)

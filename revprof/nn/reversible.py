@@ -108,12 +108,15 @@ def _exclusively_ours(grad: torch.Tensor, references: int) -> bool:
         return False
     if grad._base is not None or grad.storage_offset() != 0 or not grad.is_contiguous():
         return False
-    if grad._use_count() != 1:
+    try:  # private counters: when a torch version lacks them, copy (always correct)
+        if grad._use_count() != 1:
+            return False
+        storage = grad.untyped_storage()
+        # 2: the tensor's reference and that of the ``storage`` object just made.
+        return storage.nbytes() == grad.numel() * grad.element_size() and \
+            torch._C._storage_Use_Count(storage._cdata) == 2
+    except (AttributeError, RuntimeError):
         return False
-    storage = grad.untyped_storage()
-    # 2: the tensor's reference and that of the ``storage`` object just made.
-    return storage.nbytes() == grad.numel() * grad.element_size() and \
-        torch._C._storage_Use_Count(storage._cdata) == 2
 
 
 # ---- the autograd function -------------------------------------------------------------------

@@ -55,6 +55,9 @@ def training_tables(spec: ArchSpec, settings, result) -> Group:
     if result.losses:
         head.add_row("loss first → last", f"{result.losses[0]:.4f} → {result.losses[-1]:.4f}")
     head.add_row("device", result.device)
+    if not result.dice_per_case:
+        head.add_row("Dice", "no held-out cases scored" if result.status == "ok" else f"not scored ({result.status})")
+        return Group(head)
     dice = Table(title=f"Dice on {result.val_cases} held-out case(s), threshold 0.5")
     for column in ("case", "WT", "TC", "ET"):
         dice.add_column(column, justify="left" if column == "case" else "right")

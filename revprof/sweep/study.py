@@ -37,13 +37,16 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message=".*constraints_func.*")
 
 
-def make_sampler(study_file: StudyFile, seed_offset: int = 0, seed: int | None = None) -> Any:
-    """The study file's sampler; worker ``k`` gets seed ``seed + k`` so workers differ."""
+def make_sampler(study_file: StudyFile, seed_offset: int = 0, seed: int | None = None,
+                 existing: int = 0) -> Any:
+    """The study file's sampler; worker ``k`` gets seed ``seed + k`` so workers differ, and a
+    resumed study (``existing`` trials) another one, so a rerun does not repeat the proposals
+    of the first run."""
     import optuna
 
     settings = study_file.sampler
     base = settings.seed if seed is None else seed
-    worker_seed = None if base is None else base + seed_offset
+    worker_seed = None if base is None else (base + seed_offset + 7919 * existing) % 2**32
     constrained = study_file.budget_bytes is not None
     if settings.name == "tpe":
         kwargs: dict[str, Any] = {"seed": worker_seed, "multivariate": settings.multivariate}
@@ -99,6 +102,7 @@ def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
     study = optuna.create_study(storage=backend, study_name=name, directions=directions,
                                 sampler=make_sampler(study_file, 0, seed), load_if_exists=True)
     created = existing is None
+    study.sampler = make_sampler(study_file, 0, seed, len(study.get_trials(deepcopy=False)))
     attrs = {
         "revprof_version": revprof_version(),
         "study_file": study_file.path,
@@ -124,10 +128,13 @@ def load_study(study_file: StudyFile, storage: str, name: str, seed_offset: int 
     quiet_optuna()
     backend = open_storage(storage, create=False)
     try:
-        return optuna.load_study(study_name=name, storage=backend,
-                                 sampler=make_sampler(study_file, seed_offset, seed))
+        study = optuna.load_study(study_name=name, storage=backend,
+                                  sampler=make_sampler(study_file, seed_offset, seed))
     except KeyError:
         raise RevprofError(f"no study {name!r} in {describe(storage)}") from None
+    existing = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(study_file, seed_offset, seed, existing)
+    return study
 
 
 def _find(backend: Any, name: str) -> Any:

@@ -154,10 +154,10 @@ class ArchSpec:
         user_names = {"levels", "width", "growth", "max_width", "depth", "reversible"}
         for key in data:
             look_up("spec key", key, sorted(field_names | user_names))
-        if set(data) <= field_names:
+        if set(data) == field_names:  # a complete spec, as to_dict writes it
             return cls(**{k: _coerce_field(k, v) for k, v in data.items()})
-        options = dict(data)
-        return spec_from_options(**options)
+        # a partial table: missing fields take the defaults of its arch (nonewnet: not reversible)
+        return spec_from_options(**dict(data))
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:

@@ -115,6 +115,12 @@ def test_toml_table_with_user_keys():
         ArchSpec.from_dict({"widthss": [60, 120]})
 
 
+def test_partial_tables_take_the_defaults_of_their_arch():
+    spec = ArchSpec.from_dict({"arch": "nonewnet", "widths": [30, 60, 120, 240, 480]})
+    assert spec == ArchSpec.paper_nonewnet()
+    assert ArchSpec.from_dict({"widths": [60, 120, 240, 360, 480]}) == ArchSpec.paper_revunet()
+
+
 def test_json_errors_are_one_line():
     with pytest.raises(RevprofError, match="not valid JSON"):
         ArchSpec.from_json("{nope")

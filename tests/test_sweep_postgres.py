@@ -113,3 +113,14 @@ def test_unreachable_server_is_one_line(tmp_path: Path, postgres_server) -> None
     assert process.returncode == 1
     assert output.strip().startswith(f"error: cannot open the study store {closed}: ")
     assert len(output.strip().splitlines()) == 1, output
+
+
+def test_a_missing_prerequisite_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pg_server
+
+    monkeypatch.setattr(pg_server, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="CI=true and a PostgreSQL test prerequisite"):
+        pg_server.missing("initdb not found")
+    monkeypatch.setattr(pg_server, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="initdb not found"):
+        pg_server.missing("initdb not found")

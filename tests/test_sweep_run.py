@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import optuna
@@ -259,7 +258,6 @@ def test_pareto_front_is_the_non_dominated_ok_trials() -> None:
         study.tell(trial, [dice, peak])
     front = pareto_front(study)
     assert [t.number for t in front] == [3, 5, 0]
-    assert textwrap.dedent("x") == "x"
 
 
 def test_a_network_proposed_again_reuses_its_figures(in_tmp: Path) -> None:

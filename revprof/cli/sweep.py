@@ -19,7 +19,7 @@ def sweep(
     study_path: Annotated[Path, typer.Argument(metavar="STUDY.toml", help="The study file.",
                                                show_default=False)],
     report_path: Annotated[Path | None, typer.Argument(
-        metavar="[REPORT.html]", help="Where --report writes (default reports/STUDY.html).",
+        metavar="REPORT.html", help="Where --report writes (default reports/STUDY.html).",
         show_default=False)] = None,
     trials: Annotated[int | None, typer.Option(
         "--trials", min=1, help="Complete trials wanted (default: the study file's); a rerun "
@@ -40,7 +40,7 @@ def sweep(
     seed: Annotated[int | None, typer.Option("--seed", help="Sampler seed (worker k uses "
                                              "seed + k).")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Data folder, overriding the study "
-                                             "file's [data] path.")] = None,
+                                             "file's data path.")] = None,
     study_name: Annotated[str | None, typer.Option(
         "--study-name", help="Optuna study name (default: the study file's name, "
         "NAME-memory with --memory-only).")] = None,

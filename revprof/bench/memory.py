@@ -6,16 +6,13 @@ counted by :class:`~revprof.memory.tracker.StorageTracker` with CUDA's 512-byte 
 fake tensors (``simulate``: exact, nothing allocated) or real CPU tensors (``cpu``); or, on a
 GPU, the CUDA caching allocator's ``max_memory_allocated`` (``cuda``).
 
-It follows :func:`revprof.memory.measure.measure_memory` step for step, but builds the network
-through :func:`~revprof.bench.peers.build_peer`, so the RevTorch peer is measured exactly like
-the others (the tests check both give the same bytes for revprof's own executions).
+It runs :func:`revprof.memory.measure.measure_model` with the network built by
+:func:`~revprof.bench.peers.build_peer`, so the RevTorch peer is measured exactly like the others.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,14 +20,8 @@ import torch
 
 from revprof.bench.peers import build_peer, peer_spec
 from revprof.errors import RevprofError
-from revprof.memory.step import (
-    attribution_parts,
-    make_optimizer,
-    optimizer_state_of,
-    optimizer_step_counters,
-    training_step,
-)
-from revprof.memory.tracker import CATEGORIES, StorageTracker, rounded
+from revprof.memory.measure import measure_model, resolve_backend
+from revprof.memory.tracker import rounded
 from revprof.spec import ArchSpec, validate_patch
 
 Progress = Callable[[str], None]
@@ -97,104 +88,19 @@ def measure_peer(peer: str, spec: ArchSpec, patch: Sequence[int] | int, backend:
         raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
     built = peer_spec(peer, spec)
     patch = validate_patch(built, patch)
-    if backend == "cuda":
-        return _measure_cuda(peer, spec, built, patch, steps, seed, table)
-    if backend not in ("simulate", "cpu"):
+    if backend not in ("simulate", "cpu", "cuda"):
         raise RevprofError(f"backend must be simulate, cpu or cuda; got {backend!r}")
-    started = time.perf_counter()
-    with ExitStack() as stack:
-        if backend == "simulate":
-            from torch._subclasses.fake_tensor import FakeTensorMode
-
-            stack.enter_context(FakeTensorMode())
-        generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_peer(peer, spec)
-        optimizer = make_optimizer(model)
-        image = torch.randn(1, built.in_channels, *patch, generator=generator)
-        target = (torch.rand(1, built.out_channels, *patch, generator=generator) < 0.5).float()
-        params = list(model.parameters())
-
-        tracker = StorageTracker()
-        handles = tracker.attribute(attribution_parts(model))
-        for p in params:
-            handles.append(p.register_post_accumulate_grad_hook(
-                lambda p: tracker.mark("gradients", [p.grad])))
-        try:
-            with tracker, tracker.saving():
-                tracker.register([*params, image, target])
-                tracker.mark("parameters", params)
-                for step in range(steps):
-                    training_step(model, optimizer, image, target, "fp32",
-                                  lambda phase, step: tracker.mark_phase(phase, step), step)
-                    if step == 0:  # on a GPU Adam's step counters are host scalars
-                        tracker.uncount(optimizer_step_counters(optimizer))
-                        tracker.mark("optimizer_state", optimizer_state_of(optimizer))
-        finally:
-            for handle in handles:
-                handle.remove()
-    peak = tracker.peak
-    assert peak is not None
+    report = measure_model(built, patch, 1, "fp32", resolve_backend(backend), steps, seed,
+                           build=lambda: build_peer(peer, spec))
+    with torch.device("meta"):
+        params = list(build_peer(peer, spec).parameters())
     return PeakRow(
         peer=peer, table=table, widths=list(built.widths),
         depth=0 if peer == "nonewnet" else spec.encoder_depth[0], patch=list(patch),
-        peak_bytes=peak.bytes, state_bytes=state_bytes(params),
-        params=sum(p.numel() for p in params), peak_phase=peak.phase, peak_step=peak.step,
-        backend=backend, breakdown={c: peak.categories[c] for c in CATEGORIES},
-        seconds=time.perf_counter() - started,
+        peak_bytes=report.peak_bytes, state_bytes=state_bytes(params), params=report.params,
+        peak_phase=report.peak_phase, peak_step=report.peak_step, backend=backend,
+        breakdown=dict(report.breakdown), seconds=report.seconds,
     )
-
-
-def _measure_cuda(peer: str, spec: ArchSpec, built: ArchSpec, patch: tuple[int, int, int],
-                  steps: int, seed: int, table: str) -> PeakRow:
-    """The same steps on the GPU; the peak is the caching allocator's ``max_memory_allocated``."""
-    if not torch.cuda.is_available():
-        raise RevprofError("backend 'cuda' needs a CUDA GPU and none is visible")
-    started = time.perf_counter()
-    device = torch.device("cuda")
-    torch.cuda.empty_cache()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_peer(peer, spec).to(device)
-    optimizer = make_optimizer(model)
-    generator = torch.Generator().manual_seed(seed)
-    image = torch.randn(1, built.in_channels, *patch, generator=generator).to(device)
-    target = (torch.rand(1, built.out_channels, *patch, generator=generator) < 0.5).float().to(device)
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    marks: list[tuple[str, int, int]] = []
-
-    def on_phase(phase: str, step: int) -> None:
-        marks.append((phase, step, torch.cuda.max_memory_allocated()))
-
-    try:
-        for step in range(steps):
-            training_step(model, optimizer, image, target, "fp32", on_phase, step)
-        torch.cuda.synchronize()
-        peak = torch.cuda.max_memory_allocated()
-    except torch.cuda.OutOfMemoryError:
-        peak = -1
-    params = list(model.parameters())
-    phase, step = _cuda_peak_phase(marks, peak)
-    row = PeakRow(
-        peer=peer, table=table, widths=list(built.widths),
-        depth=0 if peer == "nonewnet" else spec.encoder_depth[0], patch=list(patch),
-        peak_bytes=peak, state_bytes=state_bytes(params), params=sum(p.numel() for p in params),
-        peak_phase=phase, peak_step=step, backend="cuda", seconds=time.perf_counter() - started,
-    )
-    del model, optimizer, image, target, params
-    torch.cuda.empty_cache()
-    return row
-
-
-def _cuda_peak_phase(marks: list[tuple[str, int, int]], peak: int) -> tuple[str, int]:
-    """The phase during which the running maximum first reached ``peak`` (the phase after the
-    last mark below it)."""
-    for (phase, step, _), (_, _, reached) in zip(marks, [*marks[1:], ("end", 0, peak)]):
-        if reached >= peak:
-            return phase, step
-    return "unknown", 0
 
 
 # ---- the tables -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -171,7 +171,7 @@ def measure_memory(
         raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
     look_up("precision", precision, PRECISIONS)
     backend = resolve_backend(backend)
-    return _measure_tracked(spec, patch, batch, precision, backend, steps, seed)
+    return measure_model(spec, patch, batch, precision, backend, steps, seed)
 
 
 def _warm_up_cuda(device: torch.device) -> None:
@@ -186,9 +186,14 @@ def _warm_up_cuda(device: torch.device) -> None:
     torch.cuda.reset_peak_memory_stats(device)
 
 
-def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
-                     backend: str, steps: int, seed: int) -> MemoryReport:
+def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
+                  backend: str, steps: int = 2, seed: int = 0,
+                  build: Callable[[], torch.nn.Module] | None = None) -> MemoryReport:
     """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
+
+    ``measure_memory`` with the arguments already checked and the backend resolved; ``build``
+    makes the network (default ``build_model(spec)``; the benchmark passes other executions of
+    the same blocks, such as RevTorch's). ``spec`` gives the channels and names the report.
 
     On CUDA the headline is the allocator's ``max_memory_allocated``; the tracker still gives the
     breakdown and timeline, and ``other`` absorbs what the allocator saw beyond tracked tensors
@@ -204,7 +209,7 @@ def _measure_tracked(spec: ArchSpec, patch: tuple[int, int, int], batch: int, pr
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = build_model(spec)
+            model = build() if build is not None else build_model(spec)
         if backend == "cuda":
             model = model.to(device)
         optimizer = make_optimizer(model)

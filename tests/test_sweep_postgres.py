@@ -52,11 +52,7 @@ def start(folder: Path, url: str, *args: str) -> subprocess.Popen[str]:
 
 
 def test_two_workers_join_one_study_through_postgres(tmp_path: Path, postgres_server) -> None:  # noqa: F811
-    memory_only = []
-    try:
-        import revprof.train  # noqa: F401
-    except ImportError:
-        memory_only = ["--memory-only"]
+    memory_only: list[str] = []
     trials = 6
     (tmp_path / "shared.toml").write_text(STUDY.format(trials=trials))
     url = postgres_server.url
@@ -94,6 +90,11 @@ def test_two_workers_join_one_study_through_postgres(tmp_path: Path, postgres_se
     again = start(hosts[0], url, *memory_only)
     output, _ = again.communicate(timeout=120)
     assert again.returncode == 0 and "nothing to run" in output, output
+    # and the report reads the same server
+    from revprof.report import write_report
+
+    page = write_report(name, url, tmp_path / "pg.html", date="fixed")
+    assert page.exists() and "fig-pareto" in page.read_text()
 
 
 def test_unreachable_server_is_one_line(tmp_path: Path, postgres_server) -> None:  # noqa: F811

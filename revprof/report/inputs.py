@@ -95,40 +95,24 @@ class Source:
 def open_storage(storage: str | None) -> tuple[Any, str]:
     """The Optuna storage for ``storage`` (``None``: the sweep's journal file) and its description.
 
-    Accepts ``sqlite:///file.db``, ``postgresql://...`` (any SQLAlchemy URL) or a path to a
-    ``.journal`` file. Nothing is created: a missing file is an error.
+    Accepts what ``revprof sweep --storage`` accepts (``sqlite:///file.db``, ``postgresql://...``
+    or the path of a ``.journal`` file) and opens it the same way; a missing file is an error,
+    never created.
     """
-    import optuna
+    from revprof.sweep.storage import open_storage as open_store
+    from revprof.sweep.storage import redact
 
     if storage is None:
-        path = DEFAULT_STORE
-        if not path.exists():
-            raise RevprofError(f"no study store at {path} (the sweep's default); run `revprof sweep` "
-                               f"first, or pass --storage URL or --results FILE")
-        return _journal(path), str(path)
-    if "://" in storage:
-        if storage.startswith("sqlite:///"):
-            path = Path(storage[len("sqlite:///"):])
-            if not path.exists():
-                raise RevprofError(f"storage {storage}: no such database file {path}")
-        try:
-            return optuna.storages.RDBStorage(storage, skip_table_creation=True), storage
-        except Exception as error:  # SQLAlchemy and driver errors come in many types
-            raise RevprofError(f"cannot open storage {storage}: {_one_line(error)}") from None
-    path = Path(storage)
-    if not path.exists():
+        if not DEFAULT_STORE.exists():
+            raise RevprofError(f"no study store at {DEFAULT_STORE} (the sweep's default); run "
+                               f"`revprof sweep` first, or pass --storage URL or --results FILE")
+        storage = str(DEFAULT_STORE)
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        raise RevprofError(f"storage {storage}: no such database file {storage[len('sqlite:///'):]}")
+    if "://" not in storage and not Path(storage).exists():
         raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
                            f"postgresql://... or the path of a .journal file)")
-    return _journal(path), str(path)
-
-
-def _journal(path: Path) -> Any:
-    import optuna
-
-    try:
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    except Exception as error:
-        raise RevprofError(f"cannot read journal {path}: {_one_line(error)}") from None
+    return open_store(storage, create=False), redact(storage)
 
 
 def load_study(study_name: str, storage: str | None = None) -> Source:

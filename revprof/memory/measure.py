@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from revprof.errors import RevprofError, look_up
+from revprof.interrupts import held_interrupts
 from revprof.memory.step import (
     PRECISIONS,
     attribution_parts,
@@ -171,7 +172,8 @@ def measure_memory(
         raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
     look_up("precision", precision, PRECISIONS)
     backend = resolve_backend(backend)
-    return measure_model(spec, patch, batch, precision, backend, steps, seed)
+    with held_interrupts():  # Ctrl-C lands after the measurement, never inside an op
+        return measure_model(spec, patch, batch, precision, backend, steps, seed)
 
 
 def _warm_up_cuda(device: torch.device) -> None:

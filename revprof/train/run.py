@@ -18,6 +18,7 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.errors import RevprofError, look_up
+from revprof.interrupts import held_interrupts
 from revprof.memory.measure import environment, measure_memory
 from revprof.memory.step import PRECISIONS, make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
@@ -148,9 +149,10 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     tracker = StorageTracker() if device.type == "cpu" else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with _progress(progress) as bar:
+    with held_interrupts() as checkpoint, _progress(progress) as bar:
         task = bar.add_task(f"training {spec.describe()}", total=settings.steps, loss="-")
         for step in range(settings.steps):
+            checkpoint()  # Ctrl-C stops between steps
             image, target = sampler.sample(settings.batch)
             image, target = image.to(device), target.to(device)
             started = time.perf_counter()
@@ -183,7 +185,9 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     voxels = settings.batch * patch[0] * patch[1] * patch[2]
     scores: list[CaseDice] = []
     if status == "ok":
-        scores, probabilities = evaluate_cases(model, spec, data.validation, patch, device, settings.precision)
+        with held_interrupts():
+            scores, probabilities = evaluate_cases(model, spec, data.validation, patch, device,
+                                                   settings.precision)
         if save_predictions is not None:
             write_predictions(probabilities, data, save_predictions)
     if save_model is not None:

@@ -8,7 +8,7 @@ default and its temporaries are part of the peak.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -49,17 +49,8 @@ def attribution_parts(model: nn.Module) -> dict[str, nn.Module]:
     return parts
 
 
-def parameters_of(model: nn.Module) -> Iterator[torch.Tensor]:
-    yield from model.parameters()
-
-
-def gradients_of(model: nn.Module) -> Iterator[torch.Tensor]:
-    for p in model.parameters():
-        if p.grad is not None:
-            yield p.grad
-
-
 def optimizer_state_of(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tensor]:
+    """Every tensor in the optimizer's state (Adam: ``step``, ``exp_avg``, ``exp_avg_sq``)."""
     for state in optimizer.state.values():
         for value in state.values():
             if isinstance(value, torch.Tensor):
@@ -73,7 +64,8 @@ def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tens
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,
-                  target: torch.Tensor, precision: str, on_phase=None, step: int = 0) -> torch.Tensor:
+                  target: torch.Tensor, precision: str,
+                  on_phase: Callable[[str, int], None] | None = None, step: int = 0) -> torch.Tensor:
     """One step: forward, soft Dice loss, backward, Adam step, gradients set to ``None``.
 
     Args:

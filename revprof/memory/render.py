@@ -7,6 +7,7 @@ from rich.table import Table
 
 from revprof.memory.measure import MemoryReport
 from revprof.spec import ArchSpec
+from revprof.train.settings import TrainResult, TrainSettings
 from revprof.units import format_bytes
 
 
@@ -40,7 +41,7 @@ def report_tables(report: MemoryReport) -> Group:
     return Group(head, breakdown, parts)
 
 
-def training_tables(spec: ArchSpec, settings, result) -> Group:
+def training_tables(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> Group:
     """The outcome of a short training run: status, memory, speed and Dice per case and region."""
     head = Table(title=f"{spec.describe()} · {settings.steps} steps · patch "
                        f"{'x'.join(map(str, settings.patch))} · {settings.precision}", show_header=False)

@@ -155,3 +155,31 @@ def test_parse_bytes_rejects(text):
 def test_format_bytes():
     assert format_bytes(3 * 2**30) == "3.00 GiB"
     assert format_bytes(512) == "512 B"
+
+
+@pytest.mark.parametrize("execution", ["reversible", "plain", "checkpoint"])
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_simulate_equals_cpu_under_autocast(execution, precision):
+    spec = TINY.with_execution(execution)
+    cpu = measure_memory(spec, 16, precision=precision, backend="cpu")
+    simulated = measure_memory(spec, 16, precision=precision, backend="simulate")
+    assert simulated.peak_bytes == cpu.peak_bytes
+    assert simulated.timeline.bytes == cpu.timeline.bytes
+
+
+def test_cuda_autocast_policy_applies_only_inside_the_block():
+    from torch.nn import functional as F
+
+    from revprof.memory.cuda_autocast import cuda_autocast_policy
+
+    x = torch.randn(1, 4, 4, 4, 4)
+
+    def dtypes():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = F.conv3d(x, torch.randn(4, 4, 1, 1, 1))
+            return F.group_norm(y, 2).dtype, F.max_pool3d(y, 2).dtype
+
+    native = dtypes()
+    with cuda_autocast_policy():
+        assert dtypes() == (torch.float32, torch.bfloat16)  # CUDA: group_norm fp32, max_pool3d as is
+    assert dtypes() == native == (torch.bfloat16, torch.float32)  # CPU's own policy is back

@@ -23,6 +23,7 @@ import torch
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
+from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.memory.step import (
     PRECISIONS,
     attribution_parts,
@@ -204,6 +205,8 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
     started = time.perf_counter()
     device = torch.device("cuda" if backend == "cuda" else "cpu")
     with ExitStack() as stack:
+        if backend != "cuda" and precision != "fp32":  # predict what CUDA's autocast would do
+            stack.enter_context(cuda_autocast_policy())
         if backend == "simulate":
             from torch._subclasses.fake_tensor import FakeTensorMode
 

@@ -186,3 +186,20 @@ def test_ctrl_c_with_local_workers_stops_them_cleanly(tmp_path: Path) -> None:
     assert interrupted and all(t.user_attrs["status"] == "interrupted" for t in interrupted)
     for log in (tmp_path / ".revprof" / "logs").iterdir():
         assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_ctrl_c_while_workers_are_still_starting(tmp_path: Path) -> None:
+    """A stop asked for while the workers import reaches them: nothing swallowed, no trial run."""
+    (tmp_path / "slow.toml").write_text(SLOW)
+    process = revprof(tmp_path, "slow.toml", "--memory-only", "--workers", "2")
+    logs = tmp_path / ".revprof" / "logs"
+    deadline = time.monotonic() + 60
+    while not (logs.is_dir() and len(list(logs.glob("*.log"))) == 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # the workers are importing torch now
+    code, output = finish(process, timeout=120)
+    assert code == 130, output
+    for log in logs.glob("*.log"):
+        text = log.read_text()
+        assert "Traceback" not in text and "Exception ignored" not in text, text
+    assert not any(t.state == TrialState.RUNNING for t in trials_of(tmp_path, "slow-memory"))

@@ -49,6 +49,7 @@ def sweep(
         "the front.")] = False,
     worker: Annotated[int | None, typer.Option("--worker", hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
+    stop_file: Annotated[Path | None, typer.Option("--stop-file", hidden=True)] = None,
     device: Annotated[str | None, typer.Option("--device", hidden=True)] = None,
 ) -> None:
     """Search architectures: maximise Dice, minimise peak memory, under a memory budget.
@@ -73,7 +74,7 @@ def sweep(
 
     if worker is not None:
         _run_as_worker(study_file, store, name, target, memory_only, worker, device, data, seed,
-                       parent_pid)
+                       parent_pid, stop_file)
         return
 
     device_list = _parse_devices(devices)
@@ -149,6 +150,7 @@ def _settings(study_file: Any, memory_only: bool, device: str | None, data: str 
 
 def _run_in_process(study: Any, study_file: Any, memory_only: bool, device: str | None,
                     data: str | None, target: int) -> None:
+    from revprof.interrupts import held_interrupts
     from revprof.sweep.signals import interrupt_on_sigterm
     from revprof.sweep.workers import run_worker
 
@@ -159,15 +161,17 @@ def _run_in_process(study: Any, study_file: Any, memory_only: bool, device: str 
         _print_trial(study, trial, target)
 
     try:
-        run_worker(study, _settings(study_file, memory_only, device, data), target,
-                   on_trial=on_trial)
+        with held_interrupts() as checkpoint:  # Ctrl-C lands between trials or trial steps
+            run_worker(study, _settings(study_file, memory_only, device, data), target,
+                       on_trial=on_trial, checkpoint=checkpoint)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
 def _run_as_worker(study_file: Any, store: str, name: str, target: int, memory_only: bool,
                    index: int, device: str | None, data: str | None, seed: int | None,
-                   parent_pid: int | None) -> None:
+                   parent_pid: int | None, stop_file: Path | None = None) -> None:
+    from revprof.interrupts import held_interrupts
     from revprof.sweep.signals import interrupt_on_sigterm
     from revprof.sweep.study import load_study as open_study
     from revprof.sweep.workers import run_worker
@@ -179,9 +183,14 @@ def _run_as_worker(study_file: Any, store: str, name: str, target: int, memory_o
     def on_trial(trial: Any, outcome: Any) -> None:
         _print_trial(study, trial, target)
 
+    # Started with Ctrl-C ignored (see spawn_workers); from here on it is held and raised at
+    # safe points: before each trial, and between the steps of a trial's work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        run_worker(study, _settings(study_file, memory_only, device, data), target,
-                   on_trial=on_trial, parent_pid=parent_pid)
+        with held_interrupts() as checkpoint:
+            run_worker(study, _settings(study_file, memory_only, device, data), target,
+                       on_trial=on_trial, parent_pid=parent_pid, checkpoint=checkpoint,
+                       stop_file=stop_file)
     except KeyboardInterrupt:
         console.print(f"worker {index} interrupted", highlight=False)
         raise typer.Exit(130) from None
@@ -191,13 +200,10 @@ def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, w
               memory_only: bool, devices: list[str], data: str | None, seed: int | None) -> None:
     from optuna.trial import TrialState
 
+    from revprof.interrupts import held_interrupts
     from revprof.sweep.workers import spawn_workers
 
     finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    pool = spawn_workers(study_file.path, store, name, target, workers, memory_only, devices,
-                         data, seed)
-    console.print(f"started {workers} workers (logs in {pool.workers[0].log.parent})",
-                  highlight=False, soft_wrap=True)
 
     def report_new() -> None:
         for trial in study.get_trials(deepcopy=False):
@@ -205,25 +211,21 @@ def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, w
                 finished.add(trial.number)
                 _print_trial(study, trial, target)
 
-    try:
-        while pool.alive():
-            time.sleep(1.0)
-            report_new()
-    except KeyboardInterrupt:
-        err_console.print("stopping the workers (Ctrl-C again to kill them)", highlight=False)
-        pool.signal(signal.SIGINT)
+    # Ctrl-C is held and acted on once a second: raised anywhere else (say, in a lock callback
+    # while the workers start) it can be swallowed, and the workers would never be stopped.
+    with held_interrupts() as checkpoint:
+        pool = spawn_workers(study_file.path, store, name, target, workers, memory_only, devices,
+                             data, seed)
+        console.print(f"started {workers} workers (logs in {pool.workers[0].log.parent})",
+                      highlight=False, soft_wrap=True)
         try:
-            if not pool.wait(timeout=120):
-                pool.signal(signal.SIGKILL)
-                pool.wait()
+            while pool.alive():
+                time.sleep(1.0)
+                checkpoint()
+                report_new()
         except KeyboardInterrupt:
-            pool.signal(signal.SIGKILL)
-            pool.wait()
-        from revprof.sweep.heartbeat import fail_stale_trials
-
-        fail_stale_trials(study)
-        report_new()
-        raise
+            _stop_pool(pool, study, report_new)
+            raise
     report_new()
     broken = [w for w in pool.workers if w.process.returncode not in (0, 130)]
     for w in broken:
@@ -233,6 +235,24 @@ def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, w
     if broken and not any(w.process.returncode == 0 for w in pool.workers):
         raise RevprofError(f"all {len(broken)} workers failed; see {pool.workers[0].log.parent}"
                            + (f" ({len(running)} trials left running)" if running else ""))
+
+
+def _stop_pool(pool: Any, study: Any, report_new: Any) -> None:
+    """Stop the workers after Ctrl-C (a second Ctrl-C, or two minutes, kills them) and record
+    what they left running as interrupted."""
+    from revprof.sweep.heartbeat import fail_stale_trials
+
+    err_console.print("stopping the workers (Ctrl-C again to kill them)", highlight=False)
+    pool.stop()
+    try:
+        if not pool.wait(timeout=120):
+            pool.signal(signal.SIGKILL)
+            pool.wait()
+    except KeyboardInterrupt:
+        pool.signal(signal.SIGKILL)
+        pool.wait()
+    fail_stale_trials(study)
+    report_new()
 
 
 def _print_trial(study: Any, trial: Any, target: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -36,12 +37,17 @@ LOG_DIR = Path(".revprof") / "logs"
 
 def run_worker(study: Any, settings: RunSettings, target: int,
                on_trial: Callable[[Any, Outcome], None] | None = None,
-               poll: float = 1.0, parent_pid: int | None = None) -> list[Outcome]:
+               poll: float = 1.0, parent_pid: int | None = None,
+               checkpoint: Callable[[], None] | None = None,
+               stop_file: Path | None = None) -> list[Outcome]:
     """Run trials of ``study`` until it holds ``target`` COMPLETE trials.
 
     Args:
         on_trial: called with the finished FrozenTrial and its outcome.
         parent_pid: stop asking for trials once this process is gone.
+        checkpoint: called before each trial; raises KeyboardInterrupt when Ctrl-C is pending.
+        stop_file: when this file exists, stop as if interrupted (the parent's request to
+            stop, which also reaches a worker that was still starting when it came).
 
     Raises:
         KeyboardInterrupt: on Ctrl-C/SIGTERM, after recording the running trial as interrupted.
@@ -50,6 +56,10 @@ def run_worker(study: Any, settings: RunSettings, target: int,
     outcomes: list[Outcome] = []
     failures = 0
     while True:
+        if stop_file is not None and stop_file.exists():
+            raise KeyboardInterrupt
+        if checkpoint is not None:
+            checkpoint()
         fail_stale_trials(study)
         counts = count_trials(study.get_trials(deepcopy=False))
         if counts.complete >= target:
@@ -72,6 +82,10 @@ def run_worker(study: Any, settings: RunSettings, target: int,
             raise RevprofError(f"{failures} trials in a row failed; the last: {outcome.error} "
                                f"(trial {outcome.number})")
     return outcomes
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _alive(pid: int) -> bool:
@@ -105,7 +119,14 @@ class WorkerProcess:
 class WorkerPool:
     """Local worker processes on one study."""
 
+    stop_file: Path
     workers: list[WorkerProcess] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Ask every worker to stop: the stop file (seen before each trial, even by a worker that
+        was still starting) and SIGINT (which interrupts a running trial at its next step)."""
+        self.stop_file.touch()
+        self.signal(signal.SIGINT)
 
     def alive(self) -> list[WorkerProcess]:
         return [w for w in self.workers if w.process.poll() is None]
@@ -136,13 +157,14 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
     ``devices[k % len(devices)]``. Each writes its output to ``log_dir/NAME-worker-K.log``.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    pool = WorkerPool()
+    pool = WorkerPool(stop_file=log_dir / f"{study_name}.stop")
+    pool.stop_file.unlink(missing_ok=True)  # a request of an earlier run
     threads = max(1, (os.cpu_count() or 1) // count)
     for index in range(count):
         device = devices[index % len(devices)] if devices else None
         command = [sys.executable, "-m", "revprof", "sweep", study_path, "--worker", str(index),
                    "--storage", storage, "--study-name", study_name, "--trials", str(target),
-                   "--parent-pid", str(os.getpid())]
+                   "--parent-pid", str(os.getpid()), "--stop-file", str(pool.stop_file)]
         if memory_only:
             command.append("--memory-only")
         if device:
@@ -159,8 +181,11 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
         log = log_dir / f"{study_name}-worker-{index}.log"
         handle = open(log, "wb")  # noqa: SIM115 - owned by the child
         try:
+            # Ctrl-C stays ignored while the worker imports (a KeyboardInterrupt there can be
+            # swallowed by an import-lock callback); the worker enables it once it is ready.
             process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                       preexec_fn=_ignore_interrupts)
         finally:
             handle.close()
         pool.workers.append(WorkerProcess(index, process, log, device))

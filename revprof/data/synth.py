@@ -241,26 +241,26 @@ def _write(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
     nib.save(image, os.fspath(path))
 
 
+# Case-folder releases: the case id pattern and the separator before the modality name.
+_CASE_FOLDER_NAMING = {
+    "brats2021": ("BraTS2021_{:05d}", "_"),
+    "brats2023": ("BraTS-GLI-{:05d}-000", "-"),
+}
+
+
 def write_case(case: SyntheticCase, out_dir: Path, index: int, convention: str) -> Path:
     """Write one phantom in ``convention``'s release layout; return the case folder (or MSD image)."""
     shape = case.image.shape[1:]
     affine = brats_affine(shape)
     labels = case.labels(convention)
-    if convention == "brats2021":
-        case_id = f"BraTS2021_{index:05d}"
+    if convention in _CASE_FOLDER_NAMING:  # one folder per case, one file per modality
+        pattern, separator = _CASE_FOLDER_NAMING[convention]
+        case_id = pattern.format(index)
         folder = out_dir / case_id
         folder.mkdir(parents=True, exist_ok=True)
         for m, name in enumerate(get_convention(convention).modalities):
-            _write(case.image[m], affine, folder / f"{case_id}_{name}.nii.gz")
-        _write(labels, affine, folder / f"{case_id}_seg.nii.gz")
-        return folder
-    if convention == "brats2023":
-        case_id = f"BraTS-GLI-{index:05d}-000"
-        folder = out_dir / case_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for m, name in enumerate(get_convention(convention).modalities):
-            _write(case.image[m], affine, folder / f"{case_id}-{name}.nii.gz")
-        _write(labels, affine, folder / f"{case_id}-seg.nii.gz")
+            _write(case.image[m], affine, folder / f"{case_id}{separator}{name}.nii.gz")
+        _write(labels, affine, folder / f"{case_id}{separator}seg.nii.gz")
         return folder
     # Medical Segmentation Decathlon: one 4-D (H, W, D, 4) file per case.
     name = f"BRATS_{index + 1:03d}.nii.gz"

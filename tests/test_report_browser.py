@@ -16,17 +16,14 @@ from revprof.report.inputs import load_study
 from revprof.report.prepare import prepare
 
 from browser import external_references, render, screenshot
-from test_report_support import journal, make_study
+from test_report_support import two_study_store
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("store") / "studies.journal"
-    make_study(journal(path), "quick")
-    make_study(journal(path), "memory", memory_only=True)
-    return path
+    return two_study_store(tmp_path_factory.mktemp("store"))
 
 
 def expected_points(data) -> dict[str, list[int]]:

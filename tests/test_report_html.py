@@ -16,17 +16,14 @@ from revprof.report import write_report, write_report_from_results
 from revprof.report.html import SECTIONS
 
 from browser import external_references
-from test_report_support import journal, make_study
+from test_report_support import two_study_store
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("store") / "studies.journal"
-    make_study(journal(path), "quick")
-    make_study(journal(path), "memory", memory_only=True)
-    return path
+    return two_study_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,11 @@ def make_study(storage: Any, name: str = "quick", memory_only: bool = False,
 
 def journal(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def two_study_store(folder: Path) -> Path:
+    """A journal file holding a trained study ``quick`` and a memory-only study ``memory``."""
+    path = folder / "studies.journal"
+    make_study(journal(path), "quick")
+    make_study(journal(path), "memory", memory_only=True)
+    return path

@@ -28,16 +28,19 @@ from revprof.units import format_bytes, parse_bytes
 
 def _table(plan: Plan) -> Table:
     c = plan.criterion
-    table = Table(title=f"{plan.question} within {format_bytes(plan.budget_bytes)} by {c.name} "
-                        f"need" + (f", {100 * c.margin:g}% margin kept (limit {format_bytes(plan.limit_bytes)})"
-                                   if c.margin else "")
-                        + f" ({plan.evaluated} configurations simulated)")
-    for column in ("#", "network", "patch", "parameters", "allocated", "reserved", "context",
-                   "workspace", "device need", "of budget"):
+    one_network = plan.question == "largest patch"
+    title = (f"{plan.question} within {format_bytes(plan.budget_bytes)} by {c.name} need"
+             + (f", {100 * c.margin:g}% margin (limit {format_bytes(plan.limit_bytes)})" if c.margin else "")
+             + (f"\n{plan.candidates[0].spec.describe()}" if one_network and plan.candidates else ""))
+    table = Table(title=title)
+    columns = (("#", "network") if not one_network else ("#",)) + (
+        "patch", "allocated", "reserved", "context", "workspace", "device need", "of budget")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("network", "patch") else "right",
-                         overflow="fold", min_width=30 if column == "network" else None)
+                         overflow="fold", min_width=20 if column == "network" else None)
     for rank, cand in enumerate(plan.candidates, start=1):
-        table.add_row(str(rank), cand.spec.describe(), "x".join(map(str, cand.patch)), f"{cand.params:,}",
+        table.add_row(str(rank), *(() if one_network else (cand.spec.describe(),)),
+                      "x".join(map(str, cand.patch)),
                       *(format_bytes(b) for b in (cand.peak_bytes, cand.reserved_bytes,
                                                   cand.context_bytes, cand.workspace_bytes,
                                                   cand.device_bytes)),
@@ -46,12 +49,15 @@ def _table(plan: Plan) -> Table:
 
 
 def _checked(plan: Plan) -> Table:
-    table = Table(title="candidates checked by simulation")
-    for column in ("network", "patch", "voxels", "allocated", "reserved", "device need", "fits"):
+    one_network = plan.question == "largest patch"
+    table = Table(title=f"{len(plan.checked)} candidates checked by simulation")
+    for column in (() if one_network else ("network",)) + (
+            "patch", "voxels", "allocated", "reserved", "device need", "fits"):
         table.add_column(column, justify="left" if column in ("network", "patch") else "right",
                          overflow="fold")
     for cand in plan.checked:
-        table.add_row(cand.spec.describe(), "x".join(map(str, cand.patch)), f"{cand.voxels:,}",
+        table.add_row(*(() if one_network else (cand.spec.describe(),)),
+                      "x".join(map(str, cand.patch)), f"{cand.voxels:,}",
                       format_bytes(cand.peak_bytes), format_bytes(cand.reserved_bytes),
                       format_bytes(cand.device_bytes), "yes" if plan.fits(cand) else "no")
     return table

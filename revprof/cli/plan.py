@@ -26,25 +26,40 @@ from revprof.spec import parse_patch
 from revprof.units import format_bytes, parse_bytes
 
 
-def _table(plan: Plan) -> Table:
+def _title(plan: Plan) -> str:
     c = plan.criterion
-    one_network = plan.question == "largest patch"
-    title = (f"{plan.question} within {format_bytes(plan.budget_bytes)} by {c.name} need"
-             + (f", {100 * c.margin:g}% margin (limit {format_bytes(plan.limit_bytes)})" if c.margin else "")
-             + (f"\n{plan.candidates[0].spec.describe()}" if one_network and plan.candidates else ""))
-    table = Table(title=title)
-    columns = (("#", "network") if not one_network else ("#",)) + (
-        "patch", "allocated", "reserved", "context", "workspace", "device need", "of budget")
-    for column in columns:
+    return (f"{plan.question} within {format_bytes(plan.budget_bytes)} by {c.name} need"
+            + (f", {100 * c.margin:g}% margin (limit {format_bytes(plan.limit_bytes)})" if c.margin else ""))
+
+
+def _table(plan: Plan) -> Table:
+    """One candidate: every part of its need, one per row; several: one row each."""
+    c = plan.criterion
+    if plan.question == "largest patch":
+        (cand,) = plan.candidates
+        table = Table(title=f"{_title(plan)}\n{cand.spec.describe()}", show_header=False)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        table.add_row("patch", "x".join(map(str, cand.patch)) + f" ({cand.voxels:,} voxels)")
+        table.add_row("allocated (tensor peak)", format_bytes(cand.peak_bytes))
+        table.add_row("reserved (allocator model)", format_bytes(cand.reserved_bytes))
+        table.add_row(f"+ CUDA context ({c.device_class if c.context is None else 'given'})",
+                      format_bytes(cand.context_bytes))
+        table.add_row("+ workspace allowance", format_bytes(cand.workspace_bytes))
+        table.add_row("= device need", format_bytes(cand.device_bytes))
+        table.add_row(f"{c.name} need / budget", f"{100 * c.need(cand) / plan.budget_bytes:.1f}%")
+        return table
+    first = plan.candidates[0]
+    table = Table(title=f"{_title(plan)}\ndevice need = reserved + {format_bytes(first.context_bytes)} "
+                        f"CUDA context + {format_bytes(first.workspace_bytes)} workspace allowance")
+    for column in ("#", "network", "patch", "parameters", "allocated", "reserved", "device need",
+                   "of budget"):
         table.add_column(column, justify="left" if column in ("network", "patch") else "right",
                          overflow="fold", min_width=20 if column == "network" else None)
     for rank, cand in enumerate(plan.candidates, start=1):
-        table.add_row(str(rank), *(() if one_network else (cand.spec.describe(),)),
-                      "x".join(map(str, cand.patch)),
-                      *(format_bytes(b) for b in (cand.peak_bytes, cand.reserved_bytes,
-                                                  cand.context_bytes, cand.workspace_bytes,
-                                                  cand.device_bytes)),
-                      f"{100 * c.need(cand) / plan.budget_bytes:.0f}%")
+        table.add_row(str(rank), cand.spec.describe(), "x".join(map(str, cand.patch)), f"{cand.params:,}",
+                      format_bytes(cand.peak_bytes), format_bytes(cand.reserved_bytes),
+                      format_bytes(cand.device_bytes), f"{100 * c.need(cand) / plan.budget_bytes:.0f}%")
     return table
 
 
@@ -150,7 +165,7 @@ def plan(
                                    search_width=search in ("width", "both"), batch=batch,
                                    precision=precision, top=top, on_evaluate=seen, criterion=rule)
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "median_shape": list(median) if median else None}))
         return
     if not result.candidates:
         smallest = result.rejected[0] if result.rejected else None

@@ -305,10 +305,18 @@ def largest_patch(
     if plan.fits(largest):
         plan.notes.append("the largest patch considered fits")
         return finish(largest)
-    # a second simulation at about half the voxels gives every allocation's size at any count
-    half = max((v for v in counts if v <= largest.voxels // 2), default=counts[-1])
-    probe = check(min(shapes[half], key=prefer))
+    # the smallest patch: the answer's floor, and with the largest it gives every allocation's
+    # size at any voxel count (a simulation at about half the voxels if the logs differ)
+    smallest = check((step, step, step))
+    if not plan.fits(smallest):
+        return finish(None)
+    probe = smallest
     model = _LogModel(predict.log(spec, probe.patch), probe.voxels, predict.log(spec, top), largest.voxels)
+    if not model.exact:
+        half = max((v for v in counts if v <= largest.voxels // 2), default=counts[-1])
+        probe = check(min(shapes[half], key=prefer))
+        model = _LogModel(predict.log(spec, probe.patch), probe.voxels, predict.log(spec, top),
+                          largest.voxels)
     conf = parse_alloc_conf(alloc_conf_of(criterion.alloc_conf))
     if not model.exact:
         plan.notes.append("the two simulated allocation logs differ in structure; candidates are "

@@ -21,6 +21,7 @@ def _peak(spec, patch) -> int:
     return measure_memory(spec, patch, backend="simulate").peak_bytes
 
 
+@pytest.mark.slow
 def test_largest_patch_fits_and_nothing_with_more_voxels_does():
     budget = _peak(TINY, (32, 24, 24))
     plan = largest_patch(TINY, budget, max_patch=(48, 48, 48), criterion=ALLOCATED)
@@ -42,6 +43,7 @@ def test_largest_patch_fits_and_nothing_with_more_voxels_does():
     assert _peak(TINY, shape) > budget
 
 
+@pytest.mark.slow
 def test_reserved_and_device_criteria_with_margin_fit_what_they_say():
     report = measure_memory(TINY, (32, 32, 32), backend="simulate")
     budget = report.predicted_reserved_bytes

@@ -92,3 +92,15 @@ def test_measure_command_shows_and_returns_reserved_and_device_need():
                                  "--backend", "simulate", "--alloc-conf", "max_split_size_mb:5"])
     assert result.exit_code == 1 and "max_split_size_mb must be more than 20" in result.output
     assert parse_alloc_conf("max_split_size_mb:64").max_split_size == 64 * 2**20
+
+
+def test_report_timeline_carries_the_reserved_series(report):
+    from revprof.memory.allocator import reserved_timeline
+    from revprof.report.prepare import timeline_panel
+
+    series = reserved_timeline(report.allocation_log, len(report.timeline.bytes))
+    assert max(series) == report.predicted_reserved_bytes
+    assert all(r >= b for r, b in zip(series, report.timeline.bytes))  # reserved >= live, op by op
+    assert series == sorted(series)  # nothing is given back during a step
+    panel = timeline_panel("reversible", "words", report, max_points=50)
+    assert len(panel.reserved) == len(panel.bytes) and max(panel.reserved) <= report.predicted_reserved_bytes

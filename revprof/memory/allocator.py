@@ -515,3 +515,22 @@ def replay_sizes(sizes: Sequence[int], config: AllocatorConfig | None = None) ->
         else:
             events.append(("free", -s, 0))
     return replay(events, config)
+
+
+def reserved_timeline(log: Sequence[tuple[str, int, int, str, int]], length: int,
+                      config: AllocatorConfig | None = None) -> list[int]:
+    """Reserved bytes after each of ``length`` timeline entries, replaying a tracker log
+    (``MemoryReport.allocation_log``: events of index ``i`` happen before entry ``i``)."""
+    model = CachingAllocatorModel(config)
+    live: dict[int, Block] = {}
+    out: list[int] = []
+    for action, key, nbytes, _, index in log:
+        while len(out) < min(index, length):
+            out.append(model.reserved)
+        if action == "alloc" and nbytes > 0:
+            live[key] = model.malloc(nbytes, tag=key)
+        elif action == "free" and key in live:
+            model.free(live.pop(key))
+    while len(out) < length:
+        out.append(model.reserved)
+    return out

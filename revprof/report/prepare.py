@@ -117,6 +117,8 @@ class TimelinePanel(NamedTuple):
     bytes: tuple[int, ...]
     spans: tuple[tuple[int, int, str], ...]
     peak_bytes: int
+    reserved: tuple[int, ...] = ()
+    """Reserved bytes the allocator model predicts at the same points (empty without a log)."""
 
 
 class TimelineInfo(NamedTuple):
@@ -555,9 +557,16 @@ def timeline_panel(name: str, words: str, report: MemoryReport,
     for i in range(0, len(values), width):
         xs.append(i)
         ys.append(max(values[i:i + width]))
+    reserved: tuple[int, ...] = ()
+    if report.allocation_log:
+        from revprof.memory.allocator import parse_alloc_conf, reserved_timeline
+
+        conf = parse_alloc_conf((report.allocator or {}).get("config", ""))
+        series = reserved_timeline(report.allocation_log, len(timeline.bytes), conf)[start:end]
+        reserved = tuple(max(series[i:i + width]) for i in range(0, len(series), width))
     return TimelinePanel(name, words, len(values), tuple(xs), tuple(ys),
                          tuple((s - start, e - start, phase) for s, e, phase in spans),
-                         max(values) if values else 0)
+                         max(values) if values else 0, reserved)
 
 
 def dice_info(front: Sequence[TrialRow]) -> DiceInfo | None:

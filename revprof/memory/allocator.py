@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from revprof.errors import RevprofError
+from revprof.errors import RevprofError, closest
 
 MiB = 2**20
 MIN_BLOCK_SIZE = 512
@@ -116,8 +116,6 @@ def parse_alloc_conf(text: str | None) -> AllocatorConfig:
         if not sep or not value:
             raise RevprofError(f"allocator option {item!r} must be key:value, e.g. max_split_size_mb:128")
         if key not in _KNOWN:
-            from revprof.errors import closest
-
             raise RevprofError(f"unknown allocator option {key!r}{closest(key, _KNOWN)}; "
                                f"known: {', '.join(_KNOWN)}")
         if key == "backend":

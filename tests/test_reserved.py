@@ -104,3 +104,9 @@ def test_report_timeline_carries_the_reserved_series(report):
     assert series == sorted(series)  # nothing is given back during a step
     panel = timeline_panel("reversible", "words", report, max_points=50)
     assert len(panel.reserved) == len(panel.bytes) and max(panel.reserved) <= report.predicted_reserved_bytes
+
+
+def test_real_cpu_tensors_give_the_same_allocation_log_as_fake_ones(report):
+    real = measure_memory(TINY, (16, 16, 16), backend="cpu")
+    assert [e[:3] for e in real.allocation_log] == [e[:3] for e in report.allocation_log]
+    assert real.predicted_reserved_bytes == report.predicted_reserved_bytes

@@ -92,7 +92,7 @@ class AllocatorConfig:
 
 _NO_EFFECT = {"garbage_collection_threshold", "release_lock_on_cudamalloc", "pinned_use_cuda_host_register",
               "pinned_num_register_threads", "pinned_use_background_threads", "pinned_reserve_segment_size_mb",
-              "graph_capture_record_stream_reuse", "per_process_memory_fraction"}
+              "graph_capture_record_stream_reuse"}
 """Options accepted but without effect on a one-stream step on a device without a capacity limit."""
 _KNOWN = ("backend", "max_split_size_mb", "max_non_split_rounding_mb", "expandable_segments",
           "roundup_power2_divisions", *sorted(_NO_EFFECT))

@@ -58,7 +58,10 @@ def main() -> int:
         error = None if allocated is None else (predicted.peak_bytes - allocated) / allocated
         row = {"spec": spec.describe(), "patch": list(patch), "precision": precision,
                "predicted_bytes": predicted.peak_bytes, "allocated_bytes": allocated,
-               "reserved_bytes": reserved, "relative_error": error}
+               "reserved_bytes": reserved, "relative_error": error,
+               "predicted_reserved_bytes": predicted.predicted_reserved_bytes,
+               "reserved_relative_error": None if reserved is None else
+               (predicted.predicted_reserved_bytes - reserved) / reserved}
         results.append(row)
         print(json.dumps(row), flush=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -70,12 +73,16 @@ def main() -> int:
     (args.out / f"{name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     lines = [f"# Predicted vs measured peak memory on {device}", "", f"torch {meta['torch']}, CUDA "
              f"{meta['cuda']}, cuDNN {meta['cudnn']}, {stamp}", "",
-             "| network | patch | precision | predicted GiB | allocated GiB | error |", "|---|---|---|---|---|---|"]
+             "| network | patch | precision | predicted GiB | allocated GiB | error | predicted reserved GiB "
+             "| reserved GiB | reserved error |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         alloc = "OOM" if r["allocated_bytes"] is None else f"{r['allocated_bytes'] / 2**30:.3f}"
         err = "" if r["relative_error"] is None else f"{100 * r['relative_error']:+.1f}%"
+        res = "OOM" if r["reserved_bytes"] is None else f"{r['reserved_bytes'] / 2**30:.3f}"
+        res_err = "" if r["reserved_relative_error"] is None else f"{100 * r['reserved_relative_error']:+.1f}%"
         lines.append(f"| {r['spec']} | {'x'.join(map(str, r['patch']))} | {r['precision']} | "
-                     f"{r['predicted_bytes'] / 2**30:.3f} | {alloc} | {err} |")
+                     f"{r['predicted_bytes'] / 2**30:.3f} | {alloc} | {err} | "
+                     f"{r['predicted_reserved_bytes'] / 2**30:.3f} | {res} | {res_err} |")
     (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     worst = max((abs(r["relative_error"]) for r in results if r["relative_error"] is not None), default=0)
     print(f"worst relative error {100 * worst:.1f}% over {len(results)} configurations")

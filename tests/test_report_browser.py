@@ -41,7 +41,8 @@ def expected_points(data) -> dict[str, list[int]]:
         out["fig-breakdown"] = [len(data.breakdown.bars)] * len(data.breakdown.categories)
         out["fig-levels"] = [len(data.breakdown.levels)] * len(data.breakdown.level_bars)
     if data.timeline:
-        out["fig-timeline"] = [len(p.x) for p in data.timeline.panels]
+        out["fig-timeline"] = [n for p in data.timeline.panels  # live bytes, then reserved if known
+                               for n in ([len(p.x), len(p.reserved)] if p.reserved else [len(p.x)])]
     return out
 
 

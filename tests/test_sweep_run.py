@@ -53,6 +53,7 @@ reversible = "none"
 """
 
 TRIAL_KEYS = {"spec", "spec_words", "patch", "batch", "precision", "status", "predicted_peak_bytes",
+              "predicted_reserved_bytes",
               "breakdown", "activations_by_part", "peak_bytes", "params", "device", "environment"}
 STUDY_KEYS = {"revprof_version", "study_file", "study", "objectives", "budget_bytes", "memory_only",
               "fixed"}

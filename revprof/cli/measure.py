@@ -14,7 +14,9 @@ from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
 )
-from revprof.memory import measure_memory
+from revprof.errors import RevprofError
+from revprof.memory import measure_memory, resolve_backend
+from revprof.memory.device import device_need
 from revprof.memory.render import report_tables, training_tables
 from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
@@ -35,6 +37,12 @@ def measure(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeline: Annotated[bool, typer.Option("--timeline/--no-timeline",
                                            help="Include the op-by-op timeline in --json.")] = False,
+    snapshot: Annotated[Path | None, typer.Option("--snapshot", help="Write the step as a memory "
+                                                  "snapshot (pickle) for pytorch.org/memory_viz: "
+                                                  "the real one on CUDA, else the simulated one.")] = None,
+    alloc_conf: Annotated[str | None, typer.Option("--alloc-conf", help="PYTORCH_CUDA_ALLOC_CONF the "
+                                                   "reserved prediction models (default: the "
+                                                   "environment's).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, rich_help_panel="Training run",
                                               help="Train for N steps on BraTS data and report Dice.")] = None,
     data: Annotated[Path | None, typer.Option("--data", rich_help_panel="Training run",
@@ -60,6 +68,9 @@ def measure(
     with --steps, a short training run with Dice for WT, TC and ET."""
     spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                        decoder_depth, reversible, checkpoint, groups).build()
+    if steps is not None and snapshot is not None:
+        raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
+                           "with --steps (a training run)")
     if steps is not None:
         settings = TrainSettings(
             data=data, patch=validate_patch(spec, patch), steps=steps, val_cases=val_cases,
@@ -76,11 +87,31 @@ def measure(
             console.print(training_tables(spec, settings, result))
             console.print(f"appended to {results}")
         return
-    report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend)
+    if snapshot is not None and not snapshot.parent.is_dir():
+        raise RevprofError(f"cannot write snapshot {snapshot}: folder {snapshot.parent} does not exist")
+    if snapshot is not None and resolve_backend(backend) == "cuda":
+        from revprof.memory.snapshot import recording_cuda_history
+
+        with recording_cuda_history(snapshot):
+            report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend,
+                                    alloc_conf=alloc_conf)
+    else:
+        report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend,
+                                alloc_conf=alloc_conf)
+        if snapshot is not None:
+            from revprof.memory.allocator import parse_alloc_conf
+            from revprof.memory.measure import alloc_conf_of
+            from revprof.memory.snapshot import simulated_snapshot, write_snapshot
+
+            write_snapshot(simulated_snapshot(report.allocation_log or [], report.timeline.phases,
+                                              parse_alloc_conf(alloc_conf_of(alloc_conf))), snapshot)
     if as_json:
-        print(json.dumps(report.to_dict(timeline=timeline)))
+        need = device_need(report.predicted_reserved_bytes or 0, context=report.context_bytes)
+        print(json.dumps({**report.to_dict(timeline=timeline), "device_need": need.to_dict()}))
     else:
         console.print(report_tables(report))
+        if snapshot is not None:
+            console.print(f"snapshot written to {snapshot} (open it at https://pytorch.org/memory_viz)")
 
 
 def result_row(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> dict[str, object]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import statistics
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,21 +18,88 @@ from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
 )
-from revprof.memory.planner import DEFAULT_MAX_PATCH, Candidate, Plan, best_networks, largest_patch
+from revprof.memory.device import CONTEXT_BYTES
+from revprof.memory.planner import (
+    DEFAULT_MAX_PATCH, Candidate, Criterion, Plan, best_networks, largest_patch,
+)
 from revprof.spec import parse_patch
 from revprof.units import format_bytes, parse_bytes
 
 
+def _title(plan: Plan) -> str:
+    c = plan.criterion
+    return (f"{plan.question} within {format_bytes(plan.budget_bytes)} by {c.name} need"
+            + (f", {100 * c.margin:g}% margin (limit {format_bytes(plan.limit_bytes)})" if c.margin else ""))
+
+
 def _table(plan: Plan) -> Table:
-    table = Table(title=f"{plan.question} within {format_bytes(plan.budget_bytes)} "
-                        f"({plan.evaluated} configurations predicted)")
-    for column in ("#", "network", "patch", "parameters", "predicted peak", "of budget"):
+    """One candidate: every part of its need, one per row; several: one row each."""
+    c = plan.criterion
+    if plan.question == "largest patch":
+        (cand,) = plan.candidates
+        table = Table(title=f"{_title(plan)}\n{cand.spec.describe()}", show_header=False)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        table.add_row("patch", "x".join(map(str, cand.patch)) + f" ({cand.voxels:,} voxels)")
+        table.add_row("allocated (tensor peak)", format_bytes(cand.peak_bytes))
+        table.add_row("reserved (allocator model)", format_bytes(cand.reserved_bytes))
+        table.add_row(f"+ CUDA context ({c.device_class if c.context is None else 'given'})",
+                      format_bytes(cand.context_bytes))
+        table.add_row("+ workspace allowance", format_bytes(cand.workspace_bytes))
+        table.add_row("= device need", format_bytes(cand.device_bytes))
+        table.add_row(f"{c.name} need / budget", f"{100 * c.need(cand) / plan.budget_bytes:.1f}%")
+        return table
+    first = plan.candidates[0]
+    table = Table(title=f"{_title(plan)}\ndevice need = reserved + {format_bytes(first.context_bytes)} "
+                        f"CUDA context + {format_bytes(first.workspace_bytes)} workspace allowance")
+    for column in ("#", "network", "patch", "parameters", "allocated", "reserved", "device need",
+                   "of budget"):
         table.add_column(column, justify="left" if column in ("network", "patch") else "right",
-                         overflow="fold", min_width=30 if column == "network" else None)
-    for rank, c in enumerate(plan.candidates, start=1):
-        table.add_row(str(rank), c.spec.describe(), "x".join(map(str, c.patch)), f"{c.params:,}",
-                      format_bytes(c.peak_bytes), f"{100 * c.peak_bytes / plan.budget_bytes:.0f}%")
+                         overflow="fold", min_width=20 if column == "network" else None)
+    for rank, cand in enumerate(plan.candidates, start=1):
+        table.add_row(str(rank), cand.spec.describe(), "x".join(map(str, cand.patch)), f"{cand.params:,}",
+                      format_bytes(cand.peak_bytes), format_bytes(cand.reserved_bytes),
+                      format_bytes(cand.device_bytes), f"{100 * c.need(cand) / plan.budget_bytes:.0f}%")
     return table
+
+
+def _checked(plan: Plan) -> Table:
+    one_network = plan.question == "largest patch"
+    table = Table(title=f"{len(plan.checked)} candidates checked by simulation")
+    for column in (() if one_network else ("network",)) + (
+            "patch", "voxels", "allocated", "reserved", "device need", "fits"):
+        table.add_column(column, justify="left" if column in ("network", "patch") else "right",
+                         overflow="fold")
+    for cand in plan.checked:
+        table.add_row(*(() if one_network else (cand.spec.describe(),)),
+                      "x".join(map(str, cand.patch)), f"{cand.voxels:,}",
+                      format_bytes(cand.peak_bytes), format_bytes(cand.reserved_bytes),
+                      format_bytes(cand.device_bytes), "yes" if plan.fits(cand) else "no")
+    return table
+
+
+def _percent(text: str) -> float:
+    """``5%`` or ``0.05`` as a fraction."""
+    value = text.strip()
+    try:
+        return float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise typer.BadParameter(f"must be a percentage such as 5%; got {text!r}") from None
+
+
+def _median_shape(data: Path) -> tuple[float, float, float]:
+    """The median image shape of the dataset in ``data``."""
+    from revprof.data.layouts import discover
+    from revprof.data.nifti import open_nifti
+
+    index = discover(data)
+    if not index.cases:
+        raise RevprofError(f"no cases found in {data}")
+    shapes = []
+    for case in index.cases:
+        path = case.images[0]
+        shapes.append(tuple(open_nifti(path, case.case_id).shape[:3]))
+    return tuple(float(statistics.median(s[a] for s in shapes)) for a in range(3))  # type: ignore[return-value]
 
 
 def plan(
@@ -47,10 +116,29 @@ def plan(
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Deepest network considered.")] = 8,
     top: Annotated[int, typer.Option("--top", min=1, help="Candidates to print.")] = 5,
     batch: Batch = 1, precision: Precision = "fp32",
+    criterion: Annotated[str, typer.Option("--criterion", help="What must fit: device (reserved + "
+                                           "CUDA context + workspace), reserved or allocated.")] = "device",
+    margin: Annotated[str, typer.Option("--margin", help="Share of the budget kept free, e.g. 5%.")] = "0%",
+    context: Annotated[str | None, typer.Option("--context", help="CUDA context size, e.g. 450MiB "
+                                                "(default: the allowance of --device-class).")] = None,
+    workspace: Annotated[str | None, typer.Option("--workspace", help="cuDNN/cuBLAS workspace "
+                                                  "allowance, e.g. 512MiB (default 256MiB).")] = None,
+    device_class: Annotated[str, typer.Option("--device-class", help="Context allowance: "
+                                              + ", ".join(CONTEXT_BYTES) + ".")] = "default",
+    alloc_conf: Annotated[str | None, typer.Option("--alloc-conf", help="PYTORCH_CUDA_ALLOC_CONF to "
+                                                   "model (default: the environment's).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", exists=True, file_okay=False, help="Dataset "
+                                              "folder: patches follow its median image shape.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """What fits in a memory budget: the largest patch for a network, or the best network for a patch."""
+    """What fits in a memory budget: the largest patch for a network, or the best network for a patch.
+
+    Every answer fits by the chosen criterion (default: the device need) and is verified by a
+    simulation; all parts of the need are printed, with the candidates that were checked."""
     budget_bytes = parse_bytes(budget)
+    rule = Criterion(criterion, _percent(margin), parse_bytes(context) if context else None,
+                     parse_bytes(workspace) if workspace else None, device_class, alloc_conf)
+    median = _median_shape(data) if data is not None else None
     spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                        decoder_depth, reversible, checkpoint, groups).build()
     if search not in ("depth", "width", "both"):
@@ -65,22 +153,33 @@ def plan(
                                               f"{format_bytes(candidate.peak_bytes)}")
 
         if patch is None:
-            result = largest_patch(spec, budget_bytes, parse_patch(max_patch), batch, precision, seen)
+            limit = parse_patch(max_patch)
+            if median is not None:  # as nnU-Net: no patch larger than the median image
+                step = 2 ** (spec.levels - 1)
+                limit = tuple(min(m, -(-int(s) // step) * step) for m, s in zip(limit, median))
+            result = largest_patch(spec, budget_bytes, limit, batch, precision, seen,
+                                   criterion=rule, median_shape=median)
         else:
             result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
                                    search_depth=search in ("depth", "both"),
                                    search_width=search in ("width", "both"), batch=batch,
-                                   precision=precision, top=top, on_evaluate=seen)
+                                   precision=precision, top=top, on_evaluate=seen, criterion=rule)
     if as_json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "median_shape": list(median) if median else None}))
         return
     if not result.candidates:
         smallest = result.rejected[0] if result.rejected else None
         closest = (f"; the smallest candidate, {smallest.spec.describe()}, needs "
-                   f"{format_bytes(smallest.peak_bytes)}") if smallest else ""
+                   f"{format_bytes(rule.need(smallest))} by the {rule.name} criterion") if smallest else ""
         raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)} at patch "
                            f"{'x'.join(map(str, parse_patch(patch)))}{closest}")
     console.print(_table(result))
+    if median is not None:
+        console.print(f"patches follow the median image shape of {data}: "
+                      + "x".join(f"{m:g}" for m in median))
+    for note in result.notes:
+        console.print(note)
+    console.print(_checked(result))
 
 
 def register(app: typer.Typer) -> None:

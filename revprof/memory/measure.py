@@ -12,6 +12,7 @@ Backends:
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ import torch
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
+from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.memory.step import (
     PRECISIONS,
@@ -69,6 +71,14 @@ class MemoryReport:
         activations_by_part: at the peak, saved-activation bytes per network part.
         saved_after_forward: when the last forward ends, saved-activation bytes per part.
         reserved_bytes: CUDA ``max_memory_reserved`` (``None`` off CUDA).
+        predicted_reserved_bytes: ``max_memory_reserved`` predicted by replaying the step's
+            allocations through the caching-allocator model (:mod:`revprof.memory.allocator`).
+        allocator: the model's whole prediction (largest segment, fragmentation at the peak,
+            the ``PYTORCH_CUDA_ALLOC_CONF`` modelled; see ``AllocatorPrediction``).
+        context_bytes: on CUDA, the CUDA context measured with ``mem_get_info`` (device memory
+            in use minus what the allocator reserved); ``None`` elsewhere.
+        allocation_log: the tracker's allocation events with op names (for ``--snapshot``);
+            not serialised.
     """
 
     spec: ArchSpec
@@ -89,10 +99,20 @@ class MemoryReport:
     seconds: float
     reserved_bytes: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    predicted_reserved_bytes: int | None = None
+    allocator: dict[str, Any] | None = None
+    context_bytes: int | None = None
+    allocation_log: list[tuple[str, int, int, str, int]] | None = field(default=None, repr=False,
+                                                                        compare=False)
 
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """A JSON-able dict (``spec`` as a dict; the timeline optional, it can be long)."""
-        data = asdict(self)
+        log, self.allocation_log = self.allocation_log, None
+        try:
+            data = asdict(self)
+        finally:
+            self.allocation_log = log
+        data.pop("allocation_log")
         data["spec"] = self.spec.to_dict()
         data["patch"] = list(self.patch)
         if timeline:
@@ -152,6 +172,7 @@ def measure_memory(
     backend: str = "auto",
     steps: int = 2,
     seed: int = 0,
+    alloc_conf: str | None = None,
 ) -> MemoryReport:
     """Peak memory of ``steps`` training steps of ``spec`` on ``(batch, in_channels, *patch)``.
 
@@ -162,9 +183,11 @@ def measure_memory(
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
         backend: ``auto``, ``cuda``, ``cpu`` or ``simulate``.
         steps: training steps, at least 2 (Adam's state is created in the first).
+        alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` the reserved prediction models (default:
+            the environment's, as torch would read it).
 
     Raises:
-        RevprofError: an invalid patch, batch, precision, backend or step count.
+        RevprofError: an invalid patch, batch, precision, backend, step count or allocator option.
     """
     patch = validate_patch(spec, patch)
     if batch < 1:
@@ -173,8 +196,14 @@ def measure_memory(
         raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
     look_up("precision", precision, PRECISIONS)
     backend = resolve_backend(backend)
+    parse_alloc_conf(alloc_conf_of(alloc_conf))  # bad options fail before the run
     with held_interrupts():  # Ctrl-C lands after the measurement, never inside an op
-        return measure_model(spec, patch, batch, precision, backend, steps, seed)
+        return measure_model(spec, patch, batch, precision, backend, steps, seed, alloc_conf=alloc_conf)
+
+
+def alloc_conf_of(alloc_conf: str | None) -> str:
+    """``alloc_conf``, or the environment's ``PYTORCH_CUDA_ALLOC_CONF`` when ``None``."""
+    return os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") if alloc_conf is None else alloc_conf
 
 
 def _warm_up_cuda(device: torch.device) -> None:
@@ -191,7 +220,8 @@ def _warm_up_cuda(device: torch.device) -> None:
 
 def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
                   backend: str, steps: int = 2, seed: int = 0,
-                  build: Callable[[], torch.nn.Module] | None = None) -> MemoryReport:
+                  build: Callable[[], torch.nn.Module] | None = None,
+                  alloc_conf: str | None = None) -> MemoryReport:
     """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
 
     ``measure_memory`` with the arguments already checked and the backend resolved; ``build``
@@ -253,9 +283,13 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
     assert peak is not None
     breakdown = {c: peak.categories[c] for c in CATEGORIES}
     peak_bytes, reserved, device_words = peak.bytes, None, {"cpu": "cpu", "simulate": "cpu (fake tensors)"}.get(backend)
+    prediction = replay(tracker.events(), parse_alloc_conf(alloc_conf_of(alloc_conf)))
+    context = None
     if backend == "cuda":
         peak_bytes = torch.cuda.max_memory_allocated(device)
         reserved = torch.cuda.max_memory_reserved(device)
+        free, total = torch.cuda.mem_get_info(device)
+        context = max(0, total - free - torch.cuda.memory_reserved(device))
         breakdown["other"] += peak_bytes - peak.bytes
         device_words = f"{device} ({torch.cuda.get_device_name(device)})"
     return MemoryReport(
@@ -266,4 +300,6 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
         peak_phase=peak.phase, peak_step=peak.step,
         timeline=Timeline(tracker.timeline, [(m.index, m.name, m.step) for m in tracker.phases]),
         steps=steps, seconds=time.perf_counter() - started, environment=environment(str(device)),
+        predicted_reserved_bytes=prediction.max_reserved_bytes, allocator=prediction.to_dict(),
+        context_bytes=context, allocation_log=tracker.event_details(),
     )

@@ -1,85 +1,251 @@
-"""The memory-budget planner: what fits in N GiB?
+"""The memory-budget planner: what fits in N GiB, by a criterion that does not lie?
 
-Two questions, both answered with exact predictions from the simulate backend:
+Every answer fits the budget (less a safety margin) by the chosen criterion, checked by a real
+simulation (the simulate backend) plus the caching-allocator model:
 
-- :func:`largest_patch`: the largest patch for a fixed network. Like nnU-Net's planner, it starts
-  from a maximal patch and shrinks the longest axis one step (``2**(levels-1)`` voxels) at a time,
-  but it jumps ahead using the measured bytes per voxel and then verifies.
+- ``allocated``: the tracker's peak of live tensor bytes (``max_memory_allocated``);
+- ``reserved``: the allocator model's predicted ``max_memory_reserved``;
+- ``device`` (default): reserved + CUDA context + workspace allowance (:mod:`revprof.memory.device`).
+
+Two questions:
+
+- :func:`largest_patch`: the patch with the most voxels for a fixed network. For a fixed network
+  every tensor of a step is ``a + b * voxels`` bytes (feature maps of level ``l`` hold
+  ``voxels / 8**l`` voxels whatever the patch's shape, parameters and statistics are constant), so
+  two simulations give the size of every allocation at any voxel count. The planner synthesises the
+  allocation log of each candidate voxel count from them, replays it (tensor peak and allocator),
+  proposes the largest count that fits, and verifies the proposal by a real simulation; the report
+  lists every candidate simulated. Among shapes with that voxel count it prefers the one closest to
+  the data's median shape (``median_shape``), else the most cube-like.
 - :func:`best_networks`: for a fixed patch, the deepest and widest networks that fit, found by a
-  binary search over depth for each width scale (peak memory grows monotonically with both).
+  binary search over depth for each width scale (memory grows monotonically with both).
 
-Predictions are cached per (spec, patch, batch, precision) within a planner run.
+Predictions are cached per (spec, patch) within a planner run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from revprof.errors import RevprofError
-from revprof.memory.measure import measure_memory
+from revprof.errors import RevprofError, look_up
+from revprof.memory.allocator import parse_alloc_conf, replay
+from revprof.memory.device import device_need
+from revprof.memory.measure import alloc_conf_of, measure_memory
+from revprof.memory.tracker import rounded
 from revprof.spec import ArchSpec, validate_patch
+from revprof.units import format_bytes
 
 DEFAULT_MAX_PATCH = (240, 240, 160)
 """The BraTS field of view (240×240×155) rounded up to a multiple of 16 along z."""
 
 WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+CRITERIA = ("device", "reserved", "allocated")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What "fits" means: ``need(candidate) <= limit(budget)``.
+
+    Attributes:
+        name: ``device``, ``reserved`` or ``allocated``.
+        margin: fraction of the budget kept free (0.05: answers use at most 95%).
+        context, workspace: device-need parts in bytes (``None``: the documented allowances).
+        device_class: the context allowance's device class.
+        alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` modelled (``None``: the environment's).
+    """
+
+    name: str = "device"
+    margin: float = 0.0
+    context: int | None = None
+    workspace: int | None = None
+    device_class: str = "default"
+    alloc_conf: str | None = None
+
+    def __post_init__(self) -> None:
+        look_up("criterion", self.name, CRITERIA)
+        if not 0 <= self.margin < 1:
+            raise RevprofError(f"margin must be at least 0% and below 100%; got {100 * self.margin:g}%")
+        parse_alloc_conf(alloc_conf_of(self.alloc_conf))
+
+    def limit(self, budget_bytes: int) -> int:
+        return int(budget_bytes * (1 - self.margin))
+
+    def need(self, candidate: Candidate) -> int:
+        return {"allocated": candidate.peak_bytes, "reserved": candidate.reserved_bytes,
+                "device": candidate.device_bytes}[self.name]
+
+    def device_parts(self, reserved: int) -> tuple[int, int]:
+        need = device_need(reserved, self.context, self.workspace, self.device_class)
+        return need.context, need.workspace
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One evaluated configuration."""
+    """One configuration with every part of its need (bytes).
+
+    ``verified``: simulated; otherwise its figures come from a synthesised allocation log.
+    """
 
     spec: ArchSpec
     patch: tuple[int, int, int]
     peak_bytes: int
     params: int
+    reserved_bytes: int = 0
+    context_bytes: int = 0
+    workspace_bytes: int = 0
+    verified: bool = True
 
     @property
     def voxels(self) -> int:
         return self.patch[0] * self.patch[1] * self.patch[2]
 
+    @property
+    def device_bytes(self) -> int:
+        return self.reserved_bytes + self.context_bytes + self.workspace_bytes
+
+    def to_dict(self) -> dict[str, object]:
+        return {"spec": self.spec.to_dict(), "spec_words": self.spec.describe(),
+                "patch": list(self.patch), "voxels": self.voxels, "params": self.params,
+                "peak_bytes": self.peak_bytes, "predicted_reserved_bytes": self.reserved_bytes,
+                "context_bytes": self.context_bytes, "workspace_bytes": self.workspace_bytes,
+                "device_need_bytes": self.device_bytes, "verified": self.verified}
+
 
 @dataclass
 class Plan:
-    """The planner's answer: candidates that fit, best first, and what it evaluated."""
+    """The planner's answer: candidates that fit, best first, and what it checked.
+
+    Attributes:
+        limit_bytes: the budget less the margin; every candidate's need is at most this.
+        checked: every configuration simulated, in order, with its figures.
+        modelled: voxel counts evaluated from synthesised allocation logs (largest patch only).
+        notes: how the answer was found, in words.
+    """
 
     budget_bytes: int
     question: str
     candidates: list[Candidate]
     evaluated: int
     rejected: list[Candidate] = field(default_factory=list)
+    criterion: Criterion = field(default_factory=Criterion)
+    checked: list[Candidate] = field(default_factory=list)
+    modelled: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def limit_bytes(self) -> int:
+        return self.criterion.limit(self.budget_bytes)
+
+    def fits(self, candidate: Candidate) -> bool:
+        return self.criterion.need(candidate) <= self.limit_bytes
 
     def to_dict(self) -> dict[str, object]:
-        def row(c: Candidate) -> dict[str, object]:
-            return {"spec": c.spec.to_dict(), "spec_words": c.spec.describe(), "patch": list(c.patch),
-                    "peak_bytes": c.peak_bytes, "params": c.params}
-
         return {"budget_bytes": self.budget_bytes, "question": self.question,
-                "evaluated": self.evaluated, "candidates": [row(c) for c in self.candidates]}
+                "criterion": self.criterion.name, "margin": self.criterion.margin,
+                "limit_bytes": self.limit_bytes, "evaluated": self.evaluated,
+                "modelled_voxel_counts": self.modelled, "notes": self.notes,
+                "candidates": [c.to_dict() for c in self.candidates],
+                "checked": [{**c.to_dict(), "fits": self.fits(c)} for c in self.checked]}
 
 
 class _Predictor:
-    """Cached simulate predictions."""
+    """Cached simulate predictions with the allocator model and the device-need parts."""
 
-    def __init__(self, batch: int, precision: str, on_evaluate: Callable[[Candidate], None] | None) -> None:
+    def __init__(self, batch: int, precision: str, criterion: Criterion,
+                 on_evaluate: Callable[[Candidate], None] | None) -> None:
         self.batch = batch
         self.precision = precision
+        self.criterion = criterion
         self.cache: dict[tuple[str, tuple[int, int, int]], Candidate] = {}
+        self.logs: dict[tuple[str, tuple[int, int, int]], list[tuple[str, int, int, str, int]]] = {}
         self.on_evaluate = on_evaluate or (lambda candidate: None)
 
     def __call__(self, spec: ArchSpec, patch: tuple[int, int, int]) -> Candidate:
         key = (spec.to_json(), patch)
         if key not in self.cache:
             report = measure_memory(spec, patch, batch=self.batch, precision=self.precision,
-                                    backend="simulate")
-            self.cache[key] = Candidate(spec, patch, report.peak_bytes, report.params)
+                                    backend="simulate", alloc_conf=self.criterion.alloc_conf)
+            reserved = int(report.predicted_reserved_bytes or 0)
+            context, workspace = self.criterion.device_parts(reserved)
+            self.cache[key] = Candidate(spec, patch, report.peak_bytes, report.params, reserved,
+                                        context, workspace)
+            self.logs[key] = report.allocation_log or []
             self.on_evaluate(self.cache[key])
         return self.cache[key]
+
+    def log(self, spec: ArchSpec, patch: tuple[int, int, int]) -> list[tuple[str, int, int, str, int]]:
+        self(spec, patch)
+        return self.logs[(spec.to_json(), patch)]
+
+    def modelled(self, spec: ArchSpec, patch: tuple[int, int, int], peak: int, reserved: int,
+                 params: int) -> Candidate:
+        context, workspace = self.criterion.device_parts(reserved)
+        return Candidate(spec, patch, peak, params, reserved, context, workspace, verified=False)
 
 
 def _round_down(size: int, step: int) -> int:
     return max(step, size // step * step)
+
+
+class _LogModel:
+    """Allocation logs at any voxel count from two simulated logs of the same network.
+
+    Each event's size is ``a + b * voxels``; ``exact`` is False when the two logs differ in
+    structure (then nothing is synthesised)."""
+
+    def __init__(self, low: list[tuple[str, int, int, str, int]], v_low: int,
+                 high: list[tuple[str, int, int, str, int]], v_high: int) -> None:
+        self.v_low, self.v_high = v_low, v_high
+        self.exact = len(low) == len(high) and v_low != v_high and all(
+            a[0] == b[0] and a[1] == b[1] and a[3] == b[3] for a, b in zip(low, high))
+        self.actions = [(e[0], e[1]) for e in low]
+        self.low = [e[2] for e in low]
+        self.slope = [h[2] - e[2] for e, h in zip(low, high)] if self.exact else []
+
+    def events(self, voxels: int) -> list[tuple[str, int, int]]:
+        dv, span = voxels - self.v_low, self.v_high - self.v_low
+        return [(action, ident, n0 + -(-(s * dv) // span) if s else n0)
+                for (action, ident), n0, s in zip(self.actions, self.low, self.slope)]
+
+
+def _tensor_peak(events: list[tuple[str, int, int]]) -> int:
+    """The tracker's figure for a log: the peak of live bytes, each rounded to 512."""
+    live = peak = 0
+    sizes: dict[int, int] = {}
+    for action, ident, nbytes in events:
+        if action == "alloc":
+            sizes[ident] = rounded(nbytes)
+            live += sizes[ident]
+            peak = max(peak, live)
+        else:
+            live -= sizes.pop(ident, 0)
+    return peak
+
+
+def _shapes_by_voxels(max_patch: Sequence[int], step: int) -> dict[int, list[tuple[int, int, int]]]:
+    axes = [range(step, m + 1, step) for m in max_patch]
+    shapes: dict[int, list[tuple[int, int, int]]] = {}
+    for d in axes[0]:
+        for h in axes[1]:
+            for w in axes[2]:
+                shapes.setdefault(d * h * w, []).append((d, h, w))
+    return shapes
+
+
+def shape_preference(median_shape: Sequence[float] | None) -> Callable[[tuple[int, int, int]], tuple[float, ...]]:
+    """Sort key among patches of one voxel count: closest to the median shape's proportions (the
+    spread of ``log(patch / median)`` over the axes, as nnU-Net keeps the median's aspect), else
+    the most cube-like; ties go to the larger first axes."""
+    def key(patch: tuple[int, int, int]) -> tuple[float, ...]:
+        if median_shape:
+            logs = [math.log(p / m) for p, m in zip(patch, median_shape)]
+        else:
+            logs = [math.log(p) for p in patch]
+        mean = sum(logs) / 3
+        return (round(sum((x - mean) ** 2 for x in logs), 9), *(-p for p in patch))
+    return key
 
 
 def largest_patch(
@@ -89,52 +255,101 @@ def largest_patch(
     batch: int = 1,
     precision: str = "fp32",
     on_evaluate: Callable[[Candidate], None] | None = None,
+    criterion: Criterion | None = None,
+    median_shape: Sequence[float] | None = None,
 ) -> Plan:
-    """The largest patch (shrinking the longest axis first) whose training step fits the budget.
+    """The patch with the most voxels (up to ``max_patch`` per axis) whose step fits the budget.
+
+    Args:
+        spec: the network.
+        budget_bytes: the card's memory.
+        max_patch: the largest patch per axis ``(D, H, W)``, rounded down to ``2**(levels-1)``.
+        criterion: what must fit (default: device need, no margin).
+        median_shape: the data's median image shape; patches follow its proportions.
 
     Raises:
         RevprofError: not even the smallest patch (one step per axis) fits.
     """
+    criterion = criterion or Criterion()
     step = 2 ** (spec.levels - 1)
-    patch = tuple(_round_down(s, step) for s in validate_patch(spec, [_round_down(s, step) for s in max_patch]))
-    predict = _Predictor(batch, precision, on_evaluate)
-    smallest = (step, step, step)
-    floor = predict(spec, smallest)
-    if floor.peak_bytes > budget_bytes:
-        raise RevprofError(f"even the smallest patch {'x'.join(map(str, smallest))} needs "
-                           f"{floor.peak_bytes / 2**30:.2f} GiB, over the budget of "
-                           f"{budget_bytes / 2**30:.2f} GiB")
-    current = predict(spec, patch)
-    rejected = []
-    while current.peak_bytes > budget_bytes:
-        rejected.append(current)
-        # bytes per voxel above the fixed cost (parameters, optimizer state) guide the jump
-        per_voxel = max(1.0, (current.peak_bytes - floor.peak_bytes) / max(1, current.voxels - floor.voxels))
-        target_voxels = floor.voxels + (budget_bytes - floor.peak_bytes) / per_voxel
-        dims = list(current.patch)
-        while dims[0] * dims[1] * dims[2] > target_voxels and max(dims) > step:
-            axis = max(range(3), key=lambda a: (dims[a], -a))
-            dims[axis] -= step
-        if tuple(dims) == current.patch:  # the estimate was optimistic: one step on the longest axis
-            axis = max(range(3), key=lambda a: (dims[a], -a))
-            dims[axis] -= step
-        current = predict(spec, (dims[0], dims[1], dims[2]))
-    # the jump may have undershot: grow back the shortest-reduced axes while it still fits
-    improved = True
-    while improved:
-        improved = False
-        dims = list(current.patch)
-        for axis in sorted(range(3), key=lambda a: (dims[a], a)):
-            if dims[axis] + step > patch[axis]:
-                continue
-            trial = list(dims)
-            trial[axis] += step
-            candidate = predict(spec, (trial[0], trial[1], trial[2]))
-            if candidate.peak_bytes <= budget_bytes:
-                current, improved = candidate, True
-                break
-            rejected.append(candidate)
-    return Plan(budget_bytes, "largest patch", [current], len(predict.cache), rejected)
+    top = validate_patch(spec, [_round_down(s, step) for s in max_patch])
+    predict = _Predictor(batch, precision, criterion, on_evaluate)
+    plan = Plan(budget_bytes, "largest patch", [], 0, criterion=criterion)
+    limit = plan.limit_bytes
+    prefer = shape_preference(median_shape)
+    shapes = _shapes_by_voxels(top, step)
+    counts = sorted(shapes, reverse=True)
+
+    def check(patch: tuple[int, int, int]) -> Candidate:
+        candidate = predict(spec, patch)
+        if candidate not in plan.checked:
+            plan.checked.append(candidate)
+        return candidate
+
+    def finish(best: Candidate | None) -> Plan:
+        plan.evaluated = len(predict.cache)
+        plan.rejected = [c for c in plan.checked if not plan.fits(c)]
+        if best is None:
+            smallest = check((step, step, step))
+            if not plan.fits(smallest):
+                raise RevprofError(
+                    f"even the smallest patch {'x'.join(map(str, smallest.patch))} needs "
+                    f"{format_bytes(criterion.need(smallest))} by the {criterion.name} criterion, over "
+                    f"{format_bytes(limit)} (the budget of {format_bytes(budget_bytes)} less a "
+                    f"{100 * criterion.margin:g}% margin)")
+            best = smallest
+        plan.candidates = [best]
+        return plan
+
+    largest = check(top)
+    if plan.fits(largest):
+        plan.notes.append("the largest patch considered fits")
+        return finish(largest)
+    # the smallest patch: the answer's floor, and with the largest it gives every allocation's
+    # size at any voxel count (a simulation at about half the voxels if the logs differ)
+    smallest = check((step, step, step))
+    if not plan.fits(smallest):
+        return finish(None)
+    probe = smallest
+    model = _LogModel(predict.log(spec, probe.patch), probe.voxels, predict.log(spec, top), largest.voxels)
+    if not model.exact:
+        half = max((v for v in counts if v <= largest.voxels // 2), default=counts[-1])
+        probe = check(min(shapes[half], key=prefer))
+        model = _LogModel(predict.log(spec, probe.patch), probe.voxels, predict.log(spec, top),
+                          largest.voxels)
+    conf = parse_alloc_conf(alloc_conf_of(criterion.alloc_conf))
+    if not model.exact:
+        plan.notes.append("the two simulated allocation logs differ in structure; candidates are "
+                          "simulated one by one from the largest voxel count down")
+        for voxels in counts:
+            candidate = check(min(shapes[voxels], key=prefer))
+            if plan.fits(candidate):
+                return finish(candidate)
+        return finish(None)
+    # propose from synthesised logs, largest voxel count first; verify each proposal
+    for voxels in counts:
+        if voxels > largest.voxels:
+            continue
+        events = model.events(voxels)
+        peak = _tensor_peak(events)
+        plan.modelled += 1
+        if peak > limit:
+            continue  # reserved >= allocated, so no criterion can fit
+        reserved = replay(events, conf).max_reserved_bytes if criterion.name != "allocated" else 0
+        patch = min(shapes[voxels], key=prefer)
+        proposal = predict.modelled(spec, patch, peak, reserved, largest.params)
+        if not plan.fits(proposal):
+            continue
+        real = check(patch)
+        same = (real.peak_bytes, real.reserved_bytes if criterion.name != "allocated" else 0) == (peak, reserved)
+        plan.notes.append(f"{plan.modelled} voxel counts evaluated from allocation logs synthesised "
+                          f"from two simulations ({'x'.join(map(str, probe.patch))} and "
+                          f"{'x'.join(map(str, top))}); the proposal {'x'.join(map(str, patch))} was "
+                          "simulated" + (" and matched the synthesised log to the byte" if same
+                                         else " and differed from the synthesised log"))
+        if plan.fits(real):
+            return finish(real)
+    return finish(None)
 
 
 def scaled(spec: ArchSpec, scale: float) -> ArchSpec:
@@ -160,6 +375,7 @@ def best_networks(
     precision: str = "fp32",
     top: int = 5,
     on_evaluate: Callable[[Candidate], None] | None = None,
+    criterion: Criterion | None = None,
 ) -> Plan:
     """The networks with the most parameters that fit the budget at ``patch``.
 
@@ -169,7 +385,13 @@ def best_networks(
     and everything else stay as in ``spec``; widths are rescaled with :func:`scaled`.
     """
     patch = validate_patch(spec, patch)
-    predict = _Predictor(batch, precision, on_evaluate)
+    criterion = criterion or Criterion()
+    predict = _Predictor(batch, precision, criterion, on_evaluate)
+    limit = criterion.limit(budget_bytes)
+
+    def fits(candidate: Candidate) -> bool:
+        return criterion.need(candidate) <= limit
+
     scales = width_scales if search_width else (1.0,)
     depths_allowed = spec.arch == "revunet" and search_depth
     fitting: list[Candidate] = []
@@ -180,26 +402,26 @@ def best_networks(
             continue
         seen.add(base.widths)
         shallowest = predict(base.with_depth(1) if depths_allowed else base, patch)
-        if shallowest.peak_bytes > budget_bytes:
+        if not fits(shallowest):
             break
         fitting.append(shallowest)
         if not depths_allowed:
             continue
         deepest = predict(base.with_depth(max_depth), patch)
-        if deepest.peak_bytes <= budget_bytes:  # common for reversible nets: depth costs little
+        if fits(deepest):  # common for reversible nets: depth costs little
             fitting.append(deepest)
             continue
         low, high = 1, max_depth - 1  # low: deepest known to fit
         while low < high:
             middle = (low + high + 1) // 2
             candidate = predict(base.with_depth(middle), patch)
-            if candidate.peak_bytes <= budget_bytes:
+            if fits(candidate):
                 low = middle
                 fitting.append(candidate)
             else:
                 high = middle - 1
-    fitting.sort(key=lambda c: (-c.params, c.peak_bytes))
+    fitting.sort(key=lambda c: (-c.params, criterion.need(c)))
     question = "best network" if search_width or search_depth else "fits"
-    rejected = sorted((c for c in predict.cache.values() if c.peak_bytes > budget_bytes),
-                      key=lambda c: c.peak_bytes)
-    return Plan(budget_bytes, question, fitting[:top], len(predict.cache), rejected)
+    rejected = sorted((c for c in predict.cache.values() if not fits(c)), key=criterion.need)
+    return Plan(budget_bytes, question, fitting[:top], len(predict.cache), rejected,
+                criterion=criterion, checked=list(predict.cache.values()))

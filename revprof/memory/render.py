@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 
+from revprof.memory.device import device_need
 from revprof.memory.measure import MemoryReport
 from revprof.spec import ArchSpec
 from revprof.train.settings import TrainResult, TrainSettings
@@ -15,6 +16,18 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else ""
 
 
+def _predicted_reserved_words(report: MemoryReport) -> str:
+    """The allocator model's figure with its largest segment and fragmentation at the peak."""
+    assert report.predicted_reserved_bytes is not None
+    model = report.allocator or {}
+    words = format_bytes(report.predicted_reserved_bytes)
+    if model:
+        words += (f" (largest segment {format_bytes(int(model['largest_segment_bytes']))}, "
+                  f"{100 * float(model['fragmentation_at_peak']):.1f}% cached unused at the peak"
+                  + (f", {model['config']}" if model.get("config") else "") + ")")
+    return words
+
+
 def report_tables(report: MemoryReport) -> Group:
     """The headline, the breakdown at the peak and activation bytes per network part."""
     head = Table(title=f"{report.spec.describe()} · patch {'x'.join(map(str, report.patch))} · "
@@ -23,7 +36,11 @@ def report_tables(report: MemoryReport) -> Group:
     head.add_column("value", justify="right")
     head.add_row("peak memory", f"[bold]{format_bytes(report.peak_bytes)}[/] ({report.peak_bytes:,} B)")
     if report.reserved_bytes is not None:
-        head.add_row("peak reserved", format_bytes(report.reserved_bytes))
+        head.add_row("peak reserved (measured)", format_bytes(report.reserved_bytes))
+    if report.predicted_reserved_bytes is not None:
+        head.add_row("peak reserved (predicted)", _predicted_reserved_words(report))
+        need = device_need(report.predicted_reserved_bytes, context=report.context_bytes)
+        head.add_row("device need", need.words())
     head.add_row("peak reached in", f"{report.peak_phase} of step {report.peak_step + 1}")
     head.add_row("parameters", f"{report.params:,}")
     head.add_row("backend", f"{report.backend} on {report.device}")

@@ -117,6 +117,7 @@ class StorageTracker(TorchDispatchMode):
         self._saved_scope: dict[int, str] = {}
         self._scope_stack: list[str] = []
         self._roles: dict[int, str] = {}
+        self._log = EventLog(self.timeline)
 
     # ---- registration ------------------------------------------------------------------
     def register(self, tensors: Iterable[torch.Tensor]) -> None:
@@ -136,11 +137,14 @@ class StorageTracker(TorchDispatchMode):
             self._sizes[key] = size
             self.live_bytes += size
             weakref.finalize(storage, self._release, key)
+            self._log.alloc(key, storage.nbytes())
         elif old != size:  # resized in place
             self._sizes[key] = size
             self.live_bytes += size - old
+            self._log.resize(key, storage.nbytes())
 
     def _release(self, key: int) -> None:
+        self._log.free(key)
         self.live_bytes -= self._sizes.pop(key)
         self._saved_scope.pop(key, None)
         self._roles.pop(key, None)
@@ -150,6 +154,7 @@ class StorageTracker(TorchDispatchMode):
         for tensor in tensors:
             key = id(tensor.untyped_storage())
             if self._sizes.get(key):
+                self._log.drop(key)
                 self.live_bytes -= self._sizes[key]
                 self._sizes[key] = 0
 
@@ -165,6 +170,7 @@ class StorageTracker(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         if func.namespace == "prim":  # metadata queries (fake tensors ask for .device this way)
             return out
+        self._log.op = func
         for value in tree_flatten(out)[0]:
             if isinstance(value, torch.Tensor):
                 self._register(value)
@@ -231,3 +237,57 @@ class StorageTracker(TorchDispatchMode):
     def snapshot(self) -> PeakSnapshot:
         """What is live now, by category and scope."""
         return self._snapshot()
+
+    # ---- allocation log ----------------------------------------------------------------
+    def events(self) -> list[tuple[str, int, int]]:
+        """Every counted allocation and free in order, for the allocator model
+        (:func:`revprof.memory.allocator.replay`): ``("alloc", id, nbytes)`` with the storage's
+        unrounded size, ``("free", id, 0)``; storages taken off the books by :meth:`uncount`
+        are left out entirely (on a GPU they never were device memory)."""
+        return self._log.counted()
+
+    def event_details(self) -> list[tuple[str, int, int, str, int]]:
+        """:meth:`events` with, per event, the aten op that allocated (``""`` for frees) and the
+        index of the next :attr:`timeline` entry (events with index ``i`` happened before
+        ``timeline[i]`` was recorded)."""
+        return self._log.counted(details=True)  # type: ignore[return-value]
+
+
+class EventLog:
+    """The tracker's allocation log: each storage (and each in-place resize) gets a fresh id."""
+
+    def __init__(self, timeline: list[int]) -> None:
+        self.timeline = timeline
+        self.entries: list[tuple[str, int, int, str, int]] = []
+        self.op: Any = None
+        self._ids: dict[int, int] = {}
+        self._dropped: set[int] = set()
+        self._next = 0
+
+    def _new_id(self, key: int) -> int:
+        self._next += 1
+        self._ids[key] = self._next
+        return self._next
+
+    def alloc(self, key: int, nbytes: int) -> None:
+        self.entries.append(("alloc", self._new_id(key), nbytes, str(self.op or "setup"), len(self.timeline)))
+
+    def resize(self, key: int, nbytes: int) -> None:  # CUDA allocates the new size, then frees
+        old = self._ids.get(key)
+        self.alloc(key, nbytes)
+        if old is not None:
+            self.entries.append(("free", old, 0, "", len(self.timeline)))
+
+    def free(self, key: int) -> None:
+        ident = self._ids.pop(key, None)
+        if ident is not None:
+            self.entries.append(("free", ident, 0, "", len(self.timeline)))
+
+    def drop(self, key: int) -> None:
+        ident = self._ids.get(key)
+        if ident is not None:
+            self._dropped.add(ident)
+
+    def counted(self, details: bool = False) -> list[tuple[Any, ...]]:
+        rows = [e for e in self.entries if e[1] not in self._dropped]
+        return rows if details else [e[:3] for e in rows]

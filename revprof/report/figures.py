@@ -158,7 +158,8 @@ def levels_figure(info: BreakdownInfo) -> go.Figure:
 def timeline_figure(info: TimelineInfo) -> go.Figure:
     """Live bytes over one training step, one panel per execution, phases shaded."""
     rows = len(info.panels)
-    top = max([p.peak_bytes for p in info.panels] + [info.budget_bytes or 0])
+    top = max([p.peak_bytes for p in info.panels] + [max(p.reserved, default=0) for p in info.panels]
+              + [info.budget_bytes or 0])
     scale, unit = unit_for(top)
     fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.16,
                         subplot_titles=[f"{p.name}: peak {format_bytes(p.peak_bytes)} · {p.ops:,} ops"
@@ -174,6 +175,13 @@ def timeline_figure(info: TimelineInfo) -> go.Figure:
             line=dict(color=EXECUTION_COLORS.get(panel.name), width=1.5), fill="tozeroy",
             hovertemplate="op %{x}<br>%{y:.3f} " + unit + "<extra>" + panel.name + "</extra>",
         ), row=row, col=1)
+        if panel.reserved:
+            fig.add_trace(go.Scatter(
+                x=list(panel.x), y=[b / scale for b in panel.reserved], name=f"{panel.name} reserved",
+                mode="lines", line=dict(color=EXECUTION_COLORS.get(panel.name), width=1, dash="dot"),
+                hovertemplate="op %{x}<br>reserved %{y:.3f} " + unit + " (allocator model)<extra>"
+                              + panel.name + "</extra>",
+            ), row=row, col=1)
         _budget_h(fig, info.budget_bytes, scale, row=row, col=1)
         fig.update_yaxes(title_text=f"live {unit}", range=[0, top / scale * 1.1], row=row, col=1)
         fig.update_xaxes(title_text="op in the training step", row=row, col=1)

@@ -55,6 +55,7 @@ class TrialRow:
     peak_bytes: int | None
     predicted_peak_bytes: int | None = None
     params: int | None = None
+    predicted_reserved_bytes: int | None = None
     breakdown: Mapping[str, int] | None = None
     activations_by_part: Mapping[str, int] | None = None
     dice: Dice | None = None
@@ -174,6 +175,7 @@ def _trial_row(trial: Any) -> TrialRow | None:
         batch=_int_or_none(attrs.get("batch")), precision=attrs.get("precision"),
         peak_bytes=_int_or_none(attrs.get("peak_bytes")),
         predicted_peak_bytes=_int_or_none(attrs.get("predicted_peak_bytes")),
+        predicted_reserved_bytes=_int_or_none(attrs.get("predicted_reserved_bytes")),
         params=_int_or_none(attrs.get("params")),
         breakdown=_sizes(attrs.get("breakdown")),
         activations_by_part=_sizes(attrs.get("activations_by_part")),

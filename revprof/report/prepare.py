@@ -117,6 +117,8 @@ class TimelinePanel(NamedTuple):
     bytes: tuple[int, ...]
     spans: tuple[tuple[int, int, str], ...]
     peak_bytes: int
+    reserved: tuple[int, ...] = ()
+    """Reserved bytes the allocator model predicts at the same points (empty without a log)."""
 
 
 class TimelineInfo(NamedTuple):
@@ -386,6 +388,8 @@ def hover_text(t: TrialRow) -> str:
         lines.append(f"peak {format_bytes(t.peak_bytes)}")
     if t.predicted_peak_bytes is not None and t.predicted_peak_bytes != t.peak_bytes:
         lines.append(f"predicted peak {format_bytes(t.predicted_peak_bytes)}")
+    if t.predicted_reserved_bytes is not None:
+        lines.append(f"predicted reserved {format_bytes(t.predicted_reserved_bytes)}")
     if t.params is not None:
         lines.append(f"{t.params:,} parameters")
     if t.seconds_per_step is not None:
@@ -553,9 +557,16 @@ def timeline_panel(name: str, words: str, report: MemoryReport,
     for i in range(0, len(values), width):
         xs.append(i)
         ys.append(max(values[i:i + width]))
+    reserved: tuple[int, ...] = ()
+    if report.allocation_log:
+        from revprof.memory.allocator import parse_alloc_conf, reserved_timeline
+
+        conf = parse_alloc_conf((report.allocator or {}).get("config", ""))
+        series = reserved_timeline(report.allocation_log, len(timeline.bytes), conf)[start:end]
+        reserved = tuple(max(series[i:i + width]) for i in range(0, len(series), width))
     return TimelinePanel(name, words, len(values), tuple(xs), tuple(ys),
                          tuple((s - start, e - start, phase) for s, e, phase in spans),
-                         max(values) if values else 0)
+                         max(values) if values else 0, reserved)
 
 
 def dice_info(front: Sequence[TrialRow]) -> DiceInfo | None:
@@ -570,13 +581,14 @@ def dice_info(front: Sequence[TrialRow]) -> DiceInfo | None:
 TABLE_COLUMNS = (
     Column("trial", True), Column("status", False), Column("network", False),
     Column("patch", False), Column("batch", True), Column("precision", False),
-    Column("peak", True), Column("predicted peak", True), Column("parameters", True),
+    Column("peak", True), Column("predicted peak", True), Column("predicted reserved", True),
+    Column("parameters", True),
     Column("Dice WT", True), Column("Dice TC", True), Column("Dice ET", True),
     Column("Dice mean", True), Column("s / step", True), Column("device", False),
 )
 
 
-OPTIONAL_COLUMNS = ("Dice", "s / step", "predicted peak")
+OPTIONAL_COLUMNS = ("Dice", "s / step", "predicted peak", "predicted reserved")
 """Columns left out when no trial has a value in them."""
 
 
@@ -593,7 +605,7 @@ def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
             Cell(patch_text(t.patch), t.patch[0] * t.patch[1] * t.patch[2]) if t.patch else Cell("", None),
             _num(t.batch, str), Cell(t.precision or "", t.precision),
             _num(t.peak_bytes, format_bytes), _num(t.predicted_peak_bytes, format_bytes),
-            _num(t.params, lambda v: f"{v:,}"),
+            _num(t.predicted_reserved_bytes, format_bytes), _num(t.params, lambda v: f"{v:,}"),
             *(_num(None if dice is None else getattr(dice, k), lambda v: f"{v:.3f}")
               for k in ("wt", "tc", "et", "mean")),
             _num(t.seconds_per_step, lambda v: f"{v:.3g}"), Cell(t.device or "", t.device),

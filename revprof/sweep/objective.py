@@ -161,6 +161,7 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
                             backend="simulate")
     predicted = int(report.peak_bytes)
     record.set("predicted_peak_bytes", predicted)
+    record.set("predicted_reserved_bytes", int(report.predicted_reserved_bytes or 0))
     record.set("breakdown", {k: int(v) for k, v in report.breakdown.items()})
     record.set("activations_by_part", {k: int(v) for k, v in report.saved_after_forward.items()})
     record.set("params", int(report.params))
@@ -182,6 +183,7 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
 _REUSED = ("predicted_peak_bytes", "breakdown", "activations_by_part", "params", "predict_seconds",
            "peak_bytes", "dice", "dice_per_case", "seconds_per_step", "voxels_per_second", "losses",
            "device", "environment", "steps_done", "error", "status")
+_REUSED += ("predicted_reserved_bytes",)
 
 
 def _same_network(trial: Any, spec: Any, patch: tuple[int, int, int], settings: RunSettings) -> Any:

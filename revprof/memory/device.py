@@ -1,0 +1,88 @@
+"""What a card needs for a training step: reserved memory + CUDA context + workspace allowance.
+
+``device need = predicted reserved + CUDA context + workspace allowance``; every part is shown
+wherever the total is. The two parts a CPU cannot see are explicit allowances:
+
+- **CUDA context** (driver state, loaded kernels of torch, cuBLAS and cuDNN): it depends on the
+  GPU and the CUDA/torch build. :data:`CONTEXT_BYTES` gives a documented allowance per device
+  class (see ``docs/memory-model.md`` for the sources); ``--context`` overrides it, and on a CUDA
+  run revprof measures it (``torch.cuda.mem_get_info`` minus what the allocator reserved).
+- **Workspaces** (cuDNN convolution workspaces and cuBLAS workspaces, which go through the caching
+  allocator but are never seen by the tracker): :data:`DEFAULT_WORKSPACE_BYTES`, overridable with
+  ``--workspace``, until calibrated per convolution from GPU runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from revprof.errors import look_up
+from revprof.units import format_bytes
+
+MiB = 2**20
+
+CONTEXT_BYTES: dict[str, int] = {
+    "default": 512 * MiB,
+    "consumer": 384 * MiB,
+    "datacenter": 576 * MiB,
+    "eager-loading": 640 * MiB,
+}
+"""CUDA-context allowance per device class (bytes).
+
+``consumer``: GeForce/Titan/RTX workstation cards; ``datacenter``: A100/H100/H200-class cards
+(more SMs, larger per-SM driver state); ``eager-loading``: any card with
+``CUDA_MODULE_LOADING=EAGER`` (all kernels loaded up front); ``default``: unknown card, lazy
+loading (torch's default since 1.13). Anchors: PyTorch PR #86509 measured 287,047,680 bytes
+(lazy) vs 666,632,192 bytes (eager) for the context alone; cuBLAS/cuDNN kernels loaded on first
+use add to the lazy figure. Allowances, not measurements: replace with ``--context`` or a GPU run.
+"""
+
+DEFAULT_WORKSPACE_BYTES = 256 * MiB
+"""Allowance for cuDNN/cuBLAS workspaces the CPU cannot see: cuBLAS keeps up to 32 MiB per handle
+on Hopper (torch's default ``CUBLAS_WORKSPACE_CONFIG``), and with ``cudnn.benchmark=False``
+cuDNN's heuristic 3D-convolution algorithms need workspaces of tens to a few hundred MiB."""
+
+
+@dataclass(frozen=True)
+class DeviceNeed:
+    """What a card needs, part by part (bytes)."""
+
+    reserved: int
+    context: int
+    workspace: int
+    device_class: str
+
+    @property
+    def total(self) -> int:
+        return self.reserved + self.context + self.workspace
+
+    def to_dict(self) -> dict[str, object]:
+        return {"reserved_bytes": self.reserved, "context_bytes": self.context,
+                "workspace_bytes": self.workspace, "device_class": self.device_class,
+                "device_need_bytes": self.total}
+
+    def words(self) -> str:
+        """``12.31 GiB = 11.55 GiB reserved + 0.50 GiB context + 0.25 GiB workspace``."""
+        return (f"{format_bytes(self.total)} = {format_bytes(self.reserved)} reserved + "
+                f"{format_bytes(self.context)} CUDA context ({self.device_class}) + "
+                f"{format_bytes(self.workspace)} workspace allowance")
+
+
+def device_need(reserved: int, context: int | None = None, workspace: int | None = None,
+                device_class: str = "default") -> DeviceNeed:
+    """The card's need for a step whose allocator reserves ``reserved`` bytes.
+
+    Args:
+        reserved: predicted (or measured) ``max_memory_reserved``.
+        context: CUDA context bytes (default: the allowance of ``device_class``).
+        workspace: workspace allowance bytes (default :data:`DEFAULT_WORKSPACE_BYTES`).
+        device_class: a key of :data:`CONTEXT_BYTES`.
+
+    Raises:
+        RevprofError: an unknown device class.
+    """
+    look_up("device class", device_class, CONTEXT_BYTES)
+    return DeviceNeed(reserved,
+                      CONTEXT_BYTES[device_class] if context is None else context,
+                      DEFAULT_WORKSPACE_BYTES if workspace is None else workspace,
+                      device_class if context is None else "given")

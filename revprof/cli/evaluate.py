@@ -56,33 +56,28 @@ def _table(result: EvaluationResult) -> Table:
 
 
 def _lesion_table(result: EvaluationResult) -> Table:
+    """One row per case and region: lesion-wise Dice/HD95, lesion counts, matched-only Dice."""
     rules = result.options.lesions
     assert rules is not None
     where = f", {rules.challenge}" if rules.challenge else ""
     table = Table(title=f"lesion-wise ({rules.style} rules{where}, penalty {rules.penalty:g})")
-    table.add_column("case", no_wrap=True, overflow="fold")
-    for region in REGIONS:
-        table.add_column(f"LW Dice {region.upper()}", justify="right")
-    for region in REGIONS:
-        table.add_column(f"LW HD95 {region.upper()}", justify="right")
-    for region in REGIONS:
-        table.add_column(f"TP/FP/FN {region.upper()}", justify="right")
+    for name in ("case", "region"):
+        table.add_column(name, no_wrap=True, overflow="fold")
+    for name in ("LW Dice", "LW HD95", "TP", "FP", "FN", "matched Dice"):
+        table.add_column(name, justify="right")
     for case in result.cases:
-        les = case.lesions or {}
-        table.add_row(
-            case.case,
-            *(_fmt(les[r].dice, 4) for r in REGIONS),
-            *(_fmt(les[r].hd95 if case.hd95 is not None else None, 2) for r in REGIONS),
-            *(f"{les[r].tp}/{les[r].fp}/{les[r].fn}" for r in REGIONS),
-        )
+        for r in REGIONS:
+            les = case.lesions[r]  # type: ignore[index]
+            matched = les.matched_dice if les.tp else None
+            table.add_row(case.case, r.upper(), _fmt(les.dice, 4),
+                          _fmt(les.hd95 if case.hd95 is not None else None, 2),
+                          str(les.tp), str(les.fp), str(les.fn), _fmt(matched, 4))
     mean = result.mean()
     table.add_section()
-    table.add_row(
-        f"[bold]mean ({len(result.cases)} cases)[/]",
-        *(_fmt(mean["lesion_dice"][r], 4) for r in REGIONS),
-        *(_fmt(mean["lesion_hd95"][r], 2) for r in REGIONS),
-        *("" for _ in REGIONS),
-    )
+    for r in REGIONS:
+        table.add_row(f"[bold]mean ({len(result.cases)} cases)[/]", r.upper(),
+                      _fmt(mean["lesion_dice"][r], 4), _fmt(mean["lesion_hd95"][r], 2),
+                      "", "", "", "")
     return table
 
 

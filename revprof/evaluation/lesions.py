@@ -245,9 +245,28 @@ def lesion_scores(pred: np.ndarray, ref: np.ndarray, rules: LesionRules = Lesion
     ref = np.asarray(ref, dtype=bool)
     if pred.shape != ref.shape:
         raise RevprofError(f"prediction shape {pred.shape} does not match reference shape {ref.shape}")
+    margin = rules.dilation + 1 if rules.style == "brats2023" else 1
+    box = _union_box(pred | ref, margin)
+    if box is None:  # nothing on either side
+        return _score([], rules.penalty)
+    # Lesions, matches and surface distances do not change inside a box holding every foreground
+    # voxel plus a margin (image borders stay where they are: the box is clipped, not padded).
+    pred, ref = np.ascontiguousarray(pred[box]), np.ascontiguousarray(ref[box])
     if rules.style == "official":
         return _official(pred, ref, rules, hd95_spacing)
     return _brats2023(pred, ref, rules, hd95_spacing, spacing)
+
+
+def _union_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """Bounding box of ``mask`` grown by ``margin`` and clipped to the image; None when empty."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        if hits.size == 0:
+            return None
+        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, mask.shape[axis])))
+    return tuple(box)
 
 
 def _official(pred: np.ndarray, ref: np.ndarray, rules: LesionRules,

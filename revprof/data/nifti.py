@@ -267,6 +267,29 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
     )
 
 
+def load_labels(case: Case) -> np.ndarray:
+    """The case's segmentation as a label map on its first image's grid, without reading images.
+
+    Returns:
+        uint8 ``(D, H, W)`` in ``case.convention`` (the labels :func:`load_case` gives).
+
+    Raises:
+        RevprofError: no segmentation, or any problem :func:`load_case` reports for it.
+    """
+    if case.seg is None:
+        raise RevprofError(f"case {case.case_id} has no segmentation")
+    cid = case.case_id
+    first_path = case.images[0]
+    first = open_nifti(first_path, cid)
+    seg_nii = open_nifti(case.seg, cid)
+    shape = tuple(seg_nii.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    raw = read_voxels(seg_nii, case.seg, cid, dtype=None).reshape(shape)
+    labels = to_label_map(raw, case.seg, case.convention, cid)
+    return _onto_first(labels, seg_nii, case.seg, first, first_path, cid, "segmentation", [])
+
+
 def check_labels(labels: np.ndarray, case: Case, path: Path) -> None:
     """Raise when ``labels`` hold values that ``case.convention`` does not define."""
     to_label_map(labels, path, case.convention, case.case_id)
@@ -287,6 +310,7 @@ def _onto_first(data: np.ndarray, nii: nib.Nifti1Image, path: Path, first: nib.N
 
 
 __all__ = [
-    "LABEL_TOLERANCE", "LoadedCase", "check_labels", "labels_to_uint8", "load_case", "open_nifti",
+    "LABEL_TOLERANCE", "LoadedCase", "check_labels", "labels_to_uint8", "load_case", "load_labels",
+    "open_nifti",
     "read_voxels", "to_label_map",
 ]

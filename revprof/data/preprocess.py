@@ -257,6 +257,27 @@ def preprocess_case(loaded: LoadedCase, config: PreprocessConfig = PreprocessCon
     )
 
 
+def restore_labels(probabilities: np.ndarray, pre: PreprocessedCase, threshold: float = 0.5) -> np.ndarray:
+    """The label map a prediction on the preprocessed grid means on the case's original grid.
+
+    The region probabilities are put back into the original geometry, thresholded, nested as the
+    labels require (ET ⊆ TC ⊆ WT) and turned into the case's label convention. This is what a
+    saved prediction holds and what training's validation Dice is computed on.
+
+    Args:
+        probabilities: float ``(3, D', H', W')`` WT, TC, ET probabilities on ``pre``'s grid.
+        pre: the preprocessed case.
+        threshold: foreground above this.
+
+    Returns:
+        uint8 label map ``(D, H, W)`` on the original grid, in ``pre.convention``.
+    """
+    masks = restore_geometry(np.asarray(probabilities) > threshold, pre.geometry)
+    masks[1] |= masks[2]
+    masks[0] |= masks[1]
+    return get_convention(pre.convention).labels_from_regions(masks)
+
+
 def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0) -> np.ndarray:
     """Put a prediction on the preprocessed grid back into the original image geometry.
 
@@ -274,5 +295,6 @@ def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0
 
 __all__ = [
     "PAPER_SIZE", "Geometry", "PreprocessConfig", "PreprocessedCase", "brain_bbox",
-    "plan_geometry", "preprocess_arrays", "preprocess_case", "restore_geometry", "zscore",
+    "plan_geometry", "preprocess_arrays", "preprocess_case", "restore_geometry", "restore_labels",
+    "zscore",
 ]

@@ -84,7 +84,7 @@ def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> Prep
 
         first = load_case(labelled[0], with_labels=False)
         crop = PAPER_SIZE if all(s >= p for s, p in zip(first.image.shape[1:], PAPER_SIZE)) else None
-    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop))
+    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop, spacing=settings.spacing))
     return PreparedData(root, [cache.get(c) for c in train_cases], [cache.get(c) for c in val_cases],
                         {c.case_id: c for c in labelled})
 

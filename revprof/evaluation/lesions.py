@@ -200,11 +200,6 @@ def _box(slices: Sequence[slice | None], shape: tuple[int, ...], margin: int) ->
     )
 
 
-def _pair_hd95(pred_mask: np.ndarray, ref_mask: np.ndarray, spacing: Sequence[float] | None,
-               penalty: float) -> float:
-    return hd95(pred_mask, ref_mask, spacing, penalty=penalty)
-
-
 def _score(matches: list[LesionMatch], penalty: float) -> LesionScores:
     tp = sum(1 for m in matches if m.kind == "tp")
     fp = sum(1 for m in matches if m.kind == "fp")
@@ -287,7 +282,7 @@ def _official(pred: np.ndarray, ref: np.ndarray, rules: LesionRules,
         ref_boxes, pred_boxes = ndimage.find_objects(ref_cc), ndimage.find_objects(pred_cc)
         for r, c in pairs:
             box = _box([ref_boxes[r], pred_boxes[c]], ref.shape, margin=1)
-            hd = _pair_hd95(pred_cc[box] == c + 1, ref_cc[box] == r + 1, hd95_spacing, rules.penalty)
+            hd = hd95(pred_cc[box] == c + 1, ref_cc[box] == r + 1, hd95_spacing, penalty=rules.penalty)
             matches.append(LesionMatch(int(ref_sizes[r]), int(pred_sizes[c]), float(dice[r, c]), hd))
     matched_ref = {r for r, _ in pairs}
     matched_pred = {c for _, c in pairs}
@@ -335,7 +330,7 @@ def _brats2023(pred: np.ndarray, ref: np.ndarray, rules: LesionRules,
         ref_mask = lesions[box] == k
         n_pred_voxels = int(sum(pred_sizes[v] for v in hit))
         dice = 2.0 * np.count_nonzero(pred_mask & ref_mask) / (n_pred_voxels + size)
-        hd = _pair_hd95(pred_mask, ref_mask, hd95_spacing, rules.penalty)
+        hd = hd95(pred_mask, ref_mask, hd95_spacing, penalty=rules.penalty)
         matches.append(LesionMatch(size, n_pred_voxels, float(dice), hd))
     matches += [LesionMatch(0, int(pred_sizes[v]), 0.0, rules.penalty)
                 for v in range(1, n_pred + 1) if v not in touched]

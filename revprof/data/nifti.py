@@ -149,11 +149,9 @@ def to_label_map(seg: np.ndarray, path: Path, convention: str | None = None,
         seg = rounded
     elif not np.issubdtype(seg.dtype, np.integer):
         raise RevprofError(f"{prefix}segmentation {path} has non-numeric data type {seg.dtype}")
-    low, high = (int(seg.min()), int(seg.max())) if seg.size else (0, 0)
     if convention is not None:
         labels = get_convention(convention).labels
-        present = _present(seg, low, high)
-        unknown = [v for v in present if v not in labels]
+        unknown = sorted(v for v in present_labels(seg) if v not in labels)
         if unknown:
             valid = ", ".join(str(v) for v in sorted(labels))
             hint = ""
@@ -167,18 +165,20 @@ def to_label_map(seg: np.ndarray, path: Path, convention: str | None = None,
                 f"not define (valid: {valid}){hint}"
             )
         return seg.astype(np.uint8, copy=False)
+    low, high = (int(seg.min()), int(seg.max())) if seg.size else (0, 0)
     if low < 0 or high > 255:
         return seg.astype(np.int32, copy=False)
     return seg.astype(np.uint8, copy=False)
 
 
-def _present(seg: np.ndarray, low: int, high: int) -> list[int]:
-    """Sorted label values present in an integral array (fast path for a small range)."""
-    if seg.size == 0:
-        return []
+def present_labels(labels: np.ndarray) -> set[int]:
+    """The label values present in an integral label map ``(D, H, W)``, without sorting it."""
+    if labels.size == 0:
+        return set()
+    low, high = int(labels.min()), int(labels.max())
     if high - low <= 16:
-        return [v for v in range(low, high + 1) if (seg == v).any()]
-    return [int(v) for v in np.unique(seg)]
+        return {v for v in range(low, high + 1) if (labels == v).any()}
+    return {int(v) for v in np.unique(labels)}
 
 
 def labels_to_uint8(seg: np.ndarray, path: Path, case_id: str) -> np.ndarray:
@@ -311,6 +311,6 @@ def _onto_first(data: np.ndarray, nii: nib.Nifti1Image, path: Path, first: nib.N
 
 __all__ = [
     "LABEL_TOLERANCE", "LoadedCase", "check_labels", "labels_to_uint8", "load_case", "load_labels",
-    "open_nifti",
+    "open_nifti", "present_labels",
     "read_voxels", "to_label_map",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from revprof.data.conventions import CONVENTIONS, REGIONS, LabelConvention, get_convention
-from revprof.data.nifti import to_label_map
+from revprof.data.nifti import present_labels, to_label_map
 from revprof.data.orientation import align_to_grid
 from revprof.errors import RevprofError, look_up
 from revprof.evaluation.dice import dice_score
@@ -252,16 +252,6 @@ class EvaluationResult:
                 })
         return pd.DataFrame(rows, columns=["case", "region", "dice", "hd95", "lesion_dice",
                                            "lesion_hd95", "tp", "fp", "fn"])
-
-
-def present_labels(labels: np.ndarray) -> set[int]:
-    """The label values present in an integer label map ``(D, H, W)``, without sorting it."""
-    if labels.size == 0:
-        return set()
-    low, high = int(labels.min()), int(labels.max())
-    if high - low <= 16:
-        return {v for v in range(low, high + 1) if (labels == v).any()}
-    return {int(v) for v in np.unique(labels)}
 
 
 def detect_convention(labels: Iterable[int], names: Sequence[str] = ()) -> tuple[str, str | None]:

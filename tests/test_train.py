@@ -133,6 +133,7 @@ def test_corrupt_results_table_is_an_error_and_is_left_alone(tmp_path):
         pytest.param(["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N", id="device"),
         pytest.param(["--data", "/nonexistent/brats"], "does not exist", id="data"),
         pytest.param(["--patch", "18"], "must be divisible by 2^(levels-1)=4", id="patch"),
+        pytest.param(["--spacing", "1,0,1"], "--spacing must be three positive numbers", id="spacing"),
     ],
 )
 def test_bad_training_input(args, message, tmp_path):

@@ -15,6 +15,12 @@ lesion-wise Dice and HD95 in mm and in voxels, from
 - MONAI (``compute_dice`` / ``compute_hausdorff_distance(percentile=95)`` with and without
   ``spacing``).
 
+MedPy and MONAI are not dependencies of revprof. To make them importable without touching the
+environment's torch::
+
+    pip install --no-deps --target /tmp/peers medpy==0.5.2 simpleitk monai==1.6.1
+    PYTHONPATH=/tmp/peers python benchmarks/eval_peers.py --out benchmarks/results/eval_peers.md
+
 A peer that is not importable is said so, and its columns are recomputed from its published
 definition with revprof's primitives (MedPy's HD95 is revprof's; MONAI's is the larger of the two
 directed 95th percentiles of revprof's surface distances), marked ``*`` in the table.

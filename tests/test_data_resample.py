@@ -13,7 +13,7 @@ from revprof.data.preprocess import restore_labels
 from revprof.data.resample import parse_spacing, resample, resampled_shape
 from revprof.errors import RevprofError
 from revprof.evaluation.dice import dice_score
-from tests.data_helpers import NEW_MODS, real_samples
+from data_helpers import NEW_MODS, real_samples
 
 pytestmark = pytest.mark.realdata
 
@@ -41,7 +41,8 @@ def _real_case(tmp_path: Path, seg_name: str) -> tuple[Path, np.ndarray, tuple[f
 
 
 @pytest.mark.parametrize("seg_name,spacing", [
-    pytest.param("BraTS-MET-00630-001-seg.nii.gz", (0.8594, 0.8594, 1.5), id="0.86x0.86x1.5mm"),
+    pytest.param("BraTS-MET-00630-001-seg.nii.gz", (0.8594, 0.8594, 1.5), id="0.86x0.86x1.5mm",
+                 marks=pytest.mark.slow),
     pytest.param("BraTS-MET-01325-000-seg.nii.gz", (0.5, 0.5, 1.0), id="0.5x0.5x1mm", marks=pytest.mark.slow),
 ])
 def test_anisotropic_case_is_resampled_to_1mm_cached_and_restored(tmp_path, seg_name, spacing) -> None:

@@ -19,7 +19,7 @@ from revprof.cli.app import app
 from revprof.errors import RevprofError
 from revprof.evaluation.evaluate import ScoringOptions, evaluate, scoring_options
 from revprof.evaluation.lesions import LesionRules, lesion_rules, lesion_scores
-from tests.data_helpers import make_new_case, real_samples
+from data_helpers import make_new_case, real_samples
 
 pytestmark = pytest.mark.realdata
 

@@ -57,14 +57,15 @@ def test_json_output(folders: tuple[Path, Path]) -> None:
     result = _invoke("--pred", str(pred), "--ref", str(ref), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"cases", "mean", "unpaired"}
+    assert {"cases", "mean", "unpaired", "convention", "problems"} <= set(data)
+    assert data["convention"] == "brats2023" and isinstance(data["problems"], list)
     assert [c["case"] for c in data["cases"]] == ["BraTS-MET-00001-000", "BraTS-MET-00002-000"]
     for case in data["cases"]:
-        assert set(case) == {"case", "dice", "hd95"}
+        assert set(case) == {"case", "dice", "hd95", "lesions"}
         assert set(case["dice"]) == set(case["hd95"]) == {"wt", "tc", "et"}
     assert data["cases"][1]["dice"] == pytest.approx({"wt": 0.8, "tc": 2 / 3, "et": 2 / 3})
     assert data["mean"]["dice"]["wt"] == pytest.approx(0.9)
-    assert set(data["mean"]) == {"dice", "hd95"}
+    assert set(data["mean"]) == {"dice", "hd95", "lesion_dice", "lesion_hd95"}
     assert len(data["unpaired"]) == 1 and data["unpaired"][0].endswith("BraTS-MET-00003-000-seg.nii.gz")
 
 

@@ -115,14 +115,20 @@ def test_shape_mismatch_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     assert result.mean()["dice"] == {"wt": 1.0, "tc": 1.0, "et": 1.0}
 
 
-def test_unknown_labels_and_spacing_differences_are_reported(tmp_path: Path) -> None:
+def test_unknown_labels_and_other_grids_are_refused_not_scored(tmp_path: Path) -> None:
     ref, pred = tmp_path / "ref", tmp_path / "pred"
-    write_seg(ref / "a_seg.nii.gz", _line([1, 3]), spacing=(1.0, 1.0, 2.0))
-    write_seg(pred / "a.nii.gz", _line([1, 3, 4]), spacing=(1.0, 1.0, 1.0))
+    write_seg(ref / "a_seg.nii.gz", _line([1, 3]))
+    write_seg(pred / "a.nii.gz", _line([1, 3, 4]))  # label 4 is no brats2023 label
+    write_seg(ref / "b_seg.nii.gz", _line([1, 3]), spacing=(1.0, 1.0, 2.0))
+    write_seg(pred / "b.nii.gz", _line([1, 3]), spacing=(1.0, 1.0, 1.0))  # another grid
+    write_seg(ref / "c_seg.nii.gz", _line([1, 3]))
+    write_seg(pred / "c.nii.gz", _line([1, 3]))
     result = evaluate(pred, ref, convention="brats2023")
-    assert any("labels [4]" in p and "prediction" in p for p in result.problems)
-    assert any("spacing" in p for p in result.problems)
-    assert result.cases[0].dice == {"wt": 1.0, "tc": 1.0, "et": 1.0}
+    assert [c.case for c in result.cases] == ["c"]
+    assert any(p.startswith("a: not scored") and "a.nii.gz" in p and "label values 4" in p
+               and "brats2023" in p for p in result.problems), result.problems
+    assert any(p.startswith("b: not scored") and "RAS 1x1x1 mm" in p and "RAS 1x1x2 mm" in p
+               for p in result.problems), result.problems
 
 
 def test_empty_regions_score_the_brats_way(tmp_path: Path) -> None:
@@ -141,14 +147,21 @@ def test_to_json_and_to_frame(tmp_path: Path) -> None:
     write_seg(pred / "orphan.nii.gz", _line([1]))
     result = evaluate(pred, ref, convention="brats2023")
     data = result.to_json()
-    assert set(data) == {"cases", "mean", "unpaired"}
+    assert set(data) == {"convention", "hd95_units", "official", "lesion_rules", "cases", "mean",
+                         "unpaired", "problems"}
+    assert data["convention"] == "brats2023" and data["problems"] == [] and data["hd95_units"] == "mm"
+    perfect = {"tp": 1, "fp": 0, "fn": 0, "dice": 1.0, "hd95": 0.0, "matched_dice": 1.0,
+               "matched_hd95": 0.0}
     assert data["cases"] == [
-        {"case": "a", "dice": {"wt": 1.0, "tc": 1.0, "et": 1.0}, "hd95": {"wt": 0.0, "tc": 0.0, "et": 0.0}}
-    ]
-    assert data["mean"] == {"dice": {"wt": 1.0, "tc": 1.0, "et": 1.0}, "hd95": {"wt": 0.0, "tc": 0.0, "et": 0.0}}
+        {"case": "a", "dice": {"wt": 1.0, "tc": 1.0, "et": 1.0}, "hd95": {"wt": 0.0, "tc": 0.0, "et": 0.0},
+         "lesions": {"wt": perfect, "tc": {**perfect, "tp": 2}, "et": perfect}}
+    ]  # TC is labels 1 (x=0) and 3 (x=2): two separate lesions
+    ones, zeros = {"wt": 1.0, "tc": 1.0, "et": 1.0}, {"wt": 0.0, "tc": 0.0, "et": 0.0}
+    assert data["mean"] == {"dice": ones, "hd95": zeros, "lesion_dice": ones, "lesion_hd95": zeros}
     assert data["unpaired"] == [str(pred / "orphan.nii.gz")]
     frame = result.to_frame()
-    assert list(frame.columns) == ["case", "region", "dice", "hd95"]
+    assert list(frame.columns) == ["case", "region", "dice", "hd95", "lesion_dice", "lesion_hd95",
+                                   "tp", "fp", "fn"]
     assert frame[["case", "region"]].values.tolist() == [["a", "wt"], ["a", "tc"], ["a", "et"]]
     no_hd = evaluate(pred, ref, convention="brats2023", hd95=False).to_json()
     assert no_hd["cases"][0]["hd95"] == {"wt": None, "tc": None, "et": None}

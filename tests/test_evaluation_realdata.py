@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from revprof.evaluation.evaluate import evaluate
+from revprof.evaluation.evaluate import ScoringOptions, evaluate
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 MET = REAL / "met-eval"
@@ -28,7 +28,7 @@ def _require(path: Path) -> None:
 def test_met_eval_pairs_messy_names_and_scores() -> None:
     _require(MET)
     start = time.perf_counter()
-    result = evaluate(MET / "pred", MET / "ref")
+    result = evaluate(MET / "pred", MET / "ref", options=ScoringOptions(lesions=None))
     elapsed = time.perf_counter() - start
     assert result.convention == "brats2023"  # labels 0-3
     assert [c.case for c in result.cases] == [

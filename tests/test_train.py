@@ -62,7 +62,7 @@ def test_short_run_clearly_improves_dice(dataset, tmp_path):
     data = prepare_data(settings, tmp_path)
     torch.manual_seed(settings.seed)
     untrained = mean_dice(evaluate_cases(build_model(spec), spec, data.validation, settings.patch,
-                                         torch.device("cpu"), "fp32")[0])
+                                         torch.device("cpu"), "fp32", data.cases)[0])
     trained = run_training(spec, settings, progress=False, cache_dir=tmp_path)
     assert trained.status == "ok"
     assert trained.losses[-1] < trained.losses[0] - 0.1
@@ -133,6 +133,7 @@ def test_corrupt_results_table_is_an_error_and_is_left_alone(tmp_path):
         pytest.param(["--device", "tpu"], "device must be auto, cpu, cuda or cuda:N", id="device"),
         pytest.param(["--data", "/nonexistent/brats"], "does not exist", id="data"),
         pytest.param(["--patch", "18"], "must be divisible by 2^(levels-1)=4", id="patch"),
+        pytest.param(["--spacing", "1,0,1"], "--spacing must be three positive numbers", id="spacing"),
     ],
 )
 def test_bad_training_input(args, message, tmp_path):
@@ -151,3 +152,23 @@ def test_short_run_on_the_real_brats2021_case(tmp_path):
     result = run_training(TINY, settings, progress=False, cache_dir=tmp_path)
     assert result.status == "ok" and result.train_cases == 1 and len(result.losses) == 2
     assert all(math.isfinite(loss) for loss in result.losses)
+
+
+def test_saved_predictions_evaluate_to_the_runs_dice(dataset, tmp_path):
+    """One Dice everywhere: ``evaluate`` on what ``measure --steps`` saved gives the run's Dice."""
+    from revprof.evaluation import evaluate
+
+    pred = tmp_path / "pred"
+    args = ["measure", "--levels", "3", "--width", "8", "--patch", "16", "--steps", "2", "--device", "cpu",
+            "--data", str(dataset), "--val-cases", "2", "--results", str(tmp_path / "r.csv"), "--json",
+            "--save-predictions", str(pred)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads(result.output.strip().splitlines()[-1])
+    scored = evaluate(pred, dataset, convention="brats2021", hd95=False)
+    assert scored.problems == () and len(scored.cases) == 2
+    by_case = {c.case: c.dice for c in scored.cases}
+    for case in run["dice_per_case"]:
+        assert by_case[case["case"]] == pytest.approx({r: case[r] for r in ("wt", "tc", "et")}, abs=1e-6)
+    for region in ("wt", "tc", "et"):
+        assert scored.mean()["dice"][region] == pytest.approx(run["dice"][region], abs=1e-6)

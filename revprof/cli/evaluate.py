@@ -15,7 +15,8 @@ from rich.table import Table
 from revprof.cli._common import console, err_console, handle_errors
 from revprof.data.conventions import CONVENTIONS, REGIONS
 from revprof.errors import RevprofError
-from revprof.evaluation.evaluate import EvaluationResult, evaluate
+from revprof.evaluation.evaluate import HD95_UNITS, EvaluationResult, ScoringOptions, evaluate, scoring_options
+from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
 
 _PROGRESS_MIN_CASES = 5
 
@@ -30,7 +31,8 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def _table(result: EvaluationResult) -> Table:
-    table = Table(title=f"BraTS evaluation ({result.convention} labels, HD95 in mm)", show_lines=False)
+    table = Table(title=f"BraTS evaluation ({result.convention} labels, {result.options.describe()})",
+                  show_lines=False)
     table.add_column("case", no_wrap=True, overflow="fold")
     for region in REGIONS:
         table.add_column(f"Dice {region.upper()}", justify="right")
@@ -50,6 +52,32 @@ def _table(result: EvaluationResult) -> Table:
         *(_fmt(mean["dice"][r], 4) for r in REGIONS),
         *(_fmt(mean["hd95"][r], 2) for r in REGIONS),
     )
+    return table
+
+
+def _lesion_table(result: EvaluationResult) -> Table:
+    """One row per case and region: lesion-wise Dice/HD95, lesion counts, matched-only Dice."""
+    rules = result.options.lesions
+    assert rules is not None
+    where = f", {rules.challenge}" if rules.challenge else ""
+    table = Table(title=f"lesion-wise ({rules.style} rules{where}, penalty {rules.penalty:g})")
+    for name in ("case", "region"):
+        table.add_column(name, no_wrap=True, overflow="fold")
+    for name in ("LW Dice", "LW HD95", "TP", "FP", "FN", "matched Dice"):
+        table.add_column(name, justify="right")
+    for case in result.cases:
+        for r in REGIONS:
+            les = case.lesions[r]  # type: ignore[index]
+            matched = les.matched_dice if les.tp else None
+            table.add_row(case.case, r.upper(), _fmt(les.dice, 4),
+                          _fmt(les.hd95 if case.hd95 is not None else None, 2),
+                          str(les.tp), str(les.fp), str(les.fn), _fmt(matched, 4))
+    mean = result.mean()
+    table.add_section()
+    for r in REGIONS:
+        table.add_row(f"[bold]mean ({len(result.cases)} cases)[/]", r.upper(),
+                      _fmt(mean["lesion_dice"][r], 4), _fmt(mean["lesion_hd95"][r], 2),
+                      "", "", "", "")
     return table
 
 
@@ -77,10 +105,10 @@ def _write_csv(result: EvaluationResult, path: Path) -> None:
         raise
 
 
-def _run(pred: Path, ref: Path, convention: Optional[str], hd95: bool) -> EvaluationResult:
+def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptions) -> EvaluationResult:
     show = err_console.is_terminal
     if not show:
-        return evaluate(pred, ref, convention=convention, hd95=hd95)
+        return evaluate(pred, ref, convention=convention, options=options)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -99,7 +127,7 @@ def _run(pred: Path, ref: Path, convention: Optional[str], hd95: bool) -> Evalua
                 task = bar.add_task("evaluating", total=total)
             bar.update(task, completed=done, description=f"evaluating {case}")
 
-        return evaluate(pred, ref, convention=convention, hd95=hd95, progress=advance)
+        return evaluate(pred, ref, convention=convention, options=options, progress=advance)
 
 
 @handle_errors
@@ -119,11 +147,43 @@ def evaluate_command(
         None, "--csv", help="Also write one row per case and region (case, region, dice, hd95)."
     ),
     no_hd95: bool = typer.Option(False, "--no-hd95", help="Skip HD95 (faster)."),
+    hd95_units: Optional[str] = typer.Option(
+        None, "--hd95-units",
+        help=f"HD95 in {' or '.join(HD95_UNITS)}. Default mm: the distance in the scan, from the "
+        "header's spacing, comparable between anisotropic scans (the official tool's global "
+        "HD95 is in voxels: use --official to reproduce it).",
+    ),
+    empty_penalty: Optional[float] = typer.Option(
+        None, "--empty-penalty",
+        help="HD95 of a region or lesion present on one side only (default 373.13, the "
+        "official tool's; 374 with --lesion-rules brats2023).",
+    ),
+    lesion_rules: str = typer.Option(
+        "official", "--lesion-rules",
+        help=f"Lesion-wise rules: {', '.join(LESION_STYLES)} (official: the current official "
+        "tool, 26-connected lesions matched one-to-one by maximum total Dice; brats2023: the "
+        "2023 reference script, reference dilation and a minimum lesion volume per challenge).",
+    ),
+    challenge: Optional[str] = typer.Option(
+        None, "--challenge",
+        help=f"BraTS challenge ({', '.join(CHALLENGES)}): the 2023 rules' dilation and minimum "
+        "lesion volume.",
+    ),
+    no_lesions: bool = typer.Option(False, "--no-lesions", help="Skip lesion-wise scores (faster)."),
+    official: bool = typer.Option(
+        False, "--official",
+        help="Reproduce the official tool's numbers for leaderboard comparison: global HD95 in "
+        "voxels, per-lesion HD95 with its (reversed) spacing convention.",
+    ),
 ) -> None:
-    """Score predictions against references per case and region: Dice and HD95 (BraTS rules)."""
+    """Score predictions against references per case and region: Dice, HD95 and lesion-wise
+    Dice/HD95 with TP/FP/FN lesions (BraTS rules)."""
+    options = scoring_options(hd95=not no_hd95, hd95_units=hd95_units, lesion_wise=not no_lesions,
+                              lesion_style=lesion_rules, challenge=challenge,
+                              empty_penalty=empty_penalty, official=official)
     if csv is not None:
         _check_csv_target(csv)
-    result = _run(pred, ref, convention, hd95=not no_hd95)
+    result = _run(pred, ref, convention, options)
     if csv is not None:
         _write_csv(result, csv)
     for line in result.problems:
@@ -132,6 +192,8 @@ def evaluate_command(
         typer.echo(json.dumps(result.to_json()))
         return
     console.print(_table(result))
+    if result.lesions_computed:
+        console.print(_lesion_table(result))
     if result.unpaired:
         console.print(f"[yellow]{len(result.unpaired)} unpaired file(s):[/]", highlight=False)
         for name in result.unpaired:

@@ -14,6 +14,7 @@ from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
 )
+from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory, resolve_backend
 from revprof.memory.device import device_need
@@ -57,6 +58,10 @@ def measure(
     crop: Annotated[str | None, typer.Option("--crop", rich_help_panel="Training run",
                                              help="Centre crop/pad size (default 160,192,160 or the "
                                                   "brain box of smaller volumes).")] = None,
+    spacing: Annotated[str, typer.Option("--spacing", rich_help_panel="Training run",
+                                         help="Target voxel size in mm: cases at another spacing are "
+                                              "resampled to it (images linear, labels nearest); "
+                                              "none keeps each case's.")] = "1,1,1",
     results: Annotated[Path, typer.Option("--results", rich_help_panel="Training run",
                                           help="Results table the run is appended to.")] = Path("results/runs.csv"),
     save_model: Annotated[Path | None, typer.Option("--save-model", rich_help_panel="Training run")] = None,
@@ -75,7 +80,7 @@ def measure(
         settings = TrainSettings(
             data=data, patch=validate_patch(spec, patch), steps=steps, val_cases=val_cases,
             precision=precision, device=device, seed=seed, batch=batch, convention=convention,
-            crop=parse_patch(crop) if crop else None,
+            crop=parse_patch(crop) if crop else None, spacing=parse_spacing(spacing),
         )
         result = run_training(spec, settings, progress=not as_json, save_model=save_model,
                               save_predictions=save_predictions)

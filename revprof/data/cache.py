@@ -1,4 +1,5 @@
-"""On-disk cache of preprocessed cases.
+"""On-disk cache of preprocessed cases (resampled to the target spacing where needed, cropped,
+normalised), so a resampled case is resampled once.
 
 Each entry is one uncompressed ``.npz`` file named by a hash of the case's source files (path,
 size, modification time), its label convention and the preprocessing settings, so editing a
@@ -25,7 +26,7 @@ from revprof.data.nifti import load_case
 from revprof.data.preprocess import Geometry, PreprocessConfig, PreprocessedCase, preprocess_case
 from revprof.errors import RevprofError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the entry format or the preprocessing code changes meaning."""
 
 TEMP_PREFIX = ".tmp-"
@@ -140,6 +141,8 @@ def _write_entry(path: Path, key: str, pre: PreprocessedCase) -> None:
         "spacing": list(pre.spacing),
         "geometry": pre.geometry.as_dict(),
         "has_regions": pre.regions is not None,
+        "source_shape": list(pre.source_shape) if pre.source_shape else None,
+        "grid_spacing": list(pre.grid_spacing) if pre.grid_spacing else None,
     }
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps(meta)),
@@ -191,6 +194,8 @@ def _read_entry(path: Path, key: str) -> PreprocessedCase:
     return PreprocessedCase(
         case_id=meta["case_id"], image=image, regions=regions, geometry=geometry,
         affine=affine, spacing=tuple(meta["spacing"]), convention=meta["convention"],
+        source_shape=tuple(meta["source_shape"]) if meta.get("source_shape") else None,
+        grid_spacing=tuple(meta["grid_spacing"]) if meta.get("grid_spacing") else None,
     )
 
 

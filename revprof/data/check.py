@@ -25,6 +25,7 @@ class CaseSummary:
         shape: spatial shape ``(D, H, W)``.
         spacing: voxel size in mm.
         labels: label values present in the segmentation, or None without one.
+        notes: what loading adjusted (a file reoriented onto the first image's grid).
     """
 
     case_id: str
@@ -32,6 +33,7 @@ class CaseSummary:
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
     labels: tuple[int, ...] | None
+    notes: tuple[str, ...] = ()
 
     @property
     def inference_only(self) -> bool:
@@ -97,7 +99,7 @@ def check_case(case: Case) -> CaseSummary:
         labels = tuple(int(v) for v in np.unique(loaded.labels))
     return CaseSummary(
         case_id=case.case_id, convention=case.convention, shape=loaded.shape,
-        spacing=loaded.spacing, labels=labels,
+        spacing=loaded.spacing, labels=labels, notes=loaded.notes,
     )
 
 
@@ -130,7 +132,10 @@ def check_dataset(
         if progress is not None:
             progress(i, len(index.cases), case)
         try:
-            report.cases.append(check_case(case))
+            summary = check_case(case)
+            report.cases.append(summary)
+            report.problems.extend(Problem(note, case_id=case.case_id, severity="warning")
+                                   for note in summary.notes)
         except RevprofError as error:
             text = str(error)
             prefix = f"case {case.case_id}: "

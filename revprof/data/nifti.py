@@ -1,7 +1,9 @@
 """Read one case's NIfTI files into arrays, checking everything a real download can get wrong.
 
-Arrays keep NIfTI voxel order: a file of shape ``(240, 240, 155)`` gives ``(D, H, W) =
-(240, 240, 155)``. No reorientation is done; every file of a case must share shape and affine.
+Arrays keep the NIfTI voxel order of the case's first image: a file of shape ``(240, 240, 155)``
+gives ``(D, H, W) = (240, 240, 155)``. Another file of the case stored in another orientation of
+the same grid (LPS instead of RAS, axes swapped) is reoriented onto the first image's grid and the
+case says so in :attr:`LoadedCase.notes`; a file on a really different grid is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from revprof.data.conventions import get_convention
 from revprof.data.layouts import Case
+from revprof.data.orientation import align_to_grid
 from revprof.errors import RevprofError
 
 AFFINE_TOLERANCE = 1e-3
@@ -32,6 +35,7 @@ class LoadedCase:
         affine: ``(4, 4)`` voxel-to-world matrix of the first image.
         spacing: voxel size in mm along D, H, W.
         header: NIfTI header of the first image.
+        notes: what was adjusted, one line each (e.g. a file reoriented onto the first image's grid).
     """
 
     case: Case
@@ -40,6 +44,7 @@ class LoadedCase:
     affine: np.ndarray
     spacing: tuple[float, float, float]
     header: nib.Nifti1Header
+    notes: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -92,31 +97,103 @@ def _spacing(image: nib.Nifti1Image) -> tuple[float, float, float]:
     return tuple(float(z) for z in zooms)  # type: ignore[return-value]
 
 
-def labels_to_uint8(seg: np.ndarray, path: Path, case_id: str) -> np.ndarray:
-    """Round a segmentation stored as float or any integer type to a uint8 label map.
+LABEL_TOLERANCE = 1e-3
+"""Largest distance of a stored label value from the nearest integer that still counts as a label."""
+
+
+def _values(values: np.ndarray, limit: int = 6) -> str:
+    shown = ", ".join(f"{v:g}" for v in values[:limit])
+    return shown + (f", ... ({len(values)} distinct)" if len(values) > limit else "")
+
+
+def to_label_map(seg: np.ndarray, path: Path, convention: str | None = None,
+                 case_id: str | None = None) -> np.ndarray:
+    """The one label loader: check a stored segmentation and return it as an integer label map.
+
+    Used by training (:func:`load_case`) and evaluation alike. A label map must hold integral
+    values (within :data:`LABEL_TOLERANCE`, so ``2.9999`` stored as float32 is label 3) and, when
+    ``convention`` is given, only that convention's labels. A probability map or a scaled
+    segmentation (values such as 0.45) is refused, never rounded.
+
+    Args:
+        seg: the stored voxels ``(D, H, W)``, any numeric dtype (scaling already applied).
+        path: the file, for messages.
+        convention: label convention name whose label set the values must belong to.
+        case_id: prefix messages with ``case <id>:``.
+
+    Returns:
+        ``uint8`` label map ``(D, H, W)`` (``int32`` when ``convention`` is None and values
+        exceed 0..255).
 
     Raises:
-        RevprofError: values that are not (close to) integers in 0..255.
+        RevprofError: one line naming the file, the bad values and the convention: NaN or
+            infinite values, non-integral values, or labels the convention does not define.
     """
+    prefix = f"case {case_id}: " if case_id is not None else ""
     seg = np.asarray(seg)
+    if seg.dtype == np.bool_:
+        seg = seg.view(np.uint8)
     if np.issubdtype(seg.dtype, np.floating):
         if not np.all(np.isfinite(seg)):
-            raise RevprofError(f"case {case_id}: segmentation {path} holds NaN or infinite values")
+            raise RevprofError(f"{prefix}segmentation {path} holds NaN or infinite values")
         rounded = np.rint(seg)
-        worst = float(np.max(np.abs(seg - rounded))) if seg.size else 0.0
-        if worst > 1e-3:
+        off = np.abs(seg - rounded) > LABEL_TOLERANCE
+        if off.any():
+            bad = np.unique(seg[off])
             raise RevprofError(
-                f"case {case_id}: segmentation {path} holds non-integer label values "
-                f"(off by up to {worst:.3g}); expected integer labels"
+                f"{prefix}segmentation {path} holds non-integer label values {_values(bad)} (a probability "
+                f"map or a scaled segmentation?); expected integer labels"
+                + (f" of the {convention} convention" if convention else "")
+                + " (threshold or relabel it first)"
             )
         seg = rounded
-    low, high = (float(seg.min()), float(seg.max())) if seg.size else (0.0, 0.0)
+    elif not np.issubdtype(seg.dtype, np.integer):
+        raise RevprofError(f"{prefix}segmentation {path} has non-numeric data type {seg.dtype}")
+    if convention is not None:
+        labels = get_convention(convention).labels
+        unknown = sorted(v for v in present_labels(seg) if v not in labels)
+        if unknown:
+            valid = ", ".join(str(v) for v in sorted(labels))
+            hint = ""
+            if convention == "brats2023" and unknown == [4]:
+                hint = " (label 4 is the resection cavity of BraTS 2024: use --convention brats2024)"
+            elif convention == "brats2021" and 3 in unknown and 4 not in unknown:
+                hint = " (labels 1-3 look like BraTS 2023: use --convention brats2023)"
+            raise RevprofError(
+                f"{prefix}segmentation {path} holds label values "
+                f"{', '.join(str(v) for v in unknown)} that the {convention} convention does "
+                f"not define (valid: {valid}){hint}"
+            )
+        return seg.astype(np.uint8, copy=False)
+    low, high = (int(seg.min()), int(seg.max())) if seg.size else (0, 0)
     if low < 0 or high > 255:
+        return seg.astype(np.int32, copy=False)
+    return seg.astype(np.uint8, copy=False)
+
+
+def present_labels(labels: np.ndarray) -> set[int]:
+    """The label values present in an integral label map ``(D, H, W)``, without sorting it."""
+    if labels.size == 0:
+        return set()
+    low, high = int(labels.min()), int(labels.max())
+    if high - low <= 16:
+        return {v for v in range(low, high + 1) if (labels == v).any()}
+    return {int(v) for v in np.unique(labels)}
+
+
+def labels_to_uint8(seg: np.ndarray, path: Path, case_id: str) -> np.ndarray:
+    """A uint8 label map from stored voxels (:func:`to_label_map` without a convention).
+
+    Raises:
+        RevprofError: non-integral values, or values outside 0..255.
+    """
+    labels = to_label_map(seg, path, None, case_id)
+    if labels.dtype != np.uint8:
         raise RevprofError(
             f"case {case_id}: segmentation {path} holds label values outside 0..255 "
-            f"(min {low:g}, max {high:g})"
+            f"(min {int(labels.min())}, max {int(labels.max())})"
         )
-    return seg.astype(np.uint8)
+    return labels
 
 
 def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
@@ -135,6 +212,7 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
             label values the case's convention does not define. The message names case and file.
     """
     cid = case.case_id
+    notes: list[str] = []
     if case.packed:
         path = case.images[0]
         nii = open_nifti(path, cid)
@@ -155,11 +233,12 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
                 raise RevprofError(
                     f"case {cid}: file {path} has shape {tuple(nii.shape)}; expected a 3-D image"
                 )
+            voxels = read_voxels(nii, path, cid)
             if first is None:
                 first = nii
             else:
-                _same_grid(first, first_path, nii, path, cid, what="image")
-            channels.append(read_voxels(nii, path, cid))
+                voxels = _onto_first(voxels, nii, path, first, first_path, cid, "image", notes)
+            channels.append(voxels)
         image = np.stack(channels)
     assert first is not None
 
@@ -169,15 +248,13 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
         seg_shape = tuple(seg_nii.shape)
         if len(seg_shape) == 4 and seg_shape[3] == 1:
             seg_shape = seg_shape[:3]
-        if seg_shape != image.shape[1:]:
+        if len(seg_shape) != 3:
             raise RevprofError(
-                f"case {cid}: segmentation {case.seg} has shape {seg_shape}, but the images "
-                f"have shape {tuple(image.shape[1:])}"
+                f"case {cid}: segmentation {case.seg} has shape {tuple(seg_nii.shape)}; expected 3-D"
             )
-        _same_affine(first, first_path, seg_nii, case.seg, cid, what="segmentation")
-        raw = read_voxels(seg_nii, case.seg, cid, dtype=None)
-        labels = labels_to_uint8(raw.reshape(seg_shape), case.seg, cid)
-        check_labels(labels, case, case.seg)
+        raw = read_voxels(seg_nii, case.seg, cid, dtype=None).reshape(seg_shape)
+        labels = to_label_map(raw, case.seg, case.convention, cid)
+        labels = _onto_first(labels, seg_nii, case.seg, first, first_path, cid, "segmentation", notes)
 
     return LoadedCase(
         case=case,
@@ -186,44 +263,54 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
         affine=np.asarray(first.affine, dtype=np.float64),
         spacing=_spacing(first),
         header=first.header,
+        notes=tuple(notes),
     )
+
+
+def load_labels(case: Case) -> np.ndarray:
+    """The case's segmentation as a label map on its first image's grid, without reading images.
+
+    Returns:
+        uint8 ``(D, H, W)`` in ``case.convention`` (the labels :func:`load_case` gives).
+
+    Raises:
+        RevprofError: no segmentation, or any problem :func:`load_case` reports for it.
+    """
+    if case.seg is None:
+        raise RevprofError(f"case {case.case_id} has no segmentation")
+    cid = case.case_id
+    first_path = case.images[0]
+    first = open_nifti(first_path, cid)
+    seg_nii = open_nifti(case.seg, cid)
+    shape = tuple(seg_nii.shape)
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    raw = read_voxels(seg_nii, case.seg, cid, dtype=None).reshape(shape)
+    labels = to_label_map(raw, case.seg, case.convention, cid)
+    return _onto_first(labels, seg_nii, case.seg, first, first_path, cid, "segmentation", [])
 
 
 def check_labels(labels: np.ndarray, case: Case, path: Path) -> None:
     """Raise when ``labels`` hold values that ``case.convention`` does not define."""
-    convention = get_convention(case.convention)
-    unknown = convention.unknown_labels(labels)
-    if unknown:
-        valid = ", ".join(str(v) for v in sorted(convention.labels))
-        hint = ""
-        if case.convention == "brats2023" and unknown == [4]:
-            hint = " (label 4 is the resection cavity of BraTS 2024: use --convention brats2024)"
-        elif case.convention == "brats2021" and 3 in unknown and 4 not in unknown:
-            hint = " (labels 1-3 look like BraTS 2023: use --convention brats2023)"
-        raise RevprofError(
-            f"case {case.case_id}: segmentation {path} holds label values "
-            f"{', '.join(str(v) for v in unknown)} that the {case.convention} convention does "
-            f"not define (valid: {valid}){hint}"
-        )
+    to_label_map(labels, path, case.convention, case.case_id)
 
 
-def _same_affine(ref: nib.Nifti1Image, ref_path: Path, other: nib.Nifti1Image, path: Path,
-                 cid: str, what: str) -> None:
-    if not np.allclose(ref.affine, other.affine, atol=AFFINE_TOLERANCE, rtol=0):
-        raise RevprofError(
-            f"case {cid}: {what} {path} has a different affine (voxel-to-world matrix) than "
-            f"{ref_path.name}; the files must share one grid"
-        )
+def _onto_first(data: np.ndarray, nii: nib.Nifti1Image, path: Path, first: nib.Nifti1Image,
+                first_path: Path, cid: str, what: str, notes: list[str]) -> np.ndarray:
+    """``data`` of ``path`` on the grid of the case's first image (reoriented when needed)."""
+    try:
+        moved, note = align_to_grid(data, nii.affine, first.affine, tuple(first.shape[:3]),
+                                    what=f"{what} {path}", target=first_path.name,
+                                    tolerance=AFFINE_TOLERANCE)
+    except RevprofError as error:
+        raise RevprofError(f"case {cid}: {error}") from None
+    if note is not None:
+        notes.append(note)
+    return moved
 
 
-def _same_grid(ref: nib.Nifti1Image, ref_path: Path, other: nib.Nifti1Image, path: Path,
-               cid: str, what: str) -> None:
-    if tuple(other.shape) != tuple(ref.shape):
-        raise RevprofError(
-            f"case {cid}: {what} {path} has shape {tuple(other.shape)}, but {ref_path.name} "
-            f"has shape {tuple(ref.shape)}"
-        )
-    _same_affine(ref, ref_path, other, path, cid, what)
-
-
-__all__ = ["LoadedCase", "check_labels", "labels_to_uint8", "load_case", "open_nifti", "read_voxels"]
+__all__ = [
+    "LABEL_TOLERANCE", "LoadedCase", "check_labels", "labels_to_uint8", "load_case", "load_labels",
+    "open_nifti", "present_labels",
+    "read_voxels", "to_label_map",
+]

@@ -1,4 +1,5 @@
-"""The paper's preprocessing: brain bounding-box crop, centre crop/pad to a fixed size, z-score.
+"""The paper's preprocessing: resampling to the target spacing when a case is not at it (1 mm),
+brain bounding-box crop, centre crop/pad to a fixed size, z-score.
 
 Every step is recorded in a :class:`Geometry`, so a prediction on the preprocessed grid can be
 put back into the original image with :func:`restore_geometry`.
@@ -12,6 +13,7 @@ import numpy as np
 
 from revprof.data.conventions import get_convention
 from revprof.data.nifti import LoadedCase
+from revprof.data.resample import needs_resampling, resample, resampled_shape
 from revprof.errors import RevprofError
 
 PAPER_SIZE: tuple[int, int, int] = (160, 192, 160)
@@ -27,13 +29,20 @@ class PreprocessConfig:
             bounding-box size.
         crop_to_brain: crop to the bounding box of non-zero voxels (union over modalities) first.
         normalize: z-score each modality over brain (non-zero) voxels.
+        spacing: target voxel size in mm; a case at another spacing is resampled to it first
+            (images linearly, labels nearest neighbour). None keeps every case's own spacing.
     """
 
     size: tuple[int, int, int] | None = PAPER_SIZE
     crop_to_brain: bool = True
     normalize: bool = True
+    spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if self.spacing is not None:
+            if len(self.spacing) != 3 or not all(float(s) > 0 for s in self.spacing):
+                raise RevprofError(f"preprocessing spacing must be three positive numbers (mm); got {self.spacing}")
+            object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
         if self.size is not None:
             if len(self.size) != 3 or any(int(s) < 1 for s in self.size):
                 raise RevprofError(f"preprocessing size must be three positive integers; got {self.size}")
@@ -42,7 +51,8 @@ class PreprocessConfig:
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form (used in cache keys)."""
         return {"size": list(self.size) if self.size else None,
-                "crop_to_brain": self.crop_to_brain, "normalize": self.normalize}
+                "crop_to_brain": self.crop_to_brain, "normalize": self.normalize,
+                "spacing": list(self.spacing) if self.spacing else None}
 
 
 @dataclass(frozen=True)
@@ -123,8 +133,11 @@ class PreprocessedCase:
         regions: uint8 ``(3, D, H, W)`` WT, TC, ET masks, or None without segmentation.
         geometry: how to map back to the original image.
         affine: ``(4, 4)`` affine of the original image.
-        spacing: voxel size in mm.
+        spacing: voxel size in mm of the original image.
         convention: label convention of the source segmentation.
+        source_shape: the original image's spatial shape when the case was resampled (then
+            ``geometry`` describes the resampled grid), else None.
+        grid_spacing: voxel size in mm of the resampled grid, else None.
     """
 
     case_id: str
@@ -134,6 +147,8 @@ class PreprocessedCase:
     affine: np.ndarray
     spacing: tuple[float, float, float]
     convention: str
+    source_shape: tuple[int, int, int] | None = None
+    grid_spacing: tuple[float, float, float] | None = None
 
 
 def brain_bbox(image: np.ndarray) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
@@ -218,6 +233,7 @@ def preprocess_arrays(
     labels: np.ndarray | None,
     convention: str,
     config: PreprocessConfig = PreprocessConfig(),
+    spacing: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, Geometry]:
     """Preprocess raw arrays.
 
@@ -226,6 +242,8 @@ def preprocess_arrays(
         labels: ``(D, H, W)`` label map in ``convention``, or None.
         convention: label convention name.
         config: settings.
+        spacing: the arrays' voxel size in mm; when it differs from ``config.spacing`` the
+            arrays are resampled to it first (then ``geometry`` is on the resampled grid).
 
     Returns:
         ``(image (4, *size) float32, regions (3, *size) uint8 or None, geometry)``.
@@ -233,6 +251,11 @@ def preprocess_arrays(
     image = np.asarray(image)
     if image.ndim != 4:
         raise RevprofError(f"image must have shape (C, D, H, W); got {tuple(image.shape)}")
+    if spacing is not None and needs_resampling(spacing, config.spacing):
+        shape = resampled_shape(image.shape[1:], spacing, config.spacing)  # type: ignore[arg-type]
+        image = resample(image.astype(np.float32, copy=False), shape, spacing, config.spacing, order=1)  # type: ignore[arg-type]
+        if labels is not None:
+            labels = resample(labels, shape, spacing, config.spacing, order=0)  # type: ignore[arg-type]
     original = tuple(int(s) for s in image.shape[1:])
     bbox = brain_bbox(image) if config.crop_to_brain else ((0, 0, 0), original)
     geometry = plan_geometry(original, bbox, config.size)  # type: ignore[arg-type]
@@ -249,12 +272,40 @@ def preprocess_arrays(
 def preprocess_case(loaded: LoadedCase, config: PreprocessConfig = PreprocessConfig()) -> PreprocessedCase:
     """Preprocess a loaded case (see :func:`preprocess_arrays`)."""
     image, regions, geometry = preprocess_arrays(
-        loaded.image, loaded.labels, loaded.case.convention, config
+        loaded.image, loaded.labels, loaded.case.convention, config, spacing=loaded.spacing
     )
+    resampled = needs_resampling(loaded.spacing, config.spacing)
     return PreprocessedCase(
         case_id=loaded.case.case_id, image=image, regions=regions, geometry=geometry,
         affine=loaded.affine, spacing=loaded.spacing, convention=loaded.case.convention,
+        source_shape=loaded.shape if resampled else None,
+        grid_spacing=config.spacing if resampled else None,
     )
+
+
+def restore_labels(probabilities: np.ndarray, pre: PreprocessedCase, threshold: float = 0.5) -> np.ndarray:
+    """The label map a prediction on the preprocessed grid means on the case's original grid.
+
+    The region probabilities are put back into the original geometry (and resampled back to the
+    original spacing, linearly, when the case was resampled), thresholded, nested as the
+    labels require (ET ⊆ TC ⊆ WT) and turned into the case's label convention. This is what a
+    saved prediction holds and what training's validation Dice is computed on.
+
+    Args:
+        probabilities: float ``(3, D', H', W')`` WT, TC, ET probabilities on ``pre``'s grid.
+        pre: the preprocessed case.
+        threshold: foreground above this.
+
+    Returns:
+        uint8 label map ``(D, H, W)`` on the original grid, in ``pre.convention``.
+    """
+    probabilities = restore_geometry(np.asarray(probabilities, dtype=np.float32), pre.geometry)
+    if pre.source_shape is not None and pre.grid_spacing is not None:  # back from the resampled grid
+        probabilities = resample(probabilities, pre.source_shape, pre.grid_spacing, pre.spacing, order=1)
+    masks = probabilities > threshold
+    masks[1] |= masks[2]
+    masks[0] |= masks[1]
+    return get_convention(pre.convention).labels_from_regions(masks)
 
 
 def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0) -> np.ndarray:
@@ -274,5 +325,6 @@ def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0
 
 __all__ = [
     "PAPER_SIZE", "Geometry", "PreprocessConfig", "PreprocessedCase", "brain_bbox",
-    "plan_geometry", "preprocess_arrays", "preprocess_case", "restore_geometry", "zscore",
+    "plan_geometry", "preprocess_arrays", "preprocess_case", "restore_geometry", "restore_labels",
+    "zscore",
 ]

@@ -1,11 +1,16 @@
 """Score a folder of predicted segmentations against a folder of references, BraTS style.
 
 For every paired case (see :mod:`revprof.evaluation.pairing`) and every region (WT, TC, ET of the
-label convention): Dice (:mod:`revprof.evaluation.dice`) and HD95 in mm using the reference's voxel
-spacing (:mod:`revprof.evaluation.hausdorff`). The mean per region is over the scored cases.
+label convention): Dice (:mod:`revprof.evaluation.dice`), HD95 in mm using the reference's voxel
+spacing or in voxels (:mod:`revprof.evaluation.hausdorff`), and the lesion-wise Dice/HD95 with
+TP/FP/FN lesion counts (:mod:`revprof.evaluation.lesions`). The mean per region is over the
+scored cases.
 
-Cases that cannot be scored (unreadable file, prediction shape differing from the reference) are
-reported in :attr:`EvaluationResult.problems` and left out of the means; they never stop the run.
+A prediction stored in another orientation of the reference's grid (LPS instead of RAS, axes
+swapped) is reoriented onto it first, and the problems list says so; one on a really different
+grid, or holding values that are not labels of the convention (a probability map), is not scored.
+Cases that cannot be scored are reported in :attr:`EvaluationResult.problems` and left out of the
+means; they never stop the run.
 """
 
 from __future__ import annotations
@@ -19,21 +24,86 @@ from typing import Any
 import numpy as np
 
 from revprof.data.conventions import CONVENTIONS, REGIONS, LabelConvention, get_convention
-from revprof.errors import RevprofError
+from revprof.data.nifti import present_labels, to_label_map
+from revprof.data.orientation import align_to_grid
+from revprof.errors import RevprofError, look_up
 from revprof.evaluation.dice import dice_score
 from revprof.evaluation.hausdorff import hd95 as hd95_distance
 from revprof.evaluation.io import Segmentation, load_segmentation
+from revprof.evaluation.lesions import LesionRules, LesionScores, lesion_rules, lesion_scores
 from revprof.evaluation.pairing import CasePair, pair_files
 
 __all__ = [
+    "HD95_UNITS",
     "CaseResult",
     "EvaluationResult",
     "ProgressCallback",
+    "ScoringOptions",
     "detect_convention",
     "evaluate",
     "present_labels",
+    "region_dice_of_labels",
     "score_case",
+    "scoring_options",
 ]
+
+HD95_UNITS = ("mm", "voxel")
+"""HD95 units: millimetres from the header's spacing (default), or voxels (the official tool's
+global HD95)."""
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How :func:`evaluate` scores a case.
+
+    Attributes:
+        hd95: compute HD95 (global and per lesion).
+        hd95_units: ``mm`` (default: physically meaningful and comparable between anisotropic
+            scans) or ``voxel`` (what the official tool reports as its global HD95).
+        lesions: the lesion-wise rules, or None to skip lesion-wise scores.
+        official: reproduce the official tool's numbers: global HD95 in voxels, per-lesion HD95
+            with the header's (x, y, z) spacing applied to reversed (z, y, x) axes as it does.
+    """
+
+    hd95: bool = True
+    hd95_units: str = "mm"
+    lesions: LesionRules | None = LesionRules()
+    official: bool = False
+
+    @property
+    def penalty(self) -> float:
+        """HD95 of a region present on one side only."""
+        return self.lesions.penalty if self.lesions is not None else LesionRules().penalty
+
+    def describe(self) -> str:
+        """A short description for table titles."""
+        if self.official:
+            return "official tool's conventions: global HD95 in voxels"
+        return f"HD95 in {self.hd95_units}"
+
+
+def scoring_options(*, hd95: bool = True, hd95_units: str | None = None, lesion_wise: bool = True,
+                    lesion_style: str = "official", challenge: str | None = None,
+                    empty_penalty: float | None = None, official: bool = False) -> ScoringOptions:
+    """Validated :class:`ScoringOptions` from command-line style settings.
+
+    Raises:
+        RevprofError: unknown units, rules or challenge; ``--official`` combined with
+            ``--hd95-units mm`` or ``--lesion-rules brats2023``.
+    """
+    if hd95_units is not None:
+        look_up("--hd95-units", hd95_units, HD95_UNITS)
+    if official:
+        if hd95_units == "mm":
+            raise RevprofError("--official measures the global HD95 in voxel units as the official "
+                               "tool does; drop --hd95-units mm or --official")
+        if lesion_style != "official":
+            raise RevprofError("--official uses the official tool's lesion rules; drop "
+                               f"--lesion-rules {lesion_style} or --official")
+    rules = lesion_rules(lesion_style, challenge, empty_penalty)
+    return ScoringOptions(hd95=hd95, hd95_units="voxel" if official else (hd95_units or "mm"),
+                          lesions=rules if lesion_wise else None, official=official)
+
 
 ProgressCallback = Callable[[int, int, str], None]
 """Called after each case with ``(cases done, cases in all, case id)``."""
@@ -53,7 +123,9 @@ class CaseResult:
         pred: prediction file.
         ref: reference file.
         dice: Dice per region ``wt``, ``tc``, ``et``.
-        hd95: HD95 in mm per region, or ``None`` when not computed.
+        hd95: HD95 per region (in :attr:`EvaluationResult.hd95_units`), or ``None`` when not
+            computed.
+        lesions: lesion-wise scores per region, or ``None`` when not computed.
     """
 
     case: str
@@ -61,6 +133,7 @@ class CaseResult:
     ref: Path
     dice: dict[str, float]
     hd95: dict[str, float] | None
+    lesions: dict[str, LesionScores] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +142,7 @@ class EvaluationResult:
 
     Attributes:
         convention: name of the label convention used.
+        options: how the cases were scored (HD95 units, lesion rules).
         cases: scored cases, sorted by case id.
         unpaired: files (as strings) with no counterpart on the other side, predictions first.
         problems: one human-readable line each: cases not scored and why, label warnings,
@@ -79,69 +153,105 @@ class EvaluationResult:
     cases: tuple[CaseResult, ...]
     unpaired: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+    options: ScoringOptions = ScoringOptions()
 
     @property
     def hd95_computed(self) -> bool:
         """Whether HD95 was computed (false for ``hd95=False`` or when no case was scored)."""
         return bool(self.cases) and all(c.hd95 is not None for c in self.cases)
 
+    @property
+    def lesions_computed(self) -> bool:
+        """Whether lesion-wise scores were computed for every scored case."""
+        return bool(self.cases) and all(c.lesions is not None for c in self.cases)
+
     def mean(self) -> dict[str, dict[str, float | None]]:
-        """Mean Dice and HD95 per region over the scored cases (``None`` when undefined)."""
-        dice: dict[str, float | None] = {r: None for r in REGIONS}
-        hd: dict[str, float | None] = {r: None for r in REGIONS}
-        if self.cases:
-            dice = {r: float(np.mean([c.dice[r] for c in self.cases])) for r in REGIONS}
+        """Mean per region over the scored cases (``None`` when undefined).
+
+        Returns:
+            ``{"dice", "hd95", "lesion_dice", "lesion_hd95"}``, each ``{wt, tc, et}``; the
+            lesion-wise means are the challenges' ranking figures (mean over cases of each case's
+            lesion-wise score).
+        """
+        none: dict[str, float | None] = {r: None for r in REGIONS}
+        out = {"dice": dict(none), "hd95": dict(none), "lesion_dice": dict(none),
+               "lesion_hd95": dict(none)}
+        if not self.cases:
+            return out
+        out["dice"] = {r: float(np.mean([c.dice[r] for c in self.cases])) for r in REGIONS}
+        if self.hd95_computed:
+            out["hd95"] = {r: float(np.mean([c.hd95[r] for c in self.cases])) for r in REGIONS}  # type: ignore[index]
+        if self.lesions_computed:
+            out["lesion_dice"] = {r: float(np.mean([c.lesions[r].dice for c in self.cases]))  # type: ignore[index]
+                                  for r in REGIONS}
             if self.hd95_computed:
-                hd = {r: float(np.mean([c.hd95[r] for c in self.cases])) for r in REGIONS}  # type: ignore[index]
-        return {"dice": dice, "hd95": hd}
+                out["lesion_hd95"] = {r: float(np.mean([c.lesions[r].hd95 for c in self.cases]))  # type: ignore[index]
+                                      for r in REGIONS}
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict.
 
         Returns:
-            ``{"cases": [{"case", "dice": {wt, tc, et}, "hd95": {wt, tc, et}}, ...],
-            "mean": {"dice": {...}, "hd95": {...}}, "unpaired": [...]}``; HD95 values are
-            ``null`` when not computed.
+            ``{"convention", "hd95_units", "official", "lesion_rules": {...} | null,
+            "cases": [{"case", "dice": {wt, tc, et}, "hd95": {...},
+            "lesions": {wt: {"tp", "fp", "fn", "dice", "hd95", "matched_dice", "matched_hd95"},
+            ...} | null}, ...], "mean": {...}, "unpaired": [...], "problems": [...]}``; values
+            are ``null`` when not computed.
         """
         none = {r: None for r in REGIONS}
+        rules = self.options.lesions
+        cases = []
+        for c in self.cases:
+            lesions = None
+            if c.lesions is not None:
+                lesions = {r: c.lesions[r].to_json() for r in REGIONS}
+                if not self.options.hd95:
+                    for r in REGIONS:
+                        lesions[r]["hd95"] = lesions[r]["matched_hd95"] = None
+            cases.append({
+                "case": c.case,
+                "dice": {r: c.dice[r] for r in REGIONS},
+                "hd95": {r: c.hd95[r] for r in REGIONS} if c.hd95 is not None else dict(none),
+                "lesions": lesions,
+            })
         return {
-            "cases": [
-                {
-                    "case": c.case,
-                    "dice": {r: c.dice[r] for r in REGIONS},
-                    "hd95": {r: c.hd95[r] for r in REGIONS} if c.hd95 is not None else dict(none),
-                }
-                for c in self.cases
-            ],
+            "convention": self.convention,
+            "hd95_units": self.options.hd95_units,
+            "official": self.options.official,
+            "lesion_rules": None if rules is None else {
+                "style": rules.style, "challenge": rules.challenge, "dilation": rules.dilation,
+                "min_volume_mm3": rules.min_volume, "penalty": rules.penalty,
+            },
+            "cases": cases,
             "mean": self.mean(),
             "unpaired": list(self.unpaired),
+            "problems": list(self.problems),
         }
 
     def to_frame(self) -> Any:
-        """A pandas DataFrame, one row per case and region: ``case, region, dice, hd95``."""
+        """A pandas DataFrame, one row per case and region: ``case, region, dice, hd95,
+        lesion_dice, lesion_hd95, tp, fp, fn`` (NaN where not computed)."""
         import pandas as pd
 
-        rows = [
-            {
-                "case": c.case,
-                "region": r,
-                "dice": c.dice[r],
-                "hd95": c.hd95[r] if c.hd95 is not None else float("nan"),
-            }
-            for c in self.cases
-            for r in REGIONS
-        ]
-        return pd.DataFrame(rows, columns=["case", "region", "dice", "hd95"])
-
-
-def present_labels(labels: np.ndarray) -> set[int]:
-    """The label values present in an integer label map ``(D, H, W)``, without sorting it."""
-    if labels.size == 0:
-        return set()
-    low, high = int(labels.min()), int(labels.max())
-    if high - low <= 16:
-        return {v for v in range(low, high + 1) if (labels == v).any()}
-    return {int(v) for v in np.unique(labels)}
+        nan = float("nan")
+        rows = []
+        for c in self.cases:
+            for r in REGIONS:
+                les = c.lesions[r] if c.lesions is not None else None
+                rows.append({
+                    "case": c.case,
+                    "region": r,
+                    "dice": c.dice[r],
+                    "hd95": c.hd95[r] if c.hd95 is not None else nan,
+                    "lesion_dice": les.dice if les is not None else nan,
+                    "lesion_hd95": les.hd95 if les is not None and c.hd95 is not None else nan,
+                    "tp": les.tp if les is not None else nan,
+                    "fp": les.fp if les is not None else nan,
+                    "fn": les.fn if les is not None else nan,
+                })
+        return pd.DataFrame(rows, columns=["case", "region", "dice", "hd95", "lesion_dice",
+                                           "lesion_hd95", "tp", "fp", "fn"])
 
 
 def detect_convention(labels: Iterable[int], names: Sequence[str] = ()) -> tuple[str, str | None]:
@@ -199,18 +309,34 @@ def _region_mask(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
+def region_dice_of_labels(pred: np.ndarray, ref: np.ndarray,
+                          convention: LabelConvention) -> dict[str, float]:
+    """Dice per region of two label maps ``(D, H, W)`` on the same grid — the Dice ``evaluate``
+    reports, and the one training's validation reports.
+
+    Regions come from the labels (WT, TC, ET of ``convention``), so they are nested by
+    construction (ET ⊆ TC ⊆ WT).
+    """
+    if pred.shape != ref.shape:
+        raise RevprofError(f"prediction shape {pred.shape} does not match reference shape {ref.shape}")
+    return {region: dice_score(_region_mask(pred, convention.regions[region]),
+                               _region_mask(ref, convention.regions[region]))
+            for region in REGIONS}
+
+
 def score_case(pred: Segmentation, ref: Segmentation, convention: LabelConvention,
-               hd95: bool = True) -> tuple[dict[str, float], dict[str, float] | None]:
-    """Dice (and HD95, in mm with the reference's spacing) per region of one case.
+               options: ScoringOptions = ScoringOptions(),
+               ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, LesionScores] | None]:
+    """Dice, HD95 and lesion-wise scores per region of one case (both on the reference's grid).
 
     Args:
         pred: predicted label map ``(D, H, W)``.
         ref: reference label map, same shape.
         convention: label convention of both.
-        hd95: also compute HD95.
+        options: HD95 units and lesion rules.
 
     Returns:
-        ``(dice per region, HD95 per region or None)``.
+        ``(dice per region, HD95 per region or None, lesion scores per region or None)``.
 
     Raises:
         RevprofError: the shapes differ.
@@ -220,16 +346,26 @@ def score_case(pred: Segmentation, ref: Segmentation, convention: LabelConventio
             f"prediction shape {pred.labels.shape} does not match reference shape "
             f"{ref.labels.shape}"
         )
+    spacing = tuple(float(v) for v in ref.spacing)
+    global_spacing = None if options.hd95_units == "voxel" else spacing
+    if options.official:
+        lesion_spacing: tuple[float, ...] | None = spacing[::-1]  # as the official tool (see docs)
+    else:
+        lesion_spacing = global_spacing
     dice: dict[str, float] = {}
-    hd: dict[str, float] | None = {} if hd95 else None
+    hd: dict[str, float] | None = {} if options.hd95 else None
+    lesions: dict[str, LesionScores] | None = {} if options.lesions is not None else None
     for region in REGIONS:
         values = convention.regions[region]
         p = _region_mask(pred.labels, values)
         r = _region_mask(ref.labels, values)
         dice[region] = dice_score(p, r)
         if hd is not None:
-            hd[region] = hd95_distance(p, r, ref.spacing)
-    return dice, hd
+            hd[region] = hd95_distance(p, r, global_spacing, penalty=options.penalty)
+        if lesions is not None:
+            lesions[region] = lesion_scores(p, r, options.lesions,  # type: ignore[arg-type]
+                                            hd95_spacing=lesion_spacing, spacing=spacing)
+    return dice, hd, lesions
 
 
 def _check_dir(path: Path | str, option: str) -> Path:
@@ -242,7 +378,8 @@ def _check_dir(path: Path | str, option: str) -> Path:
 
 
 def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None = None,
-             hd95: bool = True, progress: ProgressCallback | None = None) -> EvaluationResult:
+             hd95: bool = True, progress: ProgressCallback | None = None,
+             options: ScoringOptions | None = None) -> EvaluationResult:
     """Evaluate every prediction against its reference.
 
     Args:
@@ -252,8 +389,10 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
             flat folder of ``*seg.nii.gz``).
         convention: label convention of both sides (``brats2021``, ``brats2023``, ``brats2024``,
             ``msd``); ``None`` detects it from the reference labels and names.
-        hd95: also compute HD95 (the slower metric).
+        hd95: also compute HD95 (the slower metric); ignored when ``options`` is given.
         progress: called after each case.
+        options: HD95 units, lesion rules, ``official`` (see :func:`scoring_options`); default:
+            HD95 in mm, lesion-wise scores with the official rules.
 
     Returns:
         Per-case scores, means, unpaired files and problems.
@@ -262,6 +401,8 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
         RevprofError: a folder is missing or holds no NIfTI file, no prediction matches any
             reference, or the convention is unknown / cannot be detected.
     """
+    if options is None:
+        options = ScoringOptions(hd95=hd95)
     preds_at = _check_dir(pred_dir, "--pred")
     refs_at = _check_dir(ref_dir, "--ref")
     chosen = get_convention(convention) if convention is not None else None
@@ -289,7 +430,7 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
     results: list[CaseResult] = []
     total = len(pairing.pairs)
     for done, pair in enumerate(pairing.pairs, start=1):
-        result = _evaluate_pair(pair, chosen, hd95, cache, problems)
+        result = _evaluate_pair(pair, chosen, options, cache, problems)
         if result is not None:
             results.append(result)
         if progress is not None:
@@ -299,6 +440,7 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
         cases=tuple(results),
         unpaired=tuple(unpaired),
         problems=tuple(problems),
+        options=options,
     )
 
 
@@ -321,35 +463,21 @@ def _detect(pairs: Sequence[CasePair], cache: dict[Path, Segmentation], problems
     return name
 
 
-def _evaluate_pair(pair: CasePair, convention: LabelConvention, hd95: bool,
+def _evaluate_pair(pair: CasePair, convention: LabelConvention, options: ScoringOptions,
                    cache: dict[Path, Segmentation], problems: list[str]) -> CaseResult | None:
     try:
         ref = cache.pop(pair.ref, None) or load_segmentation(pair.ref)
-        pred = load_segmentation(pair.pred)
-        if pred.labels.shape != ref.labels.shape:
-            raise RevprofError(
-                f"prediction shape {pred.labels.shape} ({pair.pred.name}) does not match "
-                f"reference shape {ref.labels.shape} ({pair.ref.name})"
-            )
-        for side, seg in (("prediction", pred), ("reference", ref)):
-            unknown = sorted(present_labels(seg.labels) - set(convention.labels))
-            if unknown:
-                problems.append(
-                    f"{pair.case}: {side} holds labels {unknown} that {convention.name} does not "
-                    "define; they count as background"
-                )
-        if not np.allclose(pred.spacing, ref.spacing, rtol=1e-3, atol=1e-4):
-            problems.append(
-                f"{pair.case}: prediction voxel spacing {pred.spacing} differs from the "
-                f"reference's {ref.spacing}; HD95 uses the reference's"
-            )
-        elif not np.allclose(pred.affine, ref.affine, atol=1e-2):
-            problems.append(
-                f"{pair.case}: prediction and reference affines differ (orientation or origin); "
-                "voxels are compared as stored"
-            )
-        dice, hd = score_case(pred, ref, convention, hd95=hd95)
+        to_label_map(ref.labels, pair.ref, convention.name)
+        pred = load_segmentation(pair.pred, convention.name)
+        labels, note = align_to_grid(pred.labels, pred.affine, ref.affine, ref.labels.shape,
+                                     what=f"prediction {pair.pred.name}",
+                                     target=f"reference {pair.ref.name}")
+        if note is not None:
+            problems.append(f"{pair.case}: {note}")
+            pred = Segmentation(labels=labels, spacing=ref.spacing, affine=ref.affine)
+        dice, hd, lesions = score_case(pred, ref, convention, options)
     except RevprofError as error:
         problems.append(f"{pair.case}: not scored: {error}")
         return None
-    return CaseResult(case=pair.case, pred=pair.pred, ref=pair.ref, dice=dice, hd95=hd)
+    return CaseResult(case=pair.case, pred=pair.pred, ref=pair.ref, dice=dice, hd95=hd,
+                      lesions=lesions)

@@ -119,7 +119,7 @@ def surface_distances(pred: np.ndarray, ref: np.ndarray,
 
 
 def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = None,
-         percentile: float = 95.0) -> float:
+         percentile: float = 95.0, penalty: float = HD95_EMPTY_PENALTY) -> float:
     """HD95 in mm between two boolean masks ``(D, H, W)`` (NumPy or torch, same shape).
 
     Args:
@@ -128,10 +128,12 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = No
         spacing: voxel size in mm along each axis (default 1 mm isotropic).
         percentile: which percentile of the pooled surface distances (95 for HD95, 100 for the
             classic Hausdorff distance).
+        penalty: the value when exactly one mask is empty (:data:`HD95_EMPTY_PENALTY`; the 2023
+            lesion-wise script used 374).
 
     Returns:
-        Distance in mm; 0.0 when both masks are empty, :data:`HD95_EMPTY_PENALTY` when exactly
-        one is.
+        Distance in the units of ``spacing`` (mm; voxels with ``spacing=None``); 0.0 when both
+        masks are empty, ``penalty`` when exactly one is.
     """
     pred_np = _to_numpy_bool(pred, "prediction")
     ref_np = _to_numpy_bool(ref, "reference")
@@ -143,7 +145,7 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float] | None = No
     if not has_pred and not has_ref:
         return 0.0
     if has_pred != has_ref:
-        return HD95_EMPTY_PENALTY
+        return float(penalty)
     forward, backward = surface_distances(pred_np, ref_np, spacing)
     return float(np.percentile(np.concatenate([forward, backward]), percentile))
 

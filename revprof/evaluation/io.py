@@ -1,6 +1,7 @@
 """Read a segmentation (label map) from a NIfTI file for evaluation.
 
-Deliberately small and independent of revprof's training data loaders.
+The label values are checked by the same function training uses
+(:func:`revprof.data.nifti.to_label_map`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from revprof.data.nifti import to_label_map
 from revprof.errors import RevprofError
 
 __all__ = ["Segmentation", "load_segmentation"]
@@ -23,7 +25,7 @@ class Segmentation:
 
     Attributes:
         labels: integer label map ``(D, H, W)`` (``uint8`` when the labels fit, else ``int32``);
-            float and other integer files are rounded to the nearest integer.
+            float files holding integral values (within 1e-3) become integers.
         spacing: voxel size in mm of the three axes, from the NIfTI header.
         affine: ``(4, 4)`` voxel-to-world matrix.
     """
@@ -33,13 +35,19 @@ class Segmentation:
     affine: np.ndarray
 
 
-def load_segmentation(path: Path) -> Segmentation:
+def load_segmentation(path: Path, convention: str | None = None) -> Segmentation:
     """Load a NIfTI label map.
 
-    A 4-D file with trailing singleton axes (``(D, H, W, 1)``) is squeezed to 3-D.
+    A 4-D file with trailing singleton axes (``(D, H, W, 1)``) is squeezed to 3-D. The values go
+    through :func:`revprof.data.nifti.to_label_map`, the label loader training uses too.
+
+    Args:
+        path: the file.
+        convention: when given, labels outside this convention's label set are refused.
 
     Raises:
-        RevprofError: unreadable or not 3-D, or holding non-finite values.
+        RevprofError: unreadable or not 3-D; NaN/infinite or non-integral values (a probability
+            map is refused, not rounded); labels the convention does not define.
     """
     path = Path(path)
     try:
@@ -51,15 +59,7 @@ def load_segmentation(path: Path) -> Segmentation:
         data = data[..., 0]
     if data.ndim != 3:
         raise RevprofError(f"segmentation {path} must be 3-D; got shape {data.shape}")
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.isfinite(data).all():
-            raise RevprofError(f"segmentation {path} holds NaN or infinite values")
-        data = np.rint(data)
-    elif not np.issubdtype(data.dtype, np.integer) and data.dtype != np.bool_:
-        raise RevprofError(f"segmentation {path} has non-numeric data type {data.dtype}")
-    low, high = (int(data.min()), int(data.max())) if data.size else (0, 0)
-    dtype = np.uint8 if 0 <= low and high <= 255 else np.int32
-    labels = np.asarray(data.astype(dtype, copy=False))  # keep the on-disk (Fortran) order: no copy
+    labels = to_label_map(data, path, convention)  # keeps the on-disk (Fortran) order
     zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
     spacing = zooms if len(zooms) == 3 and all(z > 0 for z in zooms) else (1.0, 1.0, 1.0)
     return Segmentation(labels=labels, spacing=spacing, affine=np.asarray(image.affine))

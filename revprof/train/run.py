@@ -2,7 +2,8 @@
 
 Trains a spec as the paper does (batch 1, random patches with flips, Adam lr 1e-4 and weight
 decay 1e-5, soft Dice loss over WT/TC/ET), measures memory and speed during the real run, and
-scores Dice on held-out cases with the project's one Dice implementation.
+scores Dice on held-out cases exactly as ``revprof evaluate`` does: on the original grid, with the
+nested regions of the saved label maps, with the same function.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> Prep
 
         first = load_case(labelled[0], with_labels=False)
         crop = PAPER_SIZE if all(s >= p for s, p in zip(first.image.shape[1:], PAPER_SIZE)) else None
-    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop))
+    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop, spacing=settings.spacing))
     return PreparedData(root, [cache.get(c) for c in train_cases], [cache.get(c) for c in val_cases],
                         {c.case_id: c for c in labelled})
 
@@ -95,17 +96,36 @@ def _progress(enabled: bool) -> Progress:
 
 
 def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: tuple[int, int, int],
-                   device: torch.device, precision: str) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
-    """Dice per region (threshold 0.5) on whole preprocessed volumes; also the probabilities."""
-    from revprof.evaluation.dice import region_dice
+                   device: torch.device, precision: str,
+                   sources: dict) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
+    """Dice per region of each validation case, exactly as ``revprof evaluate`` scores it.
 
-    scores, probabilities = [], {}
+    The prediction (threshold 0.5) is restored to the case's original grid and nested
+    (:func:`revprof.data.preprocess.restore_labels`, the label map ``--save-predictions``
+    writes) and compared with the case's reference label map by the function ``evaluate`` uses
+    (:func:`revprof.evaluation.evaluate.region_dice_of_labels`).
+
+    Args:
+        cases: preprocessed validation cases.
+        sources: case id → :class:`revprof.data.Case` (where the reference labels are read).
+
+    Returns:
+        ``(scores, label maps on the original grid by case id)``.
+    """
+    from revprof.data import get_convention
+    from revprof.data.nifti import load_labels
+    from revprof.data.preprocess import restore_labels
+    from revprof.evaluation.evaluate import region_dice_of_labels
+
+    scores, labels = [], {}
     for case in cases:
         probs = predict_volume(model, case.image, patch, spec.levels, device, precision)
-        dice = region_dice(probs > 0.5, case.regions.astype(bool))
+        predicted = restore_labels(probs, case)
+        reference = load_labels(sources[case.case_id])
+        dice = region_dice_of_labels(predicted, reference, get_convention(case.convention))
         scores.append(CaseDice(case.case_id, dice["wt"], dice["tc"], dice["et"]))
-        probabilities[case.case_id] = probs
-    return scores, probabilities
+        labels[case.case_id] = predicted
+    return scores, labels
 
 
 def mean_dice(scores: list[CaseDice]) -> dict[str, float] | None:
@@ -186,10 +206,10 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     scores: list[CaseDice] = []
     if status == "ok":
         with held_interrupts():
-            scores, probabilities = evaluate_cases(model, spec, data.validation, patch, device,
-                                                   settings.precision)
+            scores, labels = evaluate_cases(model, spec, data.validation, patch, device,
+                                            settings.precision, data.cases)
         if save_predictions is not None:
-            write_predictions(probabilities, data, save_predictions)
+            write_predictions(labels, data, save_predictions)
     if save_model is not None:
         save_checkpoint(model, spec, save_model)
     return TrainResult(
@@ -218,24 +238,17 @@ def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path) -> Path:
     return path
 
 
-def write_predictions(probabilities: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
-    """Write label maps in each case's original geometry and convention as ``<case>.nii.gz``."""
+def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
+    """Write the validation label maps (original grid and convention) as ``<case>.nii.gz``."""
     import nibabel as nib
-
-    from revprof.data import get_convention, restore_geometry
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for case in data.validation:
-        masks = restore_geometry(probabilities[case.case_id] > 0.5, case.geometry)
-        # nest the regions as the labels require: ET within TC within WT
-        masks[1] |= masks[2]
-        masks[0] |= masks[1]
-        labels = get_convention(case.convention).labels_from_regions(masks)
         path = out_dir / f"{case.case_id}.nii.gz"
         temporary = out_dir / f".{case.case_id}.tmp.nii.gz"
-        nib.save(nib.Nifti1Image(labels, case.affine), temporary)
+        nib.save(nib.Nifti1Image(labels[case.case_id], case.affine), temporary)
         temporary.replace(path)
         written.append(path)
     return written

@@ -25,6 +25,8 @@ class TrainSettings:
         crop: centre crop/pad of the brain's bounding box; ``None``: the paper's 160×192×160,
             or the bounding box itself when the volumes are smaller than that (synthetic data).
         synthetic_cases, synthetic_shape: size of the generated demo data set.
+        spacing: target voxel size (mm); cases at another spacing are resampled to it in
+            preprocessing (None keeps each case's spacing).
     """
 
     data: Path | None = None
@@ -39,6 +41,7 @@ class TrainSettings:
     crop: tuple[int, int, int] | None = None
     synthetic_cases: int = 8
     synthetic_shape: tuple[int, int, int] = (64, 64, 64)
+    spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
 
 
 @dataclass

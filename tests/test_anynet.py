@@ -24,7 +24,7 @@ from revprof import RevprofError
 from revprof.cli.app import app
 from revprof.losses import deep_supervision_weights
 from revprof.memory import measure_memory
-from revprof.memory.planner import largest_batch, largest_patch
+from revprof.memory.planner import Criterion, largest_batch, largest_patch
 from revprof.nn.factory import model_spec
 from revprof.nn.presets import PRESETS, nnunet_topology
 from conftest import require
@@ -170,12 +170,20 @@ def test_spec_and_model_together_is_an_error():
 def test_largest_batch_and_patch_for_a_factory():
     spec = model_spec("torch.nn:Conv3d", {"in_channels": 4, "out_channels": 3, "kernel_size": 3,
                                           "padding": 1}, patch_multiple=8)
+    allocated = Criterion("allocated")
     peak = {b: measure_memory(spec, 16, batch=b, backend="simulate").peak_bytes for b in (3, 4)}
-    plan = largest_batch(spec, (16, 16, 16), peak[3])
+    plan = largest_batch(spec, (16, 16, 16), peak[3], criterion=allocated)
     assert plan.question == "largest batch: 3" and plan.candidates[0].peak_bytes == peak[3] < peak[4]
+    assert [c.peak_bytes > peak[3] for c in plan.checked] == [False, False, True, False]  # 1, 2, 4, 3
     budget = measure_memory(spec, (24, 16, 16), backend="simulate").peak_bytes
-    best = largest_patch(spec, budget, max_patch=(32, 32, 32)).candidates[0]
+    best = largest_patch(spec, budget, max_patch=(32, 32, 32), criterion=allocated).candidates[0]
     assert best.peak_bytes <= budget and all(s % 8 == 0 for s in best.patch)
+    # the default criterion, what the card needs (reserved + context + workspace)
+    three = largest_batch(spec, (16, 16, 16), 2**40, max_batch=3).candidates[0]
+    device = largest_batch(spec, (16, 16, 16), three.device_bytes)
+    assert int(device.question.split(": ")[1]) >= 3
+    assert device.candidates[0].device_bytes <= three.device_bytes
+    assert device.rejected and all(c.device_bytes > three.device_bytes for c in device.rejected)
 
 
 runner = CliRunner()
@@ -260,7 +268,7 @@ def test_cli_measure_plan_and_model_with_a_factory(user_factories: str):
     assert data["peak_bytes"] == measure_memory(model=f"{user_factories}:ok", patch=8, backend="simulate",
                                                 loss="dice_ce").peak_bytes
     result = runner.invoke(app, ["plan", "--model", f"{user_factories}:ok", "--budget", "64MiB",
-                                 "--patch", "8", "--json"])
+                                 "--patch", "8", "--criterion", "allocated", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["question"].startswith("largest batch: ")
     result = runner.invoke(app, ["model", "--model", f"{user_factories}:ok", "--json"])

@@ -13,9 +13,13 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # A CPU wheel of torch 2.13.0 lies on these machines; a GPU user's own torch is kept.
-$(STAMP): $(PY) pyproject.toml
+# The extras monai and nnunet (pyproject.toml) go in with --no-deps: their declared dependencies
+# (torch>=2.8, timm -> torchvision) would replace the torch above; at run time they need only
+# torch and numpy.
+$(STAMP): $(PY) pyproject.toml Makefile
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[test,bench]"
+	$(PIP) install --quiet --no-deps "monai>=1.5" "dynamic-network-architectures>=0.4"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from revprof.cli._common import console, handle_errors
+from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
@@ -68,11 +69,17 @@ def measure(
     save_predictions: Annotated[Path | None, typer.Option("--save-predictions", rich_help_panel="Training run",
                                                           help="Write NIfTI label maps of the "
                                                                "validation cases here.")] = None,
+    model: Model = None, model_kwargs: ModelKwargs = None, loss: Loss = "dice",
+    in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
 ) -> None:
     """Peak memory of a training step (forward, soft Dice, backward, Adam) with its breakdown;
     with --steps, a short training run with Dice for WT, TC and ET."""
-    spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
-                       decoder_depth, reversible, checkpoint, groups).build()
+    options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
+                          decoder_depth, reversible, checkpoint, groups)
+    factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
+    if factory is not None and steps is not None:
+        raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
+    spec = factory if factory is not None else options.build()
     if steps is not None and snapshot is not None:
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")

@@ -8,11 +8,12 @@ import typer
 from rich.table import Table
 
 from revprof.cli._common import console, handle_errors
+from revprof.cli.model_options import InChannels, Model, ModelKwargs, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
 )
-from revprof.nn.summary import summarize
+from revprof.nn.summary import FactoryModelSummary, summarize, summarize_factory
 
 
 def model(
@@ -21,10 +22,17 @@ def model(
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
     reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    model: Model = None, model_kwargs: ModelKwargs = None, in_channels: InChannels = None,
 ) -> None:
-    """Print the network: widths, blocks and execution per level, parameters per level and in total."""
-    spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
-                       decoder_depth, reversible, checkpoint, groups).build()
+    """Print the network: widths, blocks and execution per level, parameters per level and in total
+    (with --model: its layers and parameters)."""
+    options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
+                          decoder_depth, reversible, checkpoint, groups)
+    factory = model_from_options(model, model_kwargs, "dice", in_channels, None, options)
+    if factory is not None:
+        _print_factory(summarize_factory(factory), as_json)
+        return
+    spec = options.build()
     summary = summarize(spec)
     if as_json:
         print(json.dumps(summary.to_dict(), indent=2))
@@ -37,6 +45,24 @@ def model(
                       row.execution, f"{row.parameters:,}")
     table.add_section()
     table.add_row("total", "", "", "", f"{summary.parameters:,}")
+    console.print(table)
+
+
+def _print_factory(summary: FactoryModelSummary, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return
+    spec = summary.spec
+    table = Table(title=f"{spec.describe()} · input channels {spec.in_channels}")  # type: ignore[attr-defined]
+    for column in ("layer", "type", "parameters"):
+        table.add_column(column, justify="right" if column == "parameters" else "left")
+    for row in summary.rows:
+        indent = "  " * row.name.count(".")
+        table.add_row(f"{indent}{row.name}", row.kind, f"{row.parameters:,}")
+    table.add_section()
+    table.add_row("total", "", f"{summary.parameters:,}")
+    if summary.trainable != summary.parameters:
+        table.add_row("trainable", "", f"{summary.trainable:,}")
     console.print(table)
 
 

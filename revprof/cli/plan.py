@@ -14,13 +14,14 @@ from rich.table import Table
 from revprof.cli._common import console, handle_errors
 from revprof.errors import RevprofError
 from revprof.cli.measure import Batch, Precision
+from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, Width, Widths,
 )
 from revprof.memory.device import CONTEXT_BYTES
 from revprof.memory.planner import (
-    DEFAULT_MAX_PATCH, Candidate, Criterion, Plan, best_networks, largest_patch,
+    DEFAULT_MAX_PATCH, Candidate, Criterion, Plan, best_networks, largest_batch, largest_patch,
 )
 from revprof.spec import parse_patch
 from revprof.units import format_bytes, parse_bytes
@@ -130,8 +131,11 @@ def plan(
     data: Annotated[Path | None, typer.Option("--data", exists=True, file_okay=False, help="Dataset "
                                               "folder: patches follow its median image shape.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    model: Model = None, model_kwargs: ModelKwargs = None, loss: Loss = "dice",
+    in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
 ) -> None:
-    """What fits in a memory budget: the largest patch for a network, or the best network for a patch.
+    """What fits in a memory budget: the largest patch for a network, or the best network for a patch
+    (with --model: the largest patch, or with --patch the largest batch).
 
     Every answer fits by the chosen criterion (default: the device need) and is verified by a
     simulation; all parts of the need are printed, with the candidates that were checked."""
@@ -139,8 +143,10 @@ def plan(
     rule = Criterion(criterion, _percent(margin), parse_bytes(context) if context else None,
                      parse_bytes(workspace) if workspace else None, device_class, alloc_conf)
     median = _median_shape(data) if data is not None else None
-    spec = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
-                       decoder_depth, reversible, checkpoint, groups).build()
+    options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
+                          decoder_depth, reversible, checkpoint, groups)
+    factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
+    spec = factory if factory is not None else options.build()
     if search not in ("depth", "width", "both"):
         raise typer.BadParameter(f"must be depth, width or both; got {search!r}", param_hint="--search")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
@@ -159,6 +165,9 @@ def plan(
                 limit = tuple(min(m, -(-int(s) // step) * step) for m, s in zip(limit, median))
             result = largest_patch(spec, budget_bytes, limit, batch, precision, seen,
                                    criterion=rule, median_shape=median)
+        elif factory is not None:
+            result = largest_batch(factory, parse_patch(patch), budget_bytes, precision, on_evaluate=seen,
+                                   criterion=rule)
         else:
             result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
                                    search_depth=search in ("depth", "both"),

@@ -12,6 +12,7 @@ Backends:
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
@@ -34,8 +35,10 @@ from revprof.memory.step import (
     optimizer_step_counters,
     training_step,
 )
+from revprof.memory.model_step import model_loss, model_targets
 from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.nn import build_model
+from revprof.nn.factory import ModelSpec, model_spec
 from revprof.spec import ArchSpec, validate_patch
 
 BACKENDS = ("auto", "cuda", "cpu", "simulate")
@@ -81,7 +84,7 @@ class MemoryReport:
             not serialised.
     """
 
-    spec: ArchSpec
+    spec: ArchSpec | ModelSpec
     patch: tuple[int, int, int]
     batch: int
     precision: str
@@ -126,7 +129,8 @@ class MemoryReport:
     def from_dict(cls, data: dict[str, Any]) -> MemoryReport:
         """Inverse of :meth:`to_dict` (a missing timeline becomes empty)."""
         values = dict(data)
-        values["spec"] = ArchSpec.from_dict(values["spec"])
+        values["spec"] = (ModelSpec.from_dict(values["spec"]) if "factory" in values["spec"]
+                          else ArchSpec.from_dict(values["spec"]))
         values["patch"] = tuple(values["patch"])
         raw = values.get("timeline") or {"bytes": [], "phases": []}
         values["timeline"] = Timeline(list(raw["bytes"]), [tuple(p) for p in raw["phases"]])
@@ -165,19 +169,24 @@ def environment(device: str) -> dict[str, Any]:
 
 
 def measure_memory(
-    spec: ArchSpec,
-    patch: Sequence[int] | int | str,
+    spec: ArchSpec | ModelSpec | None = None,
+    patch: Sequence[int] | int | str | None = None,
     batch: int = 1,
     precision: str = "fp32",
     backend: str = "auto",
     steps: int = 2,
     seed: int = 0,
     alloc_conf: str | None = None,
+    *,
+    model: str | Callable[[], torch.nn.Module] | torch.nn.Module | None = None,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    loss: str = "dice",
 ) -> MemoryReport:
     """Peak memory of ``steps`` training steps of ``spec`` on ``(batch, in_channels, *patch)``.
 
     Args:
-        spec: the network.
+        spec: the network: an :class:`ArchSpec`, or a :class:`~revprof.nn.factory.ModelSpec`.
         patch: ``(D, H, W)`` or one size for all axes; each divisible by ``2**(levels-1)``.
         batch: batch size.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
@@ -185,11 +194,28 @@ def measure_memory(
         steps: training steps, at least 2 (Adam's state is created in the first).
         alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` the reserved prediction models (default:
             the environment's, as torch would read it).
+        model: instead of ``spec``, any network: an ``nn.Module``, a zero-argument factory, a preset
+            (``monai:segresnet``, ``nnunet:resenc-m``, ...) or ``PACKAGE.MODULE:FACTORY``. Its
+            output is a tensor ``(B, C, *patch)`` or a list/tuple of them (deep supervision, full
+            resolution first), trained with ``loss`` (see :data:`revprof.nn.factory.LOSSES`).
+        in_channels, out_channels: of ``model`` (found from the network when not given).
 
     Raises:
-        RevprofError: an invalid patch, batch, precision, backend, step count or allocator option.
+        RevprofError: an invalid patch, batch, precision, backend, step count or allocator option;
+            for ``model``, a factory that cannot be loaded, raises or returns outputs of the wrong
+            shape.
     """
-    patch = validate_patch(spec, patch)
+    if model is not None:
+        if spec is not None:
+            raise RevprofError("give a spec or a model, not both")
+        spec = model_spec(model, in_channels=in_channels, out_channels=out_channels, loss=loss)
+    if spec is None or patch is None:
+        raise RevprofError("measure_memory needs a network (spec or model=) and a patch")
+    patch = validate_patch(spec, patch)  # type: ignore[arg-type]
+    if isinstance(spec, ModelSpec):
+        if batch < 1:
+            raise RevprofError(f"batch must be at least 1; got {batch}")
+        spec = spec.checked(patch, batch)
     if batch < 1:
         raise RevprofError(f"batch must be at least 1; got {batch}")
     if steps < 2:
@@ -226,7 +252,9 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
 
     ``measure_memory`` with the arguments already checked and the backend resolved; ``build``
     makes the network (default ``build_model(spec)``; the benchmark passes other executions of
-    the same blocks, such as RevTorch's). ``spec`` gives the channels and names the report.
+    the same blocks, such as RevTorch's). ``spec`` gives the channels and names the report; a
+    checked :class:`~revprof.nn.factory.ModelSpec` builds its own network and brings its targets
+    and loss (:mod:`revprof.memory.model_step`).
 
     On CUDA the headline is the allocator's ``max_memory_allocated``; the tracker still gives the
     breakdown and timeline, and ``other`` absorbs what the allocator saw beyond tracked tensors
@@ -244,19 +272,28 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            if build is None and isinstance(spec, ModelSpec):
+                build = functools.partial(spec.build, fake=backend == "simulate")
             model = build() if build is not None else build_model(spec)
         if backend == "cuda":
             model = model.to(device)
         optimizer = make_optimizer(model)
         image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
-        target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
+        if isinstance(spec, ModelSpec):
+            target: Any = model_targets(spec, batch, patch, generator)
+            loss_fn = model_loss(spec)
+        else:
+            target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
+            loss_fn = None
         if backend == "cuda":
-            image, target = image.to(device), target.to(device)
+            image = image.to(device)
+            target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
             _warm_up_cuda(device)
         params = sum(p.numel() for p in model.parameters())
 
         tracker = StorageTracker(device_type="cuda" if backend == "cuda" else None)
-        handles = tracker.attribute(attribution_parts(model))
+        parts = dict(model.named_children()) if isinstance(spec, ModelSpec) else attribution_parts(model)
+        handles = tracker.attribute(parts)
         for p in model.parameters():
             handles.append(p.register_post_accumulate_grad_hook(
                 lambda p: tracker.mark("gradients", [p.grad])))
@@ -269,10 +306,11 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
 
         try:
             with tracker, tracker.saving():
-                tracker.register([*model.parameters(), image, target])
+                targets = target if isinstance(target, list) else [target]
+                tracker.register([*model.parameters(), image, *targets])
                 tracker.mark("parameters", model.parameters())
                 for step in range(steps):
-                    training_step(model, optimizer, image, target, precision, on_phase, step)
+                    training_step(model, optimizer, image, target, precision, on_phase, step, loss_fn=loss_fn)
                     if step == 0:  # on a GPU Adam's step counters are host scalars
                         tracker.uncount(optimizer_step_counters(optimizer))
                         tracker.mark("optimizer_state", optimizer_state_of(optimizer))

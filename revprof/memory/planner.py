@@ -224,8 +224,9 @@ def _tensor_peak(events: list[tuple[str, int, int]]) -> int:
     return peak
 
 
-def _shapes_by_voxels(max_patch: Sequence[int], step: int) -> dict[int, list[tuple[int, int, int]]]:
-    axes = [range(step, m + 1, step) for m in max_patch]
+def _shapes_by_voxels(max_patch: Sequence[int], step: int, smallest: int | None = None
+                      ) -> dict[int, list[tuple[int, int, int]]]:
+    axes = [range(smallest or step, m + 1, step) for m in max_patch]
     shapes: dict[int, list[tuple[int, int, int]]] = {}
     for d in axes[0]:
         for h in axes[1]:
@@ -277,7 +278,8 @@ def largest_patch(
     plan = Plan(budget_bytes, "largest patch", [], 0, criterion=criterion)
     limit = plan.limit_bytes
     prefer = shape_preference(median_shape)
-    shapes = _shapes_by_voxels(top, step)
+    floor = getattr(spec, "min_patch", None) or step  # a ModelSpec's lowest stage may need more
+    shapes = _shapes_by_voxels(top, step, floor)
     counts = sorted(shapes, reverse=True)
 
     def check(patch: tuple[int, int, int]) -> Candidate:
@@ -290,7 +292,7 @@ def largest_patch(
         plan.evaluated = len(predict.cache)
         plan.rejected = [c for c in plan.checked if not plan.fits(c)]
         if best is None:
-            smallest = check((step, step, step))
+            smallest = check((floor, floor, floor))
             if not plan.fits(smallest):
                 raise RevprofError(
                     f"even the smallest patch {'x'.join(map(str, smallest.patch))} needs "
@@ -307,7 +309,7 @@ def largest_patch(
         return finish(largest)
     # the smallest patch: the answer's floor, and with the largest it gives every allocation's
     # size at any voxel count (a simulation at about half the voxels if the logs differ)
-    smallest = check((step, step, step))
+    smallest = check((floor, floor, floor))
     if not plan.fits(smallest):
         return finish(None)
     probe = smallest
@@ -425,3 +427,58 @@ def best_networks(
     rejected = sorted((c for c in predict.cache.values() if not fits(c)), key=criterion.need)
     return Plan(budget_bytes, question, fitting[:top], len(predict.cache), rejected,
                 criterion=criterion, checked=list(predict.cache.values()))
+
+
+def largest_batch(
+    spec: ArchSpec,
+    patch: Sequence[int],
+    budget_bytes: int,
+    precision: str = "fp32",
+    max_batch: int = 256,
+    on_evaluate: Callable[[Candidate], None] | None = None,
+    criterion: Criterion | None = None,
+) -> Plan:
+    """The largest batch (at most ``max_batch``) whose training step at ``patch`` fits the budget by
+    ``criterion``: doubling until a batch misses, then a binary search (memory grows with the batch).
+
+    ``spec`` may also be a :class:`~revprof.nn.factory.ModelSpec`. The batch is in the question
+    (``largest batch: N``); every batch simulated is in ``checked``.
+
+    Raises:
+        RevprofError: not even batch 1 fits.
+    """
+    patch = validate_patch(spec, patch)
+    criterion = criterion or Criterion()
+    predictors: dict[int, _Predictor] = {}
+    plan = Plan(budget_bytes, "largest batch", [], 0, criterion=criterion)
+
+    def predict(batch: int) -> Candidate:
+        if batch not in predictors:
+            predictors[batch] = _Predictor(batch, precision, criterion, on_evaluate)
+            plan.checked.append(predictors[batch](spec, patch))
+            plan.notes.append(f"batch {batch}: {format_bytes(criterion.need(plan.checked[-1]))}")
+        return predictors[batch](spec, patch)
+
+    first = predict(1)
+    if not plan.fits(first):
+        raise RevprofError(f"even batch 1 at patch {'x'.join(map(str, patch))} needs "
+                           f"{format_bytes(criterion.need(first))} by the {criterion.name} criterion, "
+                           f"over {format_bytes(plan.limit_bytes)}")
+    low, high = 1, None  # low fits; high misses
+    while high is None and low < max_batch:
+        trial = min(2 * low, max_batch)
+        if plan.fits(predict(trial)):
+            low = trial
+        else:
+            high = trial
+    while high is not None and high - low > 1:
+        middle = (low + high) // 2
+        if plan.fits(predict(middle)):
+            low = middle
+        else:
+            high = middle
+    plan.question = f"largest batch: {low}"
+    plan.candidates = [predict(low)]
+    plan.evaluated = len(predictors)
+    plan.rejected = [c for c in plan.checked if not plan.fits(c)]
+    return plan

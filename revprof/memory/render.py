@@ -7,6 +7,7 @@ from rich.table import Table
 
 from revprof.memory.device import device_need
 from revprof.memory.measure import MemoryReport
+from revprof.nn.factory import ModelSpec
 from revprof.spec import ArchSpec
 from revprof.train.settings import TrainResult, TrainSettings
 from revprof.units import format_bytes
@@ -43,6 +44,8 @@ def report_tables(report: MemoryReport) -> Group:
         head.add_row("device need", need.words())
     head.add_row("peak reached in", f"{report.peak_phase} of step {report.peak_step + 1}")
     head.add_row("parameters", f"{report.params:,}")
+    if isinstance(report.spec, ModelSpec):
+        head.add_row("loss", report.spec.loss_words())
     head.add_row("backend", f"{report.backend} on {report.device}")
     breakdown = Table(title="at the peak")
     breakdown.add_column("category")

@@ -9,6 +9,7 @@ default and its temporaries are part of the peak.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -65,13 +66,16 @@ def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tens
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,
                   target: torch.Tensor, precision: str,
-                  on_phase: Callable[[str, int], None] | None = None, step: int = 0) -> torch.Tensor:
+                  on_phase: Callable[[str, int], None] | None = None, step: int = 0,
+                  loss_fn: Callable[[Any, Any], torch.Tensor] | None = None) -> torch.Tensor:
     """One step: forward, soft Dice loss, backward, Adam step, gradients set to ``None``.
 
     Args:
         image: ``(B, C_in, D, H, W)``.
         target: ``(B, C_out, D, H, W)`` region masks.
         on_phase: called with ``(phase, step)`` as ``forward``, ``backward`` and ``optimizer`` begin.
+        loss_fn: ``loss_fn(output, target)`` instead of :func:`soft_dice_loss` (factory networks:
+            :func:`revprof.memory.model_step.model_loss`).
 
     Returns:
         The loss, detached (a scalar tensor).
@@ -80,7 +84,7 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: tor
     notify("forward", step)
     with autocast_for(precision, image.device.type):
         probs = model(image)
-    loss = soft_dice_loss(probs, target)
+    loss = (loss_fn or soft_dice_loss)(probs, target)
     del probs
     notify("backward", step)
     loss.backward()

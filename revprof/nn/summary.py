@@ -55,3 +55,44 @@ def summarize(spec: ArchSpec) -> ModelSummary:
                                     execution, _count(modules[i])))
     rows.append(PartSummary("head", spec.out_channels, 0, "plain", _count(model.head)))
     return ModelSummary(spec, rows, _count(model))
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One module of a factory network: its dotted name, class and parameters (its own and its
+    submodules', less those already counted in an earlier row at the same or a higher level)."""
+
+    name: str
+    kind: str
+    parameters: int
+
+
+@dataclass(frozen=True)
+class FactoryModelSummary:
+    spec: object
+    rows: list[LayerSummary]
+    parameters: int
+    trainable: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"spec": self.spec.to_dict(), "parameters": self.parameters,  # type: ignore[attr-defined]
+                "trainable": self.trainable, "layers": [asdict(r) for r in self.rows]}
+
+
+def summarize_factory(spec: object, depth: int = 2) -> FactoryModelSummary:
+    """The layer table of a :class:`~revprof.nn.factory.ModelSpec`'s network down to ``depth``
+    levels of submodules (built on the meta device: no memory is used)."""
+    with torch.device("meta"):
+        model = spec.build()  # type: ignore[attr-defined]
+    rows, counted = [], []  # counted: (name, depth, parameter ids) of the rows so far
+    for name, module in model.named_modules():
+        level = name.count(".")
+        if not name or level >= depth:
+            continue
+        earlier = set().union(*(ids for other, d, ids in counted
+                                if d <= level and not name.startswith(other + ".")))
+        own = {id(p): p.numel() for p in module.parameters() if id(p) not in earlier}
+        counted.append((name, level, set(own)))  # a module shared with an earlier row counts there only
+        rows.append(LayerSummary(name, type(module).__name__, sum(own.values())))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return FactoryModelSummary(spec, rows, _count(model), trainable)

@@ -1,0 +1,308 @@
+"""Any network, named by a factory: ``PACKAGE.MODULE:FACTORY`` with keyword arguments, a preset, a
+zero-argument callable or an ``nn.Module``.
+
+This is the only place revprof runs user code, so every way it can go wrong (a module that does
+not import, a missing attribute, a factory that raises, a forward that fails or returns the wrong
+shape) becomes one :class:`~revprof.errors.RevprofError` naming the factory.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from revprof.errors import RevprofError, closest
+from revprof.nn.presets import PRESETS, preset_levels
+
+LOSSES = {
+    "dice": "sigmoid per output channel (regions), soft Dice",
+    "dice_ce": "softmax over the output channels (classes), soft Dice over the foreground classes "
+               "plus cross-entropy over all",
+}
+"""The losses a factory network trains with, and what each computes."""
+
+_FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_IN_CHANNEL_KEYS = ("in_channels", "input_channels")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def load_factory(name: str) -> Callable[..., Any]:
+    """The callable ``PACKAGE.MODULE:ATTR`` names (``ATTR`` may be dotted), or a preset's.
+
+    Raises:
+        RevprofError: a malformed name, a module that does not import, a missing attribute or one
+            that is not callable.
+    """
+    preset = PRESETS.get(name)
+    target = preset.factory if preset else name
+    if not _FACTORY_PATTERN.match(target):
+        raise RevprofError(f"model {name!r} must be PACKAGE.MODULE:FACTORY (e.g. "
+                           f"monai.networks.nets:SegResNet) or a preset: {', '.join(PRESETS)}"
+                           f"{closest(name, PRESETS)}")
+    module_name, attr = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        hint = ""
+        if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures"):
+            hint = " (install revprof[monai] or revprof[nnunet]; see pyproject.toml)"
+        raise RevprofError(f"model {name!r}: cannot import {module_name!r}: {_first_line(error)}{hint}") from None
+    except Exception as error:  # the user's module raised while importing
+        raise RevprofError(f"model {name!r}: importing {module_name!r} raised {_first_line(error)}") from None
+    value: Any = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            raise RevprofError(f"model {name!r}: {module_name!r} has no attribute {attr!r}")
+        value = getattr(value, part)
+    if not callable(value):
+        raise RevprofError(f"model {name!r}: {attr!r} is a {type(value).__name__}, not a callable factory")
+    return value
+
+
+def parse_model_kwargs(text: str | None) -> dict[str, Any]:
+    """``--model-kwargs``: a JSON object (never evaluated as code).
+
+    Raises:
+        RevprofError: not JSON, or not an object.
+    """
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RevprofError(f"--model-kwargs must be a JSON object; {text!r} is not JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise RevprofError(f"--model-kwargs must be a JSON object like '{{\"init_filters\": 16}}'; "
+                           f"got {type(value).__name__}")
+    return value
+
+
+def as_outputs(output: Any, name: str) -> list[torch.Tensor]:
+    """A network's output as a list: one tensor, or the tensors of a list/tuple (deep supervision).
+
+    Raises:
+        RevprofError: anything else.
+    """
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
+        return list(output)
+    raise RevprofError(f"model {name!r}: the forward must return a tensor or a list/tuple of tensors; "
+                       f"got {type(output).__name__}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A network built by a factory, with what a training step needs to know about it.
+
+    Duck-types :class:`~revprof.spec.ArchSpec` where the memory engine and planner use it
+    (``in_channels``, ``out_channels``, ``levels``, ``describe``, ``to_dict``, ``to_json``).
+
+    Attributes:
+        factory: a preset name or ``PACKAGE.MODULE:FACTORY`` (for a callable or module passed in
+            Python: its qualified name).
+        kwargs: keyword arguments for the factory (JSON-able).
+        in_channels: input channels ``C_in`` of ``(B, C_in, D, H, W)``.
+        out_channels: output channels, found by a forward when not given.
+        loss: ``dice`` (sigmoid regions) or ``dice_ce`` (softmax classes); see :data:`LOSSES`.
+        levels: patches must be multiples of ``2**(levels-1)`` per axis (1: any size).
+        bottleneck_edge: the planner's smallest patch is this many voxels per axis at the lowest stage.
+        outputs: shapes of the outputs at the checked patch (more than one: deep supervision).
+    """
+
+    factory: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    in_channels: int = 1
+    out_channels: int | None = None
+    loss: str = "dice"
+    levels: int = 1
+    bottleneck_edge: int = 1
+    outputs: tuple[tuple[int, ...], ...] = ()
+    source: Callable[[], nn.Module] | nn.Module | None = field(default=None, compare=False, repr=False)
+
+    arch = "model"
+
+    def build(self, fake: bool = False) -> nn.Module:
+        """The network (for an ``nn.Module`` source: a copy; ``fake``: with fake parameters, to be
+        called inside ``FakeTensorMode``).
+
+        Raises:
+            RevprofError: the factory raised or returned something that is not an ``nn.Module``.
+        """
+        if isinstance(self.source, nn.Module):
+            return _copy_module(self.source, fake)
+        factory = self.source if self.source is not None else load_factory(self.factory)
+        try:
+            model = factory(**self.kwargs)
+        except RevprofError:
+            raise
+        except Exception as error:
+            raise RevprofError(f"model {self.factory!r}: the factory raised {_first_line(error)}") from None
+        if not isinstance(model, nn.Module):
+            raise RevprofError(f"model {self.factory!r}: the factory returned a {type(model).__name__}, "
+                               f"not a torch.nn.Module")
+        return model
+
+    @property
+    def min_patch(self) -> int:
+        """The smallest patch edge it trains at: ``bottleneck_edge`` voxels at the lowest stage."""
+        return self.bottleneck_edge * 2 ** (self.levels - 1)
+
+    @property
+    def deep_supervision(self) -> bool:
+        return len(self.outputs) > 1
+
+    def loss_words(self) -> str:
+        """What the loss computes, including deep supervision's weights when there are several outputs."""
+        from revprof.losses import deep_supervision_weights
+
+        words = f"{self.loss}: {LOSSES[self.loss]}"
+        if self.deep_supervision:
+            weights = ", ".join(f"{w:.4g}" for w in deep_supervision_weights(len(self.outputs)))
+            words += (f"; deep supervision over {len(self.outputs)} outputs with nnU-Net's weights "
+                      f"{weights} against nearest-downsampled targets")
+        return words
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={json.dumps(v)}" for k, v in self.kwargs.items())
+        return f"{self.factory}({args}) · loss {self.loss}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"arch": "model", "factory": self.factory, "kwargs": dict(self.kwargs),
+                "in_channels": self.in_channels, "out_channels": self.out_channels, "loss": self.loss,
+                "loss_words": self.loss_words(), "levels": self.levels,
+                "bottleneck_edge": self.bottleneck_edge,
+                "outputs": [list(s) for s in self.outputs]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        return cls(factory=data["factory"], kwargs=dict(data.get("kwargs") or {}),
+                   in_channels=int(data["in_channels"]), out_channels=data.get("out_channels"),
+                   loss=data.get("loss", "dice"), levels=int(data.get("levels", 1)),
+                   bottleneck_edge=int(data.get("bottleneck_edge", 1)),
+                   outputs=tuple(tuple(s) for s in data.get("outputs") or ()))
+
+    def checked(self, patch: Sequence[int], batch: int = 1) -> ModelSpec:
+        """This spec with ``out_channels`` and ``outputs`` found by a forward over fake tensors on
+        ``(batch, in_channels, *patch)``; nothing is allocated.
+
+        Raises:
+            RevprofError: no trainable parameters, the forward fails, or an output is not ``(batch, C, d, h, w)`` with the
+                first at the full patch, one ``C`` for all and no axis larger than the patch.
+        """
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        expected = (batch, self.out_channels or "C", *patch)
+        words = "x".join(map(str, (batch, self.in_channels, *patch)))
+        with FakeTensorMode(), torch.random.fork_rng(devices=[]):
+            model = self.build(fake=True)
+            if not any(p.requires_grad for p in model.parameters()):
+                raise RevprofError(f"model {self.factory!r} has no trainable parameters; a training "
+                                   f"step needs some")
+            try:
+                output = model(torch.empty(batch, self.in_channels, *patch))
+            except Exception as error:
+                raise RevprofError(f"model {self.factory!r}: the forward on a {words} input raised "
+                                   f"{_first_line(error)}") from None
+            shapes = tuple(tuple(o.shape) for o in as_outputs(output, self.factory))
+        first = shapes[0]
+        channels = first[1] if len(first) == 5 else None
+        for i, shape in enumerate(shapes):
+            good = (len(shape) == 5 and shape[0] == batch and shape[1] == channels
+                    and (shape[2:] == tuple(patch) if i == 0 else all(s <= p for s, p in zip(shape[2:], patch))))
+            if not good or (self.out_channels is not None and channels != self.out_channels):
+                which = "the output" if len(shapes) == 1 else f"output {i} of {len(shapes)}"
+                raise RevprofError(f"model {self.factory!r}: {which} on a {words} input has shape "
+                                   f"{'x'.join(map(str, shape))}; expected "
+                                   f"{'x'.join(map(str, expected))} (deep-supervision outputs may be smaller)")
+        return replace(self, out_channels=channels, outputs=shapes)
+
+
+def _copy_module(module: nn.Module, fake: bool) -> nn.Module:
+    """A deep copy of ``module``; with ``fake`` (inside ``FakeTensorMode``) its parameters and buffers
+    are replaced by new fake tensors of the same shape, so the real ones are never touched."""
+    if not fake:
+        return copy.deepcopy(module)
+    memo: dict[int, Any] = {}
+    for p in module.parameters():
+        memo[id(p)] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype), requires_grad=p.requires_grad)
+    for b in module.buffers():
+        memo[id(b)] = torch.empty(b.shape, dtype=b.dtype)
+    return copy.deepcopy(module, memo)
+
+
+def _infer_in_channels(model: nn.Module, kwargs: Mapping[str, Any]) -> int | None:
+    for key in _IN_CHANNEL_KEYS:
+        if isinstance(kwargs.get(key), int):
+            return int(kwargs[key])
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):  # the first convolution reads the input
+            return int(module.in_channels)
+    return None
+
+
+def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping[str, Any] | None = None,
+               in_channels: int | None = None, out_channels: int | None = None, loss: str = "dice",
+               patch_multiple: int | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` for a preset or ``PACKAGE.MODULE:FACTORY`` name, a factory or a module.
+
+    ``in_channels`` defaults to the factory's ``in_channels``/``input_channels`` keyword, then to
+    the first convolution's input channels; ``patch_multiple`` (a power of two) to the preset's.
+
+    Raises:
+        RevprofError: as :func:`load_factory` and :meth:`ModelSpec.build`, an unknown loss, a patch
+            multiple that is not a power of two, or input channels that cannot be found.
+    """
+    from revprof.errors import look_up
+
+    look_up("loss", loss, LOSSES)
+    kwargs = dict(kwargs or {})
+    levels, bottleneck_edge = 1, 1
+    if isinstance(model, str):
+        name, source = model, load_factory(model)
+        if model in PRESETS:
+            levels, bottleneck_edge = preset_levels(model, kwargs), PRESETS[model].bottleneck_edge
+    elif isinstance(model, nn.Module):
+        name, source = f"{type(model).__module__}.{type(model).__qualname__} (instance)", model
+        if kwargs:
+            raise RevprofError("kwargs apply to a factory, not to an nn.Module instance")
+    elif callable(model):
+        qualname = getattr(model, "__qualname__", repr(model))
+        name, source = f"{getattr(model, '__module__', '?')}:{qualname}", model
+    else:
+        raise RevprofError(f"model must be an nn.Module, a zero-argument factory or a "
+                           f"PACKAGE.MODULE:FACTORY name; got {type(model).__name__}")
+    if patch_multiple is not None:
+        if patch_multiple < 1 or patch_multiple & (patch_multiple - 1):
+            raise RevprofError(f"patch multiple must be a power of two (1, 2, 4, 8, ...); got {patch_multiple}")
+        levels = patch_multiple.bit_length()
+    spec = ModelSpec(factory=name, kwargs=kwargs, in_channels=1, out_channels=out_channels, loss=loss,
+                     levels=levels, bottleneck_edge=bottleneck_edge,
+                     source=source if not isinstance(model, str) else None)
+    if in_channels is None:
+        if isinstance(model, nn.Module):
+            in_channels = _infer_in_channels(model, kwargs)
+        else:
+            with torch.device("meta"):  # built without memory, only to read its first convolution
+                in_channels = _infer_in_channels(spec.build(), kwargs)
+        if in_channels is None:
+            raise RevprofError(f"model {name!r}: cannot tell its input channels; give in_channels "
+                               f"(--in-channels)")
+    if in_channels < 1:
+        raise RevprofError(f"in_channels must be at least 1; got {in_channels}")
+    return replace(spec, in_channels=in_channels)

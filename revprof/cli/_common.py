@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: error reporting without tracebacks, and the console."""
+"""Shared CLI plumbing: error reporting without tracebacks, and the console.
+
+Both consoles print without rich markup, so user text (a path, a study or case name holding
+``[space]`` or ``[/x]``) is printed as it is and can never break a line. A line that wants
+styles passes ``markup=True`` and wraps every interpolated value in :func:`escape`.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,23 @@ from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from revprof.errors import RevprofError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+__all__ = ["console", "err_console", "escape", "fail", "handle_errors", "parameter"]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on one line of stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False,
+                      soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -109,7 +109,7 @@ def _print_report(report: CheckReport) -> None:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True, markup=True)
     verdict = "[green]usable[/]" if report.ok else "[red]not usable[/]"
-    console.print(f"dataset is {verdict}", highlight=False)
+    console.print(f"dataset is {verdict}", highlight=False, markup=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from revprof.cli._common import console, err_console, fail, handle_errors
+from revprof.cli._common import console, err_console, escape, fail, handle_errors
 from revprof.errors import RevprofError
 from revprof.units import format_bytes
 
@@ -87,9 +87,10 @@ def sweep(
     mode = "memory only (predicted peak, no training)" if memory_only else "training"
     budget = (f" · budget {format_bytes(study_file.budget_bytes)}"
               if study_file.budget_bytes is not None else "")
-    console.print(f"[bold]study {name}[/] · {describe(store)} · {'new' if handle.created else 'resumed'}"
+    console.print(f"[bold]study {escape(name)}[/] · {escape(describe(store))} · "
+                  f"{'new' if handle.created else 'resumed'}"
                   f" · {mode}{budget} · target {target} complete trials · {workers} worker"
-                  f"{'s' if workers != 1 else ''}", highlight=False)
+                  f"{'s' if workers != 1 else ''}", highlight=False, markup=True)
     if handle.enqueued:
         console.print(f"enqueued {handle.enqueued} trials from {study_file.path}", highlight=False)
 
@@ -262,9 +263,10 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
     status = row["status"]
     colour = {"ok": "green", "infeasible": "yellow", "oom": "yellow", "diverged": "yellow"}.get(
         status, "red")
-    parts = [f"trial {trial.number}", f"[{colour}]{status}[/]", row["network"] or "?"]
+    parts = [f"trial {trial.number}", f"[{colour}]{escape(str(status))}[/]",
+             escape(row["network"] or "?")]
     if row["patch"]:
-        parts.append(row["patch"])
+        parts.append(escape(str(row["patch"])))
     if row["dice"] is not None:
         parts.append(f"Dice {row['dice']:.3f}")
     if isinstance(row["peak_bytes"], (int, float)):
@@ -276,11 +278,12 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
     if isinstance(row["seconds_per_step"], (int, float)):
         parts.append(f"{row['seconds_per_step']:.2f} s/step")
     if status in ("failed", "interrupted") and trial.user_attrs.get("error"):
-        parts.append(str(trial.user_attrs["error"]))
-    console.print(" · ".join(parts), highlight=False, soft_wrap=True)
+        parts.append(escape(str(trial.user_attrs["error"])))
+    console.print(" · ".join(parts), highlight=False, soft_wrap=True, markup=True)
     trials = study.get_trials(deepcopy=False)
-    console.print(f"  [dim]{count_trials(trials).line(target)} · {front_summary(study, trials)}[/]",
-                  highlight=False, soft_wrap=True)
+    console.print(f"  [dim]{escape(count_trials(trials).line(target))} · "
+                  f"{escape(front_summary(study, trials))}[/]",
+                  highlight=False, soft_wrap=True, markup=True)
 
 
 def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
@@ -302,7 +305,7 @@ def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
     if console.is_terminal:
         console.print(table)
     else:  # a log or a pipe: do not squeeze the table into 80 columns
-        Console(width=max(console.width, 160)).print(table)
+        Console(width=max(console.width, 160), markup=False).print(table)
 
 
 def _write_report(name: str, store: str, report_path: Path | None) -> None:

@@ -13,6 +13,13 @@ class RevprofError(Exception):
     """
 
 
+class RevprofWarning(UserWarning):
+    """Something the user should know that does not stop the command (a skipped damaged line).
+
+    The CLI prints it as one ``warning: ...`` line on stderr.
+    """
+
+
 def closest(value: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""`` when none is close."""
     match = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)

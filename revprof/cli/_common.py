@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -16,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from revprof.errors import RevprofError
+from revprof.errors import RevprofError, RevprofWarning
+from revprof.redaction import redact_text
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,10 +30,27 @@ __all__ = ["console", "err_console", "escape", "fail", "handle_errors", "paramet
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``error: message`` on one line of stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False,
+    """Print ``error: message`` on one line of stderr (any password in it masked) and return the
+    exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(redact_text(message))}", markup=True, highlight=False,
                       soft_wrap=True)
     return typer.Exit(code)
+
+
+_show_warning = warnings.showwarning
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """Print a :class:`RevprofWarning` as one ``warning: ...`` line; others as Python does."""
+    if isinstance(message, RevprofWarning) or (isinstance(category, type) and
+                                                issubclass(category, RevprofWarning)):
+        err_console.print(f"[yellow]warning:[/] {escape(redact_text(str(message)))}", markup=True,
+                          highlight=False, soft_wrap=True)
+        return
+    _show_warning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _warning_line
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -61,11 +62,20 @@ def sweep(
     from revprof.sweep.storage import default_storage, describe, storage_kind
     from revprof.sweep.studyfile import load_study
 
+    from revprof.bounds import check_name, check_seed
+
     study_file = load_study(study_path)
+    check_seed(seed)
+    if study_name is not None:
+        check_name("--study-name", study_name)
     if report_path is not None and not report:
         raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
                            f"--report (revprof sweep STUDY.toml --report REPORT.html)")
     target = trials or study_file.trials
+    if worker is not None and storage is None:
+        from revprof.sweep.workers import STORAGE_ENV
+
+        storage = os.environ.get(STORAGE_ENV)
     store = storage if storage is not None else default_storage()
     storage_kind(store)
     if storage_kind(store) == "journal" and storage is not None:

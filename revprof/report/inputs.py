@@ -101,7 +101,7 @@ def open_storage(storage: str | None) -> tuple[Any, str]:
     never created.
     """
     from revprof.sweep.storage import open_storage as open_store
-    from revprof.sweep.storage import redact
+    from revprof.redaction import redact_url
 
     if storage is None:
         if not DEFAULT_STORE.exists():
@@ -113,7 +113,7 @@ def open_storage(storage: str | None) -> tuple[Any, str]:
     if "://" not in storage and not Path(storage).exists():
         raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
                            f"postgresql://... or the path of a .journal file)")
-    return open_store(storage, create=False), redact(storage)
+    return open_store(storage, create=False), redact_url(storage)
 
 
 def load_study(study_name: str, storage: str | None = None) -> Source:

@@ -23,6 +23,7 @@ MAX_BATCH = 1024
 MAX_STEPS = 10_000_000
 MAX_SEED = 2**32 - 1       # what numpy's and torch's generators take
 MAX_TRIALS = 100_000
+MAX_WORKERS = 256          # local worker processes of one sweep
 MAX_SYNTHETIC_CASES = 10_000
 MAX_SYNTHETIC_AXIS = 512
 MAX_STUDY_NAME = 200       # characters (PostgreSQL's Optuna schema holds 512 bytes)

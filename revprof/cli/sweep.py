@@ -62,12 +62,20 @@ def sweep(
     from revprof.sweep.storage import default_storage, describe, storage_kind
     from revprof.sweep.studyfile import load_study
 
-    from revprof.bounds import check_name, check_seed
+    from revprof.bounds import MAX_TRIALS, MAX_WORKERS, check_int, check_name, check_seed
 
     study_file = load_study(study_path)
     check_seed(seed)
+    if trials is not None:
+        check_int("--trials", trials, 1, MAX_TRIALS)
+    if workers is not None:
+        check_int("--workers", workers, 1, MAX_WORKERS)
     if study_name is not None:
         check_name("--study-name", study_name)
+    data_folder = data if data is not None else study_file.data.path
+    if data_folder is not None and not Path(data_folder).is_dir():
+        raise RevprofError(f"data folder {data_folder!r} ({'--data' if data is not None else 'data.path'}"
+                           f" of {study_path}) is not an existing folder")
     if report_path is not None and not report:
         raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
                            f"--report (revprof sweep STUDY.toml --report REPORT.html)")

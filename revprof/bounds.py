@@ -125,6 +125,18 @@ def check_output_file(path: Path | str, name: str, example: str = "results/runs.
     return path
 
 
+def replacement_mode(path: Path | str) -> int:
+    """The permission bits a file written to replace ``path`` should get: those of the existing
+    file, or for a new one what ``open`` would give (``0o666`` less the umask). A temporary file
+    from :func:`tempfile.mkstemp` is ``0o600``; chmod it to this before renaming it into place."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def check_output_folder(path: Path | str, name: str, example: str = "predictions/") -> Path:
     """An output folder revprof can create or write into, checked before any work.
 

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from revprof.cli._common import console, err_console, escape, handle_errors
 from revprof.data.conventions import CONVENTIONS, REGIONS
+from revprof.bounds import replacement_mode
 from revprof.errors import RevprofError
 from revprof.evaluation.evaluate import HD95_UNITS, EvaluationResult, ScoringOptions, evaluate, scoring_options
 from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
@@ -97,6 +98,7 @@ def _write_csv(result: EvaluationResult, path: Path) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             result.to_frame().to_csv(handle, index=False)
+        os.chmod(tmp, replacement_mode(path))  # mkstemp gives 0600; keep the file's mode
         os.replace(tmp, path)
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)

@@ -17,7 +17,6 @@ import fcntl
 import io
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from revprof.bounds import check_output_file, check_output_folder, check_seed
+from revprof.bounds import check_output_file, check_output_folder, check_seed, replacement_mode
 from revprof.errors import RevprofError
 
 DEFAULT_RESULTS = Path("results") / "runs.csv"
@@ -179,7 +178,7 @@ def _append_locked(row: dict[str, Any], path: Path) -> None:
         return
     # A new column: replace the header line, copy every old row verbatim, add the new row.
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    mode = stat.S_IMODE(path.stat().st_mode)
+    mode = replacement_mode(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:

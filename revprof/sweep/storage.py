@@ -112,6 +112,9 @@ def open_storage(storage: str, create: bool = True) -> Any:
                                    f"{error.strerror}") from None
         elif path.is_dir():
             raise RevprofError(f"study store {storage} is a directory; give a file path")
+        elif not path.is_file():
+            raise RevprofError(f"study store {storage} is not a regular file (a device or a pipe); "
+                               f"give a journal file path such as .revprof/studies.journal")
         try:
             backend = TolerantJournalBackend(str(path))
             _repair_torn_tail(path, backend)

@@ -373,6 +373,10 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     name = p.string(study, "study.name", required=True)
     if not name or any(c.isspace() or c in "/\\" for c in name):
         raise p.error("study.name", f"must be a non-empty name without spaces or slashes; got {name!r}")
+    try:
+        bounds.check_name("study.name", name)
+    except RevprofError as error:
+        raise p.error("", str(error)) from None
     trials = p.integer(study, "study.trials", 10, minimum=1, maximum=bounds.MAX_TRIALS)
     objectives = study.get("objectives", ["dice", "peak_bytes"])
     if (isinstance(objectives, str) or not isinstance(objectives, list) or

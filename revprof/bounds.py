@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,25 @@ def replacement_mode(path: Path | str) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def replace_file(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, give it the mode of the
+    file it replaces (:func:`replacement_mode`) and rename it over ``path``: a crash leaves the
+    old or the new file, never half of one. The temporary file is removed on any error."""
+    path = Path(path)
+    mode = replacement_mode(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def check_output_folder(path: Path | str, name: str, example: str = "predictions/") -> Path:

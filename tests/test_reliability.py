@@ -29,33 +29,11 @@ from revprof import bounds
 from revprof.cli.app import app
 from revprof.redaction import redact_text, redact_url
 from revprof.train.results import append_row, check_table
+from test_sweep_run import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY_STUDY = """
-[study]
-name = "tiny"
-trials = 2
-
-[data]
-synthetic_cases = 3
-synthetic_shape = 32
-
-[fixed]
-patch = 16
-steps = 3
-val_cases = 1
-device = "cpu"
-
-[space]
-levels = 2
-width = [4, 8]
-reversible = ["all", "none"]
-
-[sampler]
-name = "random"
-seed = 1
-"""
+TINY_STUDY = TINY.format(trials=2, budget="")  # the tiny study of the sweep tests
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -529,7 +507,7 @@ def test_journal_adapter_private_names(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_sweeps_on_one_journal(tmp_path: Path) -> None:
-    (tmp_path / "tiny.toml").write_text(TINY_STUDY.replace("trials = 2", "trials = 6"))
+    (tmp_path / "tiny.toml").write_text(TINY.format(trials=6, budget=""))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "revprof", "sweep", "tiny.toml", "--memory-only"]
     first = subprocess.Popen(command + ["--seed", "1"], cwd=tmp_path, env=env,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Generator
@@ -28,6 +27,7 @@ from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError, RevprofWarning
 
 _KNOWN_OPS = range(0, 16)  # Optuna's JournalOperation codes (0..10 today), with room to grow
@@ -200,18 +200,7 @@ def repair_journal(path: str | Path) -> tuple[Path, list[tuple[int, str]]]:
                 (keep.append(line) if record is not None else removed.append((number, reason)))
             if lines[-1]:
                 removed.append((len(lines), "a torn last line"))
-            handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                                 dir=path.parent)
-            try:
-                with os.fdopen(handle, "wb") as stream:
-                    stream.write(b"".join(line + b"\n" for line in keep))
-                    stream.flush()
-                    os.fsync(stream.fileno())
-                shutil.copymode(backup, temporary)
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            replace_file(path, b"".join(line + b"\n" for line in keep))
     except OSError as error:
         raise RevprofError(f"cannot repair the study store {path}: {error.strerror}") from None
     return backup, removed

@@ -17,15 +17,15 @@ import fcntl
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from revprof.bounds import check_output_file, check_output_folder, check_seed, replacement_mode
+from revprof.bounds import check_output_file, check_output_folder, check_seed, replace_file
 from revprof.errors import RevprofError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_RESULTS = Path("results") / "runs.csv"
 
@@ -178,22 +178,13 @@ def _append_locked(row: dict[str, Any], path: Path) -> None:
         return
     # A new column: replace the header line, copy every old row verbatim, add the new row.
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""
-    mode = replacement_mode(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(_line(columns) + body + (joiner if body else b"") + line)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, _line(columns) + body + (joiner if body else b"") + line)
 
 
 def read_results(path: Path = DEFAULT_RESULTS) -> pd.DataFrame:
     """The results table (``RevprofError`` when missing)."""
+    import pandas as pd
+
     if not path.exists():
         raise RevprofError(f"no results table at {path}; run `revprof measure --steps N` first")
     return pd.read_csv(path)

@@ -622,3 +622,31 @@ def test_bounds_are_in_the_messages() -> None:
     with pytest.raises(RevprofError, match="finite"):
         bounds.check_float("x", float("nan"), 0, 1)
     assert bounds.check_int("x", 3, 1, 3) == 3
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["replaced", "new"])
+def test_evaluate_csv_keeps_the_file_mode(tmp_path: Path, existing: bool) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    data = np.zeros((6, 3, 3), dtype=np.uint8)
+    data[:2, 1, 1] = [3, 2]
+    for path in (tmp_path / "ref" / "BraTS-MET-00001-000-seg.nii.gz",
+                 tmp_path / "pred" / "00001-000.nii.gz"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    out = tmp_path / "scores.csv"
+    if existing:
+        out.write_text("old\n")
+        out.chmod(0o664)
+    expected = 0o664 if existing else 0o666 & ~_umask()
+    code, stdout, stderr, exception = invoke(["evaluate", "--pred", str(tmp_path / "pred"), "--ref",
+                                              str(tmp_path / "ref"), "--csv", str(out), "--no-hd95"])
+    assert exception is None and code == 0, stderr
+    assert out.stat().st_mode & 0o777 == expected
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import optuna
@@ -29,6 +30,7 @@ from revprof import bounds
 from revprof.cli.app import app
 from revprof.redaction import redact_text, redact_url
 from revprof.train.results import append_row, check_table
+from pg_server import postgres_server  # noqa: F401 - the fixture
 from test_sweep_run import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -650,3 +652,37 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_no_password_in_a_real_postgres_sweep_and_report(tmp_path: Path, postgres_server) -> None:  # noqa: F811
+    """A real server (trust authentication ignores the password): the password given in the
+    query reaches neither the sweep's stdout/stderr, nor the worker command lines, nor the
+    report HTML."""
+    url = f"{postgres_server.url}?password=s3cret"
+    (tmp_path / "tiny.toml").write_text(TINY_STUDY)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    sweep = subprocess.Popen([sys.executable, "-m", "revprof", "sweep", "tiny.toml", "--memory-only",
+                              "--workers", "2", "--storage", url, "--report", "r.html"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    seen: list[bytes] = []
+    while sweep.poll() is None:  # the command lines of the parent's children while they run
+        for child in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (child / "cmdline").read_bytes()
+                cwd = os.readlink(child / "cwd")
+            except OSError:
+                continue
+            if b"\x00--worker\x00" in cmdline and cwd == str(tmp_path):  # not the parent
+                seen.append(cmdline)
+        time.sleep(0.2)
+    out, err = sweep.communicate()
+    assert sweep.returncode == 0, out + err
+    assert "password=***" in out and "s3cret" not in out + err
+    assert seen and not any(b"s3cret" in c for c in seen)
+    html = (tmp_path / "r.html").read_text()
+    assert "s3cret" not in html and "password=***" in html
+    for log in (tmp_path / ".revprof" / "logs").glob("*.log"):
+        assert "s3cret" not in log.read_text()

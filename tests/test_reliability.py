@@ -149,7 +149,7 @@ LISTED = [
     # wrong or unclear
     pytest.param(["model", "--widths", "8,,16"], "empty entry", id="widths-empty-entry"),
     pytest.param(["plan", "--budget", "1B", "--levels", "2", "--width", "8"],
-                 "over the budget of 1 B", id="budget-1B"),
+                 "over 1 B (the budget of 1 B", id="budget-1B"),
     pytest.param(["report", "--results", "/tmp"], "is a folder", id="report-results-folder"),
     pytest.param(["sweep", "tiny.toml", "--study-name", ""], "must not be empty", id="study-name-empty"),
     pytest.param(["report", "--study", ""], "must not be empty", id="report-study-empty"),

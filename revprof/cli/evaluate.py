@@ -77,7 +77,7 @@ def _lesion_table(result: EvaluationResult) -> Table:
     mean = result.mean()
     table.add_section()
     for r in REGIONS:
-        table.add_row(f"[bold]mean ({len(result.cases)} cases)[/]", r.upper(),
+        table.add_row(Text(f"mean ({len(result.cases)} cases)", style="bold"), r.upper(),
                       _fmt(mean["lesion_dice"][r], 4), _fmt(mean["lesion_hd95"][r], 2),
                       "", "", "", "")
     return table

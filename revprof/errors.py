@@ -9,7 +9,20 @@ from collections.abc import Iterable
 class RevprofError(Exception):
     """A problem with the user's input or environment, with an actionable one-line message.
 
-    The CLI prints the message and exits with status 1, without a traceback.
+    The CLI prints the message and exits with status 1, without a traceback. Any password in
+    the message (a store URL, a driver's ``password=...``) is masked when the error is made.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from revprof.redaction import redact_text
+
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+
+
+class RevprofWarning(UserWarning):
+    """Something the user should know that does not stop the command (a skipped damaged line).
+
+    The CLI prints it as one ``warning: ...`` line on stderr.
     """
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from revprof.bounds import MAX_DEPTH, MAX_GROWTH, MAX_LEVELS, MAX_PATCH, MAX_WIDTH, check_float
 from revprof.errors import RevprofError, look_up
 
 ARCHS = ("revunet", "nonewnet")
@@ -214,9 +215,17 @@ def _bool(name: str, value: Any) -> bool:
     raise RevprofError(f"{name} must be true or false; got {value!r}")
 
 
+def _split(name: str, value: str) -> list[str]:
+    parts = value.replace(" ", "").split(",")
+    if "" in parts:
+        raise RevprofError(f"{name} has an empty entry in {value!r}; give numbers separated by "
+                           f"single commas like 1,2,3")
+    return parts
+
+
 def _int_list(name: str, value: Any) -> list[int]:
     if isinstance(value, str):
-        value = [v for v in value.replace(" ", "").split(",") if v != ""]
+        value = _split(name, value)
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
     if not isinstance(value, Sequence):
@@ -226,7 +235,7 @@ def _int_list(name: str, value: Any) -> list[int]:
 
 def _bool_list(name: str, value: Any) -> list[bool]:
     if isinstance(value, str):
-        value = [v for v in value.replace(" ", "").split(",") if v != ""]
+        value = _split(name, value)
     if not isinstance(value, Sequence):
         raise RevprofError(f"{name} must be a per-level list of 0/1; got {value!r}")
     return [_bool(name, v) for v in value]
@@ -245,15 +254,16 @@ def _per_level(name: str, value: int | Sequence[int] | str, levels: int) -> tupl
 def _validate(spec: ArchSpec) -> None:
     look_up("arch", spec.arch, ARCHS)
     levels = len(spec.widths)
-    if levels < 2:
-        raise RevprofError(f"levels must be at least 2; got {levels}")
+    if not 2 <= levels <= MAX_LEVELS:
+        raise RevprofError(f"levels must be from 2 to {MAX_LEVELS}; got {levels}")
     for name in ("in_channels", "out_channels", "groups"):
         value = getattr(spec, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RevprofError(f"{name} must be a positive whole number; got {value!r}")
     for i, width in enumerate(spec.widths):
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise RevprofError(f"widths[{i}] must be a positive whole number; got {width!r}")
+        if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
+            raise RevprofError(f"widths[{i}] must be a whole number from 1 to {MAX_WIDTH}; "
+                               f"got {width!r}")
     for name in ("encoder_depth", "decoder_depth", "encoder_reversible", "decoder_reversible"):
         values = getattr(spec, name)
         if len(values) != levels:
@@ -261,8 +271,8 @@ def _validate(spec: ArchSpec) -> None:
                                f"got {len(values)}")
     for name in ("encoder_depth", "decoder_depth"):
         for i, depth in enumerate(getattr(spec, name)):
-            if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-                raise RevprofError(f"{name}[{i}] must be at least 1 block; got {depth!r}")
+            if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+                raise RevprofError(f"{name}[{i}] must be from 1 to {MAX_DEPTH} blocks; got {depth!r}")
     if spec.arch == "revunet":
         for i, width in enumerate(spec.widths):
             if width % 2:
@@ -313,13 +323,14 @@ def widths_from(width: int, levels: int, growth: float = 2.0, max_width: int | N
 
     ``widths_from(30, 5)`` is ``(30, 60, 120, 240, 480)``; each width is rounded to a whole number.
     """
-    if width < 1:
-        raise RevprofError(f"width must be a positive whole number; got {width}")
-    if growth < 1:
-        raise RevprofError(f"growth must be at least 1; got {growth}")
+    if not 1 <= width <= MAX_WIDTH:
+        raise RevprofError(f"width must be a whole number from 1 to {MAX_WIDTH}; got {width}")
+    growth = check_float("growth", growth, 1.0, MAX_GROWTH)
+    if not 2 <= levels <= MAX_LEVELS:
+        raise RevprofError(f"levels must be from 2 to {MAX_LEVELS}; got {levels}")
     widths = []
     for i in range(levels):
-        w = int(round(width * growth**i))
+        w = int(round(width * growth**i))  # at most 8192 * 16**9, a finite float
         if max_width is not None:
             w = min(w, max_width)
         widths.append(w)
@@ -372,8 +383,8 @@ def spec_from_options(
                                f"({','.join(map(str, width_tuple))})")
     else:
         n_levels = 5 if levels is None else _int("levels", levels)
-        if n_levels < 2:
-            raise RevprofError(f"levels must be at least 2; got {n_levels}")
+        if not 2 <= n_levels <= MAX_LEVELS:
+            raise RevprofError(f"levels must be from 2 to {MAX_LEVELS}; got {n_levels}")
         if width is None:
             if arch == "revunet" and n_levels == 5 and max_width is None and growth == 2.0:
                 width_tuple = PAPER_REVUNET_WIDTHS
@@ -422,6 +433,8 @@ def parse_patch(value: str | int | Sequence[int]) -> tuple[int, int, int]:
         parts = parts * 3
     if len(parts) != 3 or any(p < 1 for p in parts):
         raise RevprofError(f"patch must be one size like 128 or three like 160,192,160; got {value!r}")
+    if any(p > MAX_PATCH for p in parts):
+        raise RevprofError(f"patch axes must be at most {MAX_PATCH} voxels; got {value!r}")
     return parts[0], parts[1], parts[2]
 
 

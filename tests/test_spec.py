@@ -71,10 +71,10 @@ def test_execution_views():
         pytest.param({"reversible": "1,0"}, "reversible must have levels=5 entries", id="rev-length"),
         pytest.param({"reversible": "encodr"}, "did you mean 'encoder'?", id="rev-name"),
         pytest.param({"arch": "revnet"}, "did you mean 'revunet'?", id="arch-name"),
-        pytest.param({"levels": 1}, "levels must be at least 2; got 1", id="levels"),
+        pytest.param({"levels": 1}, "levels must be from 2 to 10; got 1", id="levels"),
         pytest.param({"arch": "nonewnet", "reversible": "all"}, "nonewnet' has no reversible levels",
                      id="nonewnet-reversible"),
-        pytest.param({"depth": 0}, "encoder_depth[0] must be at least 1 block; got 0", id="depth-zero"),
+        pytest.param({"depth": 0}, "encoder_depth[0] must be from 1 to 64 blocks; got 0", id="depth-zero"),
         pytest.param({"width": 16, "widths": "16,32"}, "either width", id="width-and-widths"),
     ],
 )

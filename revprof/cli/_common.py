@@ -1,28 +1,56 @@
-"""Shared CLI plumbing: error reporting without tracebacks, and the console."""
+"""Shared CLI plumbing: error reporting without tracebacks, and the console.
+
+Both consoles print without rich markup, so user text (a path, a study or case name holding
+``[space]`` or ``[/x]``) is printed as it is and can never break a line. A line that wants
+styles passes ``markup=True`` and wraps every interpolated value in :func:`escape`.
+"""
 
 from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from revprof.errors import RevprofError
+from revprof.errors import RevprofError, RevprofWarning
+from revprof.redaction import redact_text
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+
+__all__ = ["console", "err_console", "escape", "fail", "handle_errors", "parameter"]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``error: message`` on one line of stderr and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``error: message`` on one line of stderr (any password in it masked) and return the
+    exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(redact_text(message))}", markup=True, highlight=False,
+                      soft_wrap=True)
     return typer.Exit(code)
+
+
+_show_warning = warnings.showwarning
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """Print a :class:`RevprofWarning` as one ``warning: ...`` line; others as Python does."""
+    if isinstance(message, RevprofWarning) or (isinstance(category, type) and
+                                                issubclass(category, RevprofWarning)):
+        err_console.print(f"[yellow]warning:[/] {escape(redact_text(str(message)))}", markup=True,
+                          highlight=False, soft_wrap=True)
+        return
+    _show_warning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _warning_line
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "revprof.cli.evaluate",
     "revprof.cli.sweep",
     "revprof.cli.report",
+    "revprof.cli.store",
     "revprof.cli.bench",
 )
 

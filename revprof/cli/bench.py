@@ -36,7 +36,7 @@ def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cud
         command += f" --out {shlex.quote(str(out))}"
     if not revtorch_available():
         console.print("[yellow]RevTorch is not installed (pip install 'revprof[bench]'): its "
-                      "columns are left out.[/]")
+                      "columns are left out.[/]", markup=True)
     total = len(settings.memory.jobs()) + (settings.warmup + settings.repetitions) * len(settings.memory.peers)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),

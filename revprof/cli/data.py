@@ -51,13 +51,15 @@ def synth_command(
         help="Release layout: " + ", ".join(SYNTH_CONVENTIONS) + ".",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (case i uses [seed, i])."),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty "
+                               "(cases with the same id are replaced)."),
 ) -> None:
     """Write synthetic BraTS-format cases in a public release layout."""
     with _progress() as bar:
         task = bar.add_task(f"synthesising {convention}", total=cases)
         written = synthesize(
             out, cases, shape=shape, convention=convention, seed=seed,  # type: ignore[arg-type]
-            progress=lambda i, path: bar.advance(task),
+            progress=lambda i, path: bar.advance(task), force=force,
         )
     console.print(f"wrote {len(written)} {convention} cases of shape "
                   f"{'x'.join(str(s) for s in shape)} to {out}", highlight=False)
@@ -109,7 +111,7 @@ def _print_report(report: CheckReport) -> None:
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True, markup=True)
     verdict = "[green]usable[/]" if report.ok else "[red]not usable[/]"
-    console.print(f"dataset is {verdict}", highlight=False)
+    console.print(f"dataset is {verdict}", highlight=False, markup=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -11,9 +11,11 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from revprof.cli._common import console, err_console, handle_errors
+from revprof.cli._common import console, err_console, escape, handle_errors
 from revprof.data.conventions import CONVENTIONS, REGIONS
+from revprof.bounds import replacement_mode
 from revprof.errors import RevprofError
 from revprof.evaluation.evaluate import HD95_UNITS, EvaluationResult, ScoringOptions, evaluate, scoring_options
 from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
@@ -48,7 +50,7 @@ def _table(result: EvaluationResult) -> Table:
     mean = result.mean()
     table.add_section()
     table.add_row(
-        f"[bold]mean ({len(result.cases)} cases)[/]",
+        Text(f"mean ({len(result.cases)} cases)", style="bold"),
         *(_fmt(mean["dice"][r], 4) for r in REGIONS),
         *(_fmt(mean["hd95"][r], 2) for r in REGIONS),
     )
@@ -75,7 +77,7 @@ def _lesion_table(result: EvaluationResult) -> Table:
     mean = result.mean()
     table.add_section()
     for r in REGIONS:
-        table.add_row(f"[bold]mean ({len(result.cases)} cases)[/]", r.upper(),
+        table.add_row(Text(f"mean ({len(result.cases)} cases)", style="bold"), r.upper(),
                       _fmt(mean["lesion_dice"][r], 4), _fmt(mean["lesion_hd95"][r], 2),
                       "", "", "", "")
     return table
@@ -96,6 +98,7 @@ def _write_csv(result: EvaluationResult, path: Path) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             result.to_frame().to_csv(handle, index=False)
+        os.chmod(tmp, replacement_mode(path))  # mkstemp gives 0600; keep the file's mode
         os.replace(tmp, path)
     except OSError as error:
         Path(tmp).unlink(missing_ok=True)
@@ -125,7 +128,7 @@ def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptio
                 return
             if task is None:
                 task = bar.add_task("evaluating", total=total)
-            bar.update(task, completed=done, description=f"evaluating {case}")
+            bar.update(task, completed=done, description=f"evaluating {escape(str(case))}")
 
         return evaluate(pred, ref, convention=convention, options=options, progress=advance)
 
@@ -187,7 +190,8 @@ def evaluate_command(
     if csv is not None:
         _write_csv(result, csv)
     for line in result.problems:
-        err_console.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(str(line))}", highlight=False,
+                          soft_wrap=True, markup=True)
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return
@@ -195,7 +199,8 @@ def evaluate_command(
     if result.lesions_computed:
         console.print(_lesion_table(result))
     if result.unpaired:
-        console.print(f"[yellow]{len(result.unpaired)} unpaired file(s):[/]", highlight=False)
+        console.print(f"[yellow]{len(result.unpaired)} unpaired file(s):[/]", highlight=False,
+                      markup=True)
         for name in result.unpaired:
             console.print(f"  {name}", highlight=False, soft_wrap=True)
     if csv is not None:

@@ -22,6 +22,7 @@ from revprof.memory.device import device_need
 from revprof.memory.render import report_tables, training_tables
 from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
+from revprof.train.results import check_training_outputs
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
@@ -84,6 +85,7 @@ def measure(
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")
     if steps is not None:
+        check_training_outputs(results, save_model, save_predictions, seed)
         settings = TrainSettings(
             data=data, patch=validate_patch(spec, patch), steps=steps, val_cases=val_cases,
             precision=precision, device=device, seed=seed, batch=batch, convention=convention,

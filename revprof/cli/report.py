@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from revprof.cli._common import console, handle_errors, parameter
+from revprof.bounds import check_name
 from revprof.errors import RevprofError
 from revprof.units import parse_bytes
 
@@ -41,6 +42,8 @@ def report(
                            "or --results FILE")
     if results is not None and storage is not None:
         raise RevprofError("--storage goes with --study, not with --results")
+    if study is not None:
+        check_name("--study", study)
     name = study if study is not None else Path(results).stem  # type: ignore[arg-type]
     target = out if out is not None else Path("reports") / f"{name}.html"
     if target.suffix.lower() not in (".html", ".htm"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from revprof.cli._common import console, err_console, fail, handle_errors
+from revprof.cli._common import console, err_console, escape, fail, handle_errors
 from revprof.errors import RevprofError
 from revprof.units import format_bytes
 
@@ -61,11 +62,28 @@ def sweep(
     from revprof.sweep.storage import default_storage, describe, storage_kind
     from revprof.sweep.studyfile import load_study
 
+    from revprof.bounds import MAX_TRIALS, MAX_WORKERS, check_int, check_name, check_seed
+
     study_file = load_study(study_path)
+    check_seed(seed)
+    if trials is not None:
+        check_int("--trials", trials, 1, MAX_TRIALS)
+    if workers is not None:
+        check_int("--workers", workers, 1, MAX_WORKERS)
+    if study_name is not None:
+        check_name("--study-name", study_name)
+    data_folder = data if data is not None else study_file.data.path
+    if data_folder is not None and not Path(data_folder).is_dir():
+        raise RevprofError(f"data folder {data_folder!r} ({'--data' if data is not None else 'data.path'}"
+                           f" of {study_path}) is not an existing folder")
     if report_path is not None and not report:
         raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
                            f"--report (revprof sweep STUDY.toml --report REPORT.html)")
     target = trials or study_file.trials
+    if worker is not None and storage is None:
+        from revprof.sweep.workers import STORAGE_ENV
+
+        storage = os.environ.get(STORAGE_ENV)
     store = storage if storage is not None else default_storage()
     storage_kind(store)
     if storage_kind(store) == "journal" and storage is not None:
@@ -87,9 +105,10 @@ def sweep(
     mode = "memory only (predicted peak, no training)" if memory_only else "training"
     budget = (f" · budget {format_bytes(study_file.budget_bytes)}"
               if study_file.budget_bytes is not None else "")
-    console.print(f"[bold]study {name}[/] · {describe(store)} · {'new' if handle.created else 'resumed'}"
+    console.print(f"[bold]study {escape(name)}[/] · {escape(describe(store))} · "
+                  f"{'new' if handle.created else 'resumed'}"
                   f" · {mode}{budget} · target {target} complete trials · {workers} worker"
-                  f"{'s' if workers != 1 else ''}", highlight=False)
+                  f"{'s' if workers != 1 else ''}", highlight=False, markup=True)
     if handle.enqueued:
         console.print(f"enqueued {handle.enqueued} trials from {study_file.path}", highlight=False)
 
@@ -262,9 +281,10 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
     status = row["status"]
     colour = {"ok": "green", "infeasible": "yellow", "oom": "yellow", "diverged": "yellow"}.get(
         status, "red")
-    parts = [f"trial {trial.number}", f"[{colour}]{status}[/]", row["network"] or "?"]
+    parts = [f"trial {trial.number}", f"[{colour}]{escape(str(status))}[/]",
+             escape(row["network"] or "?")]
     if row["patch"]:
-        parts.append(row["patch"])
+        parts.append(escape(str(row["patch"])))
     if row["dice"] is not None:
         parts.append(f"Dice {row['dice']:.3f}")
     if isinstance(row["peak_bytes"], (int, float)):
@@ -276,11 +296,12 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
     if isinstance(row["seconds_per_step"], (int, float)):
         parts.append(f"{row['seconds_per_step']:.2f} s/step")
     if status in ("failed", "interrupted") and trial.user_attrs.get("error"):
-        parts.append(str(trial.user_attrs["error"]))
-    console.print(" · ".join(parts), highlight=False, soft_wrap=True)
+        parts.append(escape(str(trial.user_attrs["error"])))
+    console.print(" · ".join(parts), highlight=False, soft_wrap=True, markup=True)
     trials = study.get_trials(deepcopy=False)
-    console.print(f"  [dim]{count_trials(trials).line(target)} · {front_summary(study, trials)}[/]",
-                  highlight=False, soft_wrap=True)
+    console.print(f"  [dim]{escape(count_trials(trials).line(target))} · "
+                  f"{escape(front_summary(study, trials))}[/]",
+                  highlight=False, soft_wrap=True, markup=True)
 
 
 def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
@@ -302,7 +323,7 @@ def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
     if console.is_terminal:
         console.print(table)
     else:  # a log or a pipe: do not squeeze the table into 80 columns
-        Console(width=max(console.width, 160)).print(table)
+        Console(width=max(console.width, 160), markup=False).print(table)
 
 
 def _write_report(name: str, store: str, report_path: Path | None) -> None:

@@ -94,6 +94,11 @@ def check_case(case: Case) -> CaseSummary:
         RevprofError: any problem :func:`revprof.data.load_case` detects.
     """
     loaded = load_case(case)
+    image = np.asarray(loaded.image)
+    for channel in range(image.shape[0]):
+        if not np.isfinite(image[channel]).any():
+            raise RevprofError(f"case {case.case_id}: image channel {channel} holds no finite "
+                               f"value (all NaN or infinite); the case is unusable")
     labels = None
     if loaded.labels is not None:
         labels = tuple(int(v) for v in np.unique(loaded.labels))

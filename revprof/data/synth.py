@@ -288,6 +288,22 @@ def _write_msd_json(out_dir: Path) -> None:
     (out_dir / "dataset.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
+def _refuse_non_empty(out: Path, cases: int, convention: str) -> None:
+    """Raise when ``out`` holds anything: real cases must never be overwritten by phantoms."""
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if convention in _CASE_FOLDER_NAMING:
+        ids = {_CASE_FOLDER_NAMING[convention][0].format(i) for i in range(cases)}
+    else:
+        ids = {"imagesTr", "labelsTr", "dataset.json"}
+    clash = [e for e in entries if e in ids]
+    detail = (f"{len(clash)} of them case(s) this would replace, such as {clash[0]}" if clash
+              else f"such as {entries[0]}")
+    raise RevprofError(f"output folder {out} is not empty ({len(entries)} entries, {detail}); "
+                       f"give an empty or new folder, or --force to write into it")
+
+
 def synthesize(
     out_dir: str | os.PathLike[str],
     cases: int,
@@ -295,23 +311,25 @@ def synthesize(
     convention: str = "brats2021",
     seed: int = 0,
     progress: Callable[[int, Path], None] | None = None,
+    force: bool = False,
 ) -> list[Path]:
     """Write ``cases`` synthetic cases under ``out_dir`` in a release layout.
 
     Args:
-        out_dir: destination folder (created; existing cases of the same name are overwritten).
+        out_dir: destination folder (created); it must be empty unless ``force``.
         cases: number of cases.
         shape: volume shape ``(D, H, W)``.
         convention: ``brats2021`` (BraTS 2017–2021 names and labels), ``brats2023`` or ``msd``
             (Decathlon Task01 layout with ``dataset.json``).
         seed: case ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
         progress: called as ``progress(i, path)`` after each written case.
+        force: write into a folder that already holds files (cases of the same id are replaced).
 
     Returns:
         The written case folders (for ``msd``, the ``imagesTr`` image files).
 
     Raises:
-        RevprofError: bad count, shape or convention.
+        RevprofError: bad count, shape or convention; a non-empty folder without ``force``.
     """
     look_up("convention", convention, SYNTH_CONVENTIONS)
     if cases < 1:
@@ -322,6 +340,8 @@ def synthesize(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise RevprofError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and not force:
+        _refuse_non_empty(out, cases, convention)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for i in range(cases):

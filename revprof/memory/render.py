@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from revprof.memory.device import device_need
 from revprof.memory.measure import MemoryReport
@@ -35,7 +36,8 @@ def report_tables(report: MemoryReport) -> Group:
                        f"batch {report.batch} · {report.precision}", show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
-    head.add_row("peak memory", f"[bold]{format_bytes(report.peak_bytes)}[/] ({report.peak_bytes:,} B)")
+    head.add_row("peak memory", Text.assemble((format_bytes(report.peak_bytes), "bold"),
+                                              f" ({report.peak_bytes:,} B)"))
     if report.reserved_bytes is not None:
         head.add_row("peak reserved (measured)", format_bytes(report.reserved_bytes))
     if report.predicted_reserved_bytes is not None:

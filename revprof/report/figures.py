@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -25,6 +27,11 @@ CATEGORY_COLORS = ("#4c72b0", "#55a868", "#8172b2", "#c44e52", "#ccb974")
 PHASE_COLORS = {"forward": "rgba(31,119,180,0.10)", "backward": "rgba(255,127,14,0.12)",
                 "optimizer": "rgba(44,160,44,0.14)"}
 REGION_COLORS = {"WT": "#2ca02c", "TC": "#ff7f0e", "ET": "#d62728", "mean": "#7f7f7f"}
+
+
+def escape(text: object) -> str:
+    """User or stored text for a plotly hover label, which renders HTML."""
+    return html.escape(str(text))
 
 
 def unit_for(largest: int | float) -> tuple[float, str]:
@@ -90,7 +97,8 @@ def _lines(fig: go.Figure, x: list, labels: list[str], series: tuple, scale: flo
             x=x, y=[None if v is None else v / scale for v in line.values], name=line.name,
             mode="lines+markers", line=dict(color=EXECUTION_COLORS.get(line.name), width=2.5),
             marker=dict(size=8),
-            hovertext=[f"{line.name}, {what} {label}: {format_bytes(v) if v is not None else 'n/a'}"
+            hovertext=[f"{escape(line.name)}, {what} {escape(label)}: "
+                       f"{format_bytes(v) if v is not None else 'n/a'}"
                        for label, v in zip(labels, line.values)], hoverinfo="text",
         ))
 
@@ -128,7 +136,8 @@ def breakdown_figure(info: BreakdownInfo) -> go.Figure:
         fig.add_trace(go.Bar(
             x=labels, y=[v / scale for v in values], name=category,
             marker_color=CATEGORY_COLORS[i % len(CATEGORY_COLORS)],
-            hovertext=[f"{bar.words}<br>{category}: {format_bytes(v)}" for bar, v in zip(info.bars, values)],
+            hovertext=[f"{escape(bar.words)}<br>{escape(category)}: {format_bytes(v)}"
+                       for bar, v in zip(info.bars, values)],
             hoverinfo="text",
         ))
     fig.update_layout(barmode="stack")
@@ -146,7 +155,7 @@ def levels_figure(info: BreakdownInfo) -> go.Figure:
         fig.add_trace(go.Bar(
             x=list(info.levels), y=[v / scale for v in bars.values], name=bars.label,
             marker_color=EXECUTION_COLORS.get(name),
-            hovertext=[f"{bars.label}, {level}: {format_bytes(v)}" for level, v in
+            hovertext=[f"{escape(bars.label)}, {escape(level)}: {format_bytes(v)}" for level, v in
                        zip(info.levels, bars.values)], hoverinfo="text",
         ))
     fig.update_layout(barmode="group")
@@ -196,7 +205,7 @@ def dice_figure(info: DiceInfo) -> go.Figure:
     for name, values in (("WT", info.wt), ("TC", info.tc), ("ET", info.et), ("mean", info.mean)):
         fig.add_trace(go.Bar(
             x=list(info.labels), y=list(values), name=name, marker_color=REGION_COLORS[name],
-            hovertext=[f"{words}<br>Dice {name} {v:.3f}" for words, v in zip(info.words, values)],
+            hovertext=[f"{escape(words)}<br>Dice {name} {v:.3f}" for words, v in zip(info.words, values)],
             hoverinfo="text",
         ))
     fig.update_layout(barmode="group")

@@ -101,7 +101,7 @@ def open_storage(storage: str | None) -> tuple[Any, str]:
     never created.
     """
     from revprof.sweep.storage import open_storage as open_store
-    from revprof.sweep.storage import redact
+    from revprof.redaction import redact_url
 
     if storage is None:
         if not DEFAULT_STORE.exists():
@@ -113,7 +113,7 @@ def open_storage(storage: str | None) -> tuple[Any, str]:
     if "://" not in storage and not Path(storage).exists():
         raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
                            f"postgresql://... or the path of a .journal file)")
-    return open_store(storage, create=False), redact(storage)
+    return open_store(storage, create=False), redact_url(storage)
 
 
 def load_study(study_name: str, storage: str | None = None) -> Source:
@@ -168,19 +168,29 @@ def _trial_row(trial: Any) -> TrialRow | None:
     status = attrs.get("status") or {"COMPLETE": "ok", "FAIL": "failed", "PRUNED": "interrupted"}.get(
         trial.state.name, "failed")
     completed = trial.datetime_complete or trial.datetime_start
+    try:
+        return _stored_trial_row(trial, attrs, spec, status, completed)
+    except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
+        raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
+                           f"{_one_line(error)}") from None
+
+
+def _stored_trial_row(trial: Any, attrs: Mapping[str, Any], spec: ArchSpec, status: Any,
+                      completed: Any) -> TrialRow:
     return TrialRow(
         number=trial.number, state=trial.state.name, status=str(status), spec=spec,
         spec_words=attrs.get("spec_words") or spec.describe(),
         patch=_patch(attrs.get("patch"), f"trial {trial.number}"),
-        batch=_int_or_none(attrs.get("batch")), precision=attrs.get("precision"),
-        peak_bytes=_int_or_none(attrs.get("peak_bytes")),
-        predicted_peak_bytes=_int_or_none(attrs.get("predicted_peak_bytes")),
-        predicted_reserved_bytes=_int_or_none(attrs.get("predicted_reserved_bytes")),
-        params=_int_or_none(attrs.get("params")),
+        batch=_int_or_none(attrs.get("batch"), "batch"), precision=attrs.get("precision"),
+        peak_bytes=_int_or_none(attrs.get("peak_bytes"), "peak_bytes"),
+        predicted_peak_bytes=_int_or_none(attrs.get("predicted_peak_bytes"), "predicted_peak_bytes"),
+        predicted_reserved_bytes=_int_or_none(attrs.get("predicted_reserved_bytes"),
+                                              "predicted_reserved_bytes"),
+        params=_int_or_none(attrs.get("params"), "params"),
         breakdown=_sizes(attrs.get("breakdown")),
         activations_by_part=_sizes(attrs.get("activations_by_part")),
         dice=_dice(attrs.get("dice")),
-        seconds_per_step=_float_or_none(attrs.get("seconds_per_step")),
+        seconds_per_step=_float_or_none(attrs.get("seconds_per_step"), "seconds_per_step"),
         device=attrs.get("device"), environment=dict(attrs.get("environment") or {}),
         error=attrs.get("error"), completed=_utc(completed),
     )
@@ -197,6 +207,11 @@ def load_results(path: Path) -> Source:
     import pandas as pd
 
     path = Path(path)
+    if path.is_dir():
+        raise RevprofError(f"results file {path} is a folder; give a results table such as "
+                           f"results/runs.csv")
+    if path.exists() and not path.is_file():
+        raise RevprofError(f"results file {path} is not a regular file")
     if not path.is_file():
         raise RevprofError(f"results file {path} does not exist")
     suffix = path.suffix.lower()
@@ -228,6 +243,17 @@ def load_results(path: Path) -> Source:
 
 
 def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+    try:
+        return _checked_result_row(index, record)
+    except (TypeError, ValueError, OverflowError, AttributeError) as error:
+        raise RevprofError(f"row {index}: a value is not valid: {_one_line(error)}") from None
+    except RevprofError as error:
+        message = str(error)
+        raise RevprofError(message if message.startswith(f"row {index}") else
+                           f"row {index}: {message}") from None
+
+
+def _checked_result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
     where = f"row {index}"
     raw_spec = _clean(record.get("spec"))
     if raw_spec is None:
@@ -236,7 +262,7 @@ def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
         spec = ArchSpec.from_dict(json.loads(raw_spec) if isinstance(raw_spec, str) else raw_spec)
     except (json.JSONDecodeError, RevprofError) as error:
         raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
-    parts = {k: _float_or_none(record.get(f"dice_{k}")) for k in ("wt", "tc", "et", "mean")}
+    parts = {k: _float_or_none(record.get(f"dice_{k}"), f"dice_{k}") for k in ("wt", "tc", "et", "mean")}
     dice = None
     if any(v is not None for v in parts.values()):
         regions = [parts[k] for k in ("wt", "tc", "et")]
@@ -244,16 +270,16 @@ def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
         if mean is None and all(v is not None for v in regions):
             mean = sum(regions) / 3  # type: ignore[arg-type]
         dice = Dice(*(math.nan if v is None else v for v in (*regions, mean)))
-    peak = _int_or_none(record.get("peak_bytes"))
+    peak = _int_or_none(record.get("peak_bytes"), "peak_bytes")
     if peak is None:
         raise RevprofError(f"{where}: peak_bytes is empty")
     return TrialRow(
         number=index, state="ROW", status=str(_clean(record.get("status")) or "ok"), spec=spec,
         spec_words=spec.describe(), patch=_patch(_clean(record.get("patch")), where),
-        batch=_int_or_none(record.get("batch")), precision=_clean(record.get("precision")),
-        peak_bytes=peak, predicted_peak_bytes=_int_or_none(record.get("predicted_peak_bytes")),
-        params=_int_or_none(record.get("params")), dice=dice,
-        seconds_per_step=_float_or_none(record.get("seconds_per_step")),
+        batch=_int_or_none(record.get("batch"), "batch"), precision=_clean(record.get("precision")),
+        peak_bytes=peak, predicted_peak_bytes=_int_or_none(record.get("predicted_peak_bytes"), "predicted_peak_bytes"),
+        params=_int_or_none(record.get("params"), "params"), dice=dice,
+        seconds_per_step=_float_or_none(record.get("seconds_per_step"), "seconds_per_step"),
         device=_clean(record.get("device")), completed=_timestamp(_clean(record.get("timestamp"))),
     )
 
@@ -270,14 +296,34 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _int_or_none(value: Any) -> int | None:
-    value = _clean(value)
-    return None if value is None else int(value)
+def _int_or_none(value: Any, name: str = "value") -> int | None:
+    """A whole non-negative number (``None`` when missing); garbage, ``1e400`` or a negative
+    count is an error naming the field."""
+    clean = _clean(value)
+    if isinstance(clean, int) and not isinstance(clean, bool) and clean >= 0:
+        return clean  # exact, also past 2**53
+    if isinstance(clean, str) and clean.strip().isdigit():
+        return int(clean.strip())
+    number = _float_or_none(value, name)
+    if number is None:
+        return None
+    if number < 0 or number != int(number):
+        raise RevprofError(f"{name} must be a whole number of at least 0; got {value!r}")
+    return int(number)
 
 
-def _float_or_none(value: Any) -> float | None:
+def _float_or_none(value: Any, name: str = "value") -> float | None:
+    """A finite number (``None`` when missing); garbage, NaN text or infinity is an error."""
     value = _clean(value)
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise RevprofError(f"{name} must be a number; got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise RevprofError(f"{name} must be a finite number; got {value!r}")
+    return number
 
 
 def _sizes(value: Any) -> dict[str, int] | None:

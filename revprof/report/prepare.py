@@ -9,6 +9,8 @@ themselves where a trial measured exactly that configuration, and otherwise from
 
 from __future__ import annotations
 
+import html
+
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -371,7 +373,9 @@ def patch_text(patch: Sequence[int]) -> str:
 
 def hover_text(t: TrialRow) -> str:
     """The spec in words, Dice per region, peak and seconds per step (HTML line breaks)."""
-    lines = [f"<b>{t.label}</b> {t.status}", t.spec_words]
+    # plotly renders hover text as HTML: every user-given or stored text is escaped
+    lines = [f"<b>{html.escape(str(t.label))}</b> {html.escape(str(t.status))}",
+             html.escape(str(t.spec_words))]
     settings = []
     if t.patch:
         settings.append(f"patch {patch_text(t.patch)}")

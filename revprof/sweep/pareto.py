@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from revprof.units import format_bytes
 
@@ -143,7 +144,8 @@ def trials_table(study: Any, trials: Sequence[Any], title: str, memory_only: boo
     for trial in trials:
         row = trial_row(trial)
         number = f"{row['number']}{'*' if mark and trial.number in mark else ''}"
-        network = row["network"] + (f" [dim]({row['label']})[/]" if row["label"] else "")
+        network = Text.assemble(str(row["network"] or ""),
+                                (f" ({row['label']})" if row["label"] else "", "dim"))
         cells = [number, network, row["patch"]]
         if not memory_only:
             regions = "/".join(_fmt(row[k], "{:.2f}") for k in ("dice_wt", "dice_tc", "dice_et"))

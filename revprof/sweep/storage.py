@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from revprof.errors import RevprofError
+from revprof.redaction import redact_url
 
 DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
 _CREATE_ATTEMPTS = 5
@@ -49,25 +49,26 @@ def storage_kind(storage: str) -> str:
     if scheme == "sqlite":
         if not storage.startswith("sqlite:///") or len(storage) <= len("sqlite:///"):
             raise RevprofError(f"SQLite storage URL must look like sqlite:///FILE.db; got "
-                               f"{redact(storage)!r}")
+                               f"{redact_url(storage)!r}")
         return "sqlite"
     if scheme in ("postgresql", "postgresql+psycopg2", "postgres"):
-        parts = urlsplit(storage)
+        try:
+            parts = urlsplit(storage)
+            parts.hostname  # noqa: B018 - validates an IPv6 host in brackets
+        except ValueError as error:
+            raise RevprofError(f"PostgreSQL storage URL is not a valid URL ({error}): "
+                               f"{redact_url(storage)!r}; it must look like postgresql://USER:"
+                               f"PASSWORD@HOST:PORT/DATABASE") from None
         if not parts.hostname or not parts.path.strip("/"):
             raise RevprofError(f"PostgreSQL storage URL must look like postgresql://USER:PASSWORD@"
-                               f"HOST:PORT/DATABASE; got {redact(storage)!r}")
+                               f"HOST:PORT/DATABASE; got {redact_url(storage)!r}")
         try:
             parts.port  # noqa: B018 - validates the port
         except ValueError:
-            raise RevprofError(f"PostgreSQL storage URL has an invalid port: {redact(storage)!r}") from None
+            raise RevprofError(f"PostgreSQL storage URL has an invalid port: {redact_url(storage)!r}") from None
         return "postgresql"
     raise RevprofError(f"storage URL scheme {scheme!r} is not supported; use a journal file path, "
                        f"sqlite:///FILE.db or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
-
-
-def redact(storage: str) -> str:
-    """The store string with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", storage)
 
 
 def describe(storage: str) -> str:
@@ -79,7 +80,7 @@ def describe(storage: str) -> str:
         except ValueError:
             shown = storage
         return f"journal {shown if not shown.startswith('..') else storage}"
-    return redact(storage)
+    return redact_url(storage)
 
 
 def open_storage(storage: str, create: bool = True) -> Any:
@@ -98,7 +99,7 @@ def open_storage(storage: str, create: bool = True) -> Any:
     import optuna
 
     if kind == "journal":
-        from optuna.storages.journal import JournalFileBackend
+        from revprof.sweep.journal import TolerantJournalBackend
 
         path = Path(storage)
         if not path.exists():
@@ -111,8 +112,11 @@ def open_storage(storage: str, create: bool = True) -> Any:
                                    f"{error.strerror}") from None
         elif path.is_dir():
             raise RevprofError(f"study store {storage} is a directory; give a file path")
+        elif not path.is_file():
+            raise RevprofError(f"study store {storage} is not a regular file (a device or a pipe); "
+                               f"give a journal file path such as .revprof/studies.journal")
         try:
-            backend = JournalFileBackend(str(path))
+            backend = TolerantJournalBackend(str(path))
             _repair_torn_tail(path, backend)
             return optuna.storages.JournalStorage(backend)
         except OSError as error:
@@ -138,7 +142,7 @@ def open_storage(storage: str, create: bool = True) -> Any:
                 continue
             message = str(getattr(error, "orig", None) or error).strip().splitlines()
             first = next((line.strip() for line in message if line.strip()), type(error).__name__)
-            raise RevprofError(f"cannot open the study store {redact(storage)}: {first}") from None
+            raise RevprofError(f"cannot open the study store {redact_url(storage)}: {first}") from None
     raise AssertionError("unreachable")
 
 
@@ -148,6 +152,7 @@ def _postgres_driver_url(url: str) -> str:
     import importlib.util
 
     scheme, rest = url.split("://", 1)
+    rest = _quote_user_part(rest)
     if scheme.lower() == "postgres":
         scheme = "postgresql"
     have_psycopg2 = importlib.util.find_spec("psycopg2") is not None
@@ -165,6 +170,21 @@ def _postgres_driver_url(url: str) -> str:
         if have_psycopg2 and not (have_psycopg3 and not bare_is_psycopg2):
             scheme = "postgresql+psycopg2"
     return f"{scheme}://{rest}"
+
+
+def _quote_user_part(rest: str) -> str:
+    """Percent-encode the user and password of ``USER:PASSWORD@HOST...``, so a password with an
+    unencoded ``@``, ``/`` or ``:`` reaches the server whole (SQLAlchemy would split it at its
+    first ``@`` and show the rest as the host name in its error)."""
+    from urllib.parse import quote, unquote
+
+    query_at = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, query_at)
+    if at < 0:
+        return rest
+    user, sep, password = rest[:at].partition(":")
+    encoded = quote(unquote(user), safe="") + (sep + quote(unquote(password), safe="") if sep else "")
+    return f"{encoded}{rest[at:]}"
 
 
 def _repair_torn_tail(path: Path, backend: Any) -> None:

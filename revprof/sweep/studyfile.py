@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revprof import bounds
 from revprof.errors import RevprofError, closest
 from revprof.spec import ARCHS, REVERSIBLE_NAMES, ArchSpec, parse_patch, spec_from_options, validate_patch
 from revprof.units import parse_bytes
@@ -69,6 +70,10 @@ SPACE_KEYS = ("arch", "levels", "width", "widths", "growth", "max_width", "depth
 _INT_DIMS = ("levels", "width", "max_width", "depth", "encoder_depth", "decoder_depth")
 _DEPTH_DIMS = ("depth", "encoder_depth", "decoder_depth")
 _GRID_LIMIT = 20000
+_DIM_MAX = {"levels": bounds.MAX_LEVELS, "width": bounds.MAX_WIDTH, "max_width": bounds.MAX_WIDTH,
+            "depth": bounds.MAX_DEPTH, "encoder_depth": bounds.MAX_DEPTH,
+            "decoder_depth": bounds.MAX_DEPTH, "groups": bounds.MAX_WIDTH}
+"""The largest value of each integer setting (see :mod:`revprof.bounds`)."""
 
 
 # ---- search dimensions ---------------------------------------------------------------------
@@ -95,6 +100,15 @@ class Dim:
     def searched(self) -> bool:
         """True when the sampler picks the value (a choice of several, or a range)."""
         return self.kind == "int" or (self.kind == "choice" and len(self.choices) > 1)
+
+    @property
+    def count(self) -> int:
+        """How many values this dimension can take (without listing them)."""
+        if self.kind == "fixed":
+            return 1
+        if self.kind == "choice":
+            return len(self.choices)
+        return (self.high - self.low) // self.step + 1
 
     def values(self) -> list[Any]:
         """Every value this dimension can take."""
@@ -359,7 +373,11 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     name = p.string(study, "study.name", required=True)
     if not name or any(c.isspace() or c in "/\\" for c in name):
         raise p.error("study.name", f"must be a non-empty name without spaces or slashes; got {name!r}")
-    trials = p.integer(study, "study.trials", 10, minimum=1)
+    try:
+        bounds.check_name("study.name", name)
+    except RevprofError as error:
+        raise p.error("", str(error)) from None
+    trials = p.integer(study, "study.trials", 10, minimum=1, maximum=bounds.MAX_TRIALS)
     objectives = study.get("objectives", ["dice", "peak_bytes"])
     if (isinstance(objectives, str) or not isinstance(objectives, list) or
             not all(isinstance(o, str) for o in objectives)):
@@ -391,12 +409,15 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     p.keys("data", data_raw, _DATA_KEYS)
     data = DataSettings(
         path=p.string(data_raw, "data.path"),
-        convention=p.string(data_raw, "data.convention"),
+        convention=_convention(p, p.string(data_raw, "data.convention")),
         crop=p.patch(data_raw, "data.crop") if "crop" in data_raw else None,
-        synthetic_cases=p.integer(data_raw, "data.synthetic_cases", 8, minimum=2),
-        synthetic_shape=(p.patch(data_raw, "data.synthetic_shape")
+        synthetic_cases=p.integer(data_raw, "data.synthetic_cases", 8, minimum=2,
+                                  maximum=bounds.MAX_SYNTHETIC_CASES),
+        synthetic_shape=(_synthetic_shape(p, data_raw)
                          if "synthetic_shape" in data_raw else (64, 64, 64)),
     )
+    if data.path is not None and (not data.path.strip() or "\0" in data.path):
+        raise p.error("data.path", f"must be a folder path; got {data.path!r}")
 
     fixed_raw = p.table(raw, "fixed")
     p.keys("fixed", fixed_raw, _FIXED_KEYS)
@@ -410,12 +431,13 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
         raise p.error("fixed.device", f"must be auto, cpu, cuda or cuda:N; got {device!r}")
     fixed = FixedSettings(
         patch=p.patch(fixed_raw, "fixed.patch") if "patch" in fixed_raw else (128, 128, 128),
-        batch=p.integer(fixed_raw, "fixed.batch", 1, minimum=1),
-        steps=p.integer(fixed_raw, "fixed.steps", 100, minimum=2),
+        batch=p.integer(fixed_raw, "fixed.batch", 1, minimum=1, maximum=bounds.MAX_BATCH),
+        steps=p.integer(fixed_raw, "fixed.steps", 100, minimum=2, maximum=bounds.MAX_STEPS),
         precision=precision,
-        val_cases=p.integer(fixed_raw, "fixed.val_cases", 2, minimum=1),
+        val_cases=p.integer(fixed_raw, "fixed.val_cases", 2, minimum=1,
+                            maximum=bounds.MAX_SYNTHETIC_CASES),
         device=device,
-        seed=p.integer(fixed_raw, "fixed.seed", 0, minimum=0),
+        seed=p.integer(fixed_raw, "fixed.seed", 0, minimum=0, maximum=bounds.MAX_SEED),
     )
     if data.path is None and fixed.val_cases >= data.synthetic_cases:
         raise p.error("fixed.val_cases", f"= {fixed.val_cases} leaves no training case among "
@@ -436,11 +458,13 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
                       f"{sampler_name!r}{closest(sampler_name, SAMPLERS)}")
     sampler = SamplerSettings(
         name=sampler_name,
-        seed=p.integer(sampler_raw, "sampler.seed", 0, minimum=0),
-        n_startup_trials=(p.integer(sampler_raw, "sampler.n_startup_trials", 0, minimum=0)
+        seed=p.integer(sampler_raw, "sampler.seed", 0, minimum=0, maximum=bounds.MAX_SEED),
+        n_startup_trials=(p.integer(sampler_raw, "sampler.n_startup_trials", 0, minimum=0,
+                                    maximum=bounds.MAX_TRIALS)
                           if "n_startup_trials" in sampler_raw else None),
         multivariate=p.boolean(sampler_raw, "sampler.multivariate", True),
-        population_size=(p.integer(sampler_raw, "sampler.population_size", 0, minimum=2)
+        population_size=(p.integer(sampler_raw, "sampler.population_size", 0, minimum=2,
+                                   maximum=bounds.MAX_TRIALS)
                          if "population_size" in sampler_raw else None),
     )
     for key, allowed in (("n_startup_trials", "tpe"), ("multivariate", "tpe"),
@@ -507,13 +531,16 @@ class _Parser:
             raise self.error(key, f"must be a string; got {value!r}")
         return value
 
-    def integer(self, table: Mapping[str, Any], key: str, default: int, minimum: int) -> int:
+    def integer(self, table: Mapping[str, Any], key: str, default: int, minimum: int,
+                maximum: int | None = None) -> int:
         name = key.rsplit(".", 1)[-1]
         value = table.get(name, default)
         if not _is_int(value):
             raise self.error(key, f"must be a whole number; got {value!r}")
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}; got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum}; got {value}")
         return value
 
     def boolean(self, table: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -529,6 +556,27 @@ class _Parser:
             return parse_patch(value)
         except RevprofError as error:
             raise self.error(key, str(error).replace("patch ", "", 1)) from None
+
+
+def _convention(p: _Parser, name: str | None) -> str | None:
+    if name is None:
+        return None
+    from revprof.data.conventions import get_convention
+
+    try:
+        return get_convention(name).name
+    except RevprofError as error:
+        raise p.error("data.convention", str(error)) from None
+
+
+def _synthetic_shape(p: _Parser, table: Mapping[str, Any]) -> tuple[int, int, int]:
+    from revprof.data.synth import MIN_SIDE
+
+    shape = p.patch(table, "data.synthetic_shape")
+    if any(not MIN_SIDE <= s <= bounds.MAX_SYNTHETIC_AXIS for s in shape):
+        raise p.error("data.synthetic_shape", f"sides must be from {MIN_SIDE} to "
+                      f"{bounds.MAX_SYNTHETIC_AXIS}; got {table['synthetic_shape']!r}")
+    return shape
 
 
 def _is_int(value: Any) -> bool:
@@ -567,9 +615,9 @@ def _parse_dim(p: _Parser, key: str, value: Any) -> Dim:
         for bound in ("low", "high"):
             if bound not in value:
                 raise p.error(f"{where}.{bound}", "is missing (a range is {low = 1, high = 4})")
-        low = p.integer(value, f"{where}.low", 1, minimum=1)
-        high = p.integer(value, f"{where}.high", 1, minimum=1)
-        step = p.integer(value, f"{where}.step", 1, minimum=1)
+        low = p.integer(value, f"{where}.low", 1, minimum=1, maximum=_DIM_MAX[key])
+        high = p.integer(value, f"{where}.high", 1, minimum=1, maximum=_DIM_MAX[key])
+        step = p.integer(value, f"{where}.step", 1, minimum=1, maximum=_DIM_MAX[key])
         log = p.boolean(value, f"{where}.log", False)
         if high < low:
             raise p.error(where, f"has high={high} below low={low}")
@@ -616,11 +664,13 @@ def _canonical(p: _Parser, key: str, item: Any, where: str, as_choice: bool) -> 
                 raise RevprofError(f"must be a positive whole number{hint}; got {item!r}")
             if key == "levels" and item < 2:
                 raise RevprofError(f"must be at least 2; got {item}")
+            if item > _DIM_MAX[key]:
+                raise RevprofError(f"must be at most {_DIM_MAX[key]}; got {item}")
             return item
         if key == "growth":
             if isinstance(item, bool) or not isinstance(item, (int, float)) or item < 1:
                 raise RevprofError(f"must be a number of at least 1; got {item!r}")
-            return float(item)
+            return bounds.check_float("growth", item, 1.0, bounds.MAX_GROWTH)
         if key == "checkpoint":
             if not isinstance(item, bool):
                 raise RevprofError(f"must be true or false (or [true, false]); got {item!r}")
@@ -718,7 +768,7 @@ def _check_space(p: _Parser, study: StudyFile) -> None:
     space = study.space
     shape_keys = [k for k in ("arch", "levels", "width", "widths", "growth", "max_width",
                               "reversible", "groups", "patch") if k in space]
-    combos = math.prod(len(space[k].values()) for k in shape_keys) if shape_keys else 1
+    combos = math.prod(space[k].count for k in shape_keys) if shape_keys else 1
     if combos > _GRID_LIMIT:
         return
     archs = space["arch"].values() if "arch" in space else ["revunet"]

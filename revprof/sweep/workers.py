@@ -32,6 +32,9 @@ from revprof.sweep.pareto import count_trials
 from revprof.sweep.signals import deferred_interrupts
 
 MAX_CONSECUTIVE_FAILURES = 5
+STORAGE_ENV = "REVPROF_WORKER_STORAGE"
+"""The environment variable that hands a worker its store: a URL may hold a password, and a
+command line is visible to every user of the machine (``ps``), a process's environment is not."""
 LOG_DIR = Path(".revprof") / "logs"
 
 
@@ -163,7 +166,7 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
     for index in range(count):
         device = devices[index % len(devices)] if devices else None
         command = [sys.executable, "-m", "revprof", "sweep", study_path, "--worker", str(index),
-                   "--storage", storage, "--study-name", study_name, "--trials", str(target),
+                   "--study-name", study_name, "--trials", str(target),
                    "--parent-pid", str(os.getpid()), "--stop-file", str(pool.stop_file)]
         if memory_only:
             command.append("--memory-only")
@@ -178,6 +181,7 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env.setdefault(name, str(threads))
         env["PYTHONUNBUFFERED"] = "1"
+        env[STORAGE_ENV] = storage
         log = log_dir / f"{study_name}-worker-{index}.log"
         handle = open(log, "wb")  # noqa: SIM115 - owned by the child
         try:

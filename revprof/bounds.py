@@ -1,0 +1,179 @@
+"""What a run may ask for, and checks of user-given numbers and output paths, before any work.
+
+Every bound here is generous for real use (BraTS volumes are 240×240×155; the paper's widest
+network has 500 channels) and keeps a typo from hanging the machine or overflowing a size
+computation. Each check raises :class:`RevprofError` with the option, the bound and the value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from revprof.errors import RevprofError
+
+MAX_LEVELS = 10            # 2**9 = 512 voxels per axis at the bottom level already
+MAX_WIDTH = 8192           # channels of one level
+MAX_DEPTH = 64             # coupling blocks per level and side
+MAX_GROWTH = 16.0          # width growth factor per level
+MAX_PATCH = 1024           # voxels per patch axis
+MAX_BATCH = 1024
+MAX_STEPS = 10_000_000
+MAX_SEED = 2**32 - 1       # what numpy's and torch's generators take
+MAX_TRIALS = 100_000
+MAX_WORKERS = 256          # local worker processes of one sweep
+MAX_SYNTHETIC_CASES = 10_000
+MAX_SYNTHETIC_AXIS = 512
+MAX_STUDY_NAME = 200       # characters (PostgreSQL's Optuna schema holds 512 bytes)
+MAX_SEARCH_VALUES = 1_000_000  # values of one integer search range
+
+# Folders that are no place for files revprof writes.
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]`` (a bool, float or text is refused).
+
+    Raises:
+        RevprofError: not a whole number, or outside the bounds (both named).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RevprofError(f"{name} must be a whole number from {low} to {high}; got {value!r}")
+    if not low <= value <= high:
+        raise RevprofError(f"{name} must be from {low} to {high}; got {value}")
+    return value
+
+
+def check_float(name: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a finite float in ``[low, high]`` (NaN and infinities are refused).
+
+    Raises:
+        RevprofError: not a finite number, or outside the bounds (both named).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RevprofError(f"{name} must be a number from {low:g} to {high:g}; got {value!r}")
+    number = float(value)
+    if not math.isfinite(number) or not low <= number <= high:
+        raise RevprofError(f"{name} must be a finite number from {low:g} to {high:g}; got {value!r}")
+    return number
+
+
+def check_seed(value: int | None, name: str = "--seed") -> int | None:
+    """A random seed numpy and torch both take: ``0 .. 2**32 - 1`` (``None`` passes)."""
+    return None if value is None else check_int(name, value, 0, MAX_SEED)
+
+
+def check_name(name: str, value: str) -> str:
+    """A study or case name: not empty, printable, at most :data:`MAX_STUDY_NAME` characters."""
+    if not value.strip():
+        raise RevprofError(f"{name} must not be empty")
+    if len(value) > MAX_STUDY_NAME:
+        raise RevprofError(f"{name} must be at most {MAX_STUDY_NAME} characters; got "
+                           f"{len(value)}")
+    if any(not ch.isprintable() for ch in value):
+        raise RevprofError(f"{name} must not contain control characters such as NUL or a "
+                           f"newline; got {value!r}")
+    return value
+
+
+def _system_root(path: Path) -> str | None:
+    text = str(path)
+    return next((root for root in _SYSTEM_ROOTS if text == root or text.startswith(root + "/")), None)
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path("/")
+
+
+def _check_creatable(path: Path, name: str) -> None:
+    """The missing folders up to ``path`` can be created in a writable existing folder."""
+    existing = _nearest_existing(path.parent)
+    if not existing.is_dir():
+        raise RevprofError(f"{name} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RevprofError(f"{name} {path}: folder {existing} is not writable")
+
+
+def check_output_file(path: Path | str, name: str, example: str = "results/runs.csv") -> Path:
+    """An output file path revprof can create or replace, checked before any work.
+
+    Raises:
+        RevprofError: the path is a folder (``/``, ``.``), under ``/proc``, ``/sys`` or ``/dev``,
+            below a file, in a folder that is not writable, or an existing file that is not
+            writable.
+    """
+    text = str(path)
+    path = Path(path)
+    if not text or text.endswith("/") or path.is_dir():
+        raise RevprofError(f"{name} {text!r} is a folder; give a file path like {example}")
+    absolute = Path(os.path.abspath(path))
+    if _system_root(absolute):
+        raise RevprofError(f"{name} {text!r} is under {_system_root(absolute)}, which holds no "
+                           f"user files; give a path like {example}")
+    if path.exists():
+        if not path.is_file():
+            raise RevprofError(f"{name} {text!r} is not a regular file")
+        if not os.access(path, os.W_OK):
+            raise RevprofError(f"{name} {text!r} is not writable")
+        return path
+    _check_creatable(absolute, name)
+    return path
+
+
+def replacement_mode(path: Path | str) -> int:
+    """The permission bits a file written to replace ``path`` should get: those of the existing
+    file, or for a new one what ``open`` would give (``0o666`` less the umask). A temporary file
+    from :func:`tempfile.mkstemp` is ``0o600``; chmod it to this before renaming it into place."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def replace_file(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, give it the mode of the
+    file it replaces (:func:`replacement_mode`) and rename it over ``path``: a crash leaves the
+    old or the new file, never half of one. The temporary file is removed on any error."""
+    path = Path(path)
+    mode = replacement_mode(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def check_output_folder(path: Path | str, name: str, example: str = "predictions/") -> Path:
+    """An output folder revprof can create or write into, checked before any work.
+
+    Raises:
+        RevprofError: the path is a file, ``/``, under ``/proc``, ``/sys`` or ``/dev``, or not
+            writable.
+    """
+    text = str(path)
+    path = Path(path)
+    absolute = Path(os.path.abspath(path)) if text else Path.cwd()
+    if not text or absolute == Path("/") or _system_root(absolute):
+        raise RevprofError(f"{name} {text!r} is not a place for output; give a folder like {example}")
+    if path.exists():
+        if not path.is_dir():
+            raise RevprofError(f"{name} {text!r} is a file; give a folder like {example}")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise RevprofError(f"{name} {text!r} is not writable")
+        return path
+    _check_creatable(absolute, name)
+    return path

@@ -1,0 +1,56 @@
+"""``revprof store check|repair``: find and remove damaged lines of a journal store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from revprof.cli._common import console, handle_errors
+
+store_app = typer.Typer(name="store", help="Check or repair a journal study store.",
+                        no_args_is_help=True)
+
+Journal = Annotated[Path | None, typer.Argument(
+    metavar="JOURNAL", help="The journal file (default .revprof/studies.journal).",
+    show_default=False)]
+
+
+def _path(journal: Path | None) -> Path:
+    from revprof.sweep.storage import DEFAULT_JOURNAL
+
+    return journal if journal is not None else DEFAULT_JOURNAL
+
+
+@store_app.command("check")
+@handle_errors
+def check_command(journal: Journal = None) -> None:
+    """Report lines that are not journal records, a torn last line and trials left RUNNING;
+    exit status 1 when a line is damaged."""
+    from revprof.sweep.journal import check_journal
+
+    result = check_journal(_path(journal))
+    for line in result.lines_of_text():
+        console.print(line, highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@store_app.command("repair")
+@handle_errors
+def repair_command(journal: Journal = None) -> None:
+    """Keep only the valid records of a journal (a backup copy is written first). Run it while
+    no sweep uses the store."""
+    from revprof.sweep.journal import repair_journal
+
+    backup, removed = repair_journal(_path(journal))
+    console.print(f"backup: {backup}", highlight=False, soft_wrap=True)
+    for number, reason in removed:
+        console.print(f"removed line {number}: {reason}", highlight=False, soft_wrap=True)
+    console.print(f"removed {len(removed)} line(s); kept every valid record", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``store`` command group to ``app``."""
+    app.add_typer(store_app, name="store")

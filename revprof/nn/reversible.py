@@ -6,6 +6,10 @@ The backward walks the blocks from last to first, reconstructing each block's in
 output in that same buffer, differentiating ``G`` and then ``F`` on the reconstructed halves, and
 accumulating the input gradient in place, in the incoming gradient itself when nothing else can
 see it (otherwise in one copy of it). Memory therefore does not grow with the number of blocks.
+The buffer is the output the caller received, so it is reconstructed in place only when nothing
+outside the sequence still holds it (no variable, hook capture, view, ``detach()`` alias or other
+graph node); otherwise the backward works in a copy and the caller's output keeps its values.
+Both ownership tests live in :mod:`revprof.nn._ownership`.
 The first block's ``x1`` half is not reconstructed: it would be the sequence input, which no
 gradient needs, so that ``F`` is recomputed only up to its activation (one convolution fewer per
 sequence); after the backward the buffer holds ``y1`` of block 0 and the input's ``x2``.
@@ -18,7 +22,8 @@ functions, and autocast, go through autograd on the recompute.
 
 The functions ``F`` and ``G`` must be deterministic (no dropout): they are run twice. A graph
 through a reversible sequence can be backpropagated once (``retain_graph`` cannot work: the
-backward consumes the stored output).
+backward consumes the stored output), and for first-order gradients only: ``create_graph=True``
+raises a ``RuntimeError`` instead of silently dropping second-order terms.
 """
 
 from __future__ import annotations

@@ -66,12 +66,15 @@ def storage_references(tensor: torch.Tensor) -> int:
     return torch._C._storage_Use_Count(storage._cdata) - 1
 
 
-def preserve_version_counter(tensor: torch.Tensor) -> AbstractContextManager[object]:
+def preserve_version_counter(tensor: torch.Tensor) -> AbstractContextManager[object] | None:
     """Undo the version-counter bump of in-place writes to ``tensor`` within the block.
 
     Only for a buffer the caller owns exclusively (see the module docstring): a graph built on
     one half of it must not be invalidated by a write to the other half, which it never reads.
+    ``None`` when reuse is off (the caller must then build its graph on a copy).
     """
+    if not reuse_status().active:
+        return None
     return torch.autograd._unsafe_preserve_version_counter(tensor)
 
 
@@ -114,9 +117,10 @@ class ReuseStatus:
 
 
 def _calibrate() -> ReuseStatus:
-    from torch.utils._python_dispatch import _disable_current_modes
-
     try:
+        from torch.utils._python_dispatch import _disable_current_modes
+
+        torch.autograd._unsafe_preserve_version_counter  # noqa: B018 - must exist, see below
         with _disable_current_modes(), torch.enable_grad():
             x = torch.zeros(2, requires_grad=True)
             # Nothing but the engine holds the incoming gradient, and no hook, view or user

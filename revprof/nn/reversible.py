@@ -149,16 +149,19 @@ def _residual_backward(
         return list(function.undo_backward_(source, target, grad_source, grad_target))
     params = list(function.parameters())
     trainable = [p for p in params if p.requires_grad]
+    preserve = preserve_version_counter(target) if target is not None else None
     with torch.enable_grad(), autocast.restore():
-        leaf = source.detach().requires_grad_(True)
-        out = function(leaf)
+        leaf = source.detach()
+        if target is not None and preserve is None:  # (private API gone: a graph of its own)
+            leaf = leaf.clone()
+        out = function(leaf.requires_grad_(True))
     # The gradient needs only the graph, not the output's values: reconstruct with them and let
     # them go before backpropagating. ``target`` is the other half of the buffer ``leaf`` views,
     # a buffer private to this backward (the ownership test); the graph never reads that half,
     # so its shared version counter is put back after the write.
     edge = get_gradient_edge(out)
     if target is not None:
-        with torch.no_grad(), preserve_version_counter(target):
+        with torch.no_grad(), preserve if preserve is not None else nullcontext():
             target.sub_(out)
     del out
     grads = torch.autograd.grad(edge, [leaf, *trainable], grad_target)

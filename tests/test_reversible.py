@@ -327,3 +327,18 @@ def test_gradient_reuse_is_active_and_recorded():
                                       "--backend", "simulate"])
     assert result.exit_code == 0, result.output
     assert "gradient reuse" in result.output and "active" in result.output
+
+
+def test_retain_graph_works_when_the_output_is_held_and_raises_when_consumed():
+    sequence, plain = _sequence_pair()
+    x = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = sequence(x)
+    loss = out.square().sum()
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)  # `out` is held: a copy
+    (second,) = torch.autograd.grad(loss, x)
+    (want,) = torch.autograd.grad(plain(x).square().sum(), x)
+    assert _relative(first, want) < 1e-10 and _relative(second, want) < 1e-10
+    loss = sequence(x).sum()  # output not held: the backward consumes it
+    torch.autograd.grad(loss, x, retain_graph=True)
+    with pytest.raises(RuntimeError, match="backpropagated once"):
+        torch.autograd.grad(loss, x)

@@ -21,9 +21,11 @@ hand (:meth:`ResidualFunction.undo_backward_`), with LeakyReLU's backward in pla
 functions, and autocast, go through autograd on the recompute.
 
 The functions ``F`` and ``G`` must be deterministic (no dropout): they are run twice. A graph
-through a reversible sequence can be backpropagated once (``retain_graph`` cannot work: the
-backward consumes the stored output), and for first-order gradients only: ``create_graph=True``
-raises a ``RuntimeError`` instead of silently dropping second-order terms.
+through a reversible sequence can be backpropagated again (``retain_graph``) only when its first
+backward worked in a copy (the output was still held, for instance by the retained graph);
+otherwise that backward consumed the stored output and a second one raises. Gradients are
+first-order only: ``create_graph=True`` raises a ``RuntimeError`` instead of silently dropping
+second-order terms.
 """
 
 from __future__ import annotations
@@ -93,15 +95,17 @@ class _ReversibleFunction(torch.autograd.Function):
                 "create_graph=True (double backward) through one is not supported; use "
                 "execution='plain' or 'checkpoint' for higher-order gradients")
         if ctx.consumed:
-            raise RuntimeError("a reversible sequence can be backpropagated once per forward: its "
-                               "backward consumes the stored output (retain_graph is not supported)")
-        ctx.consumed = True
+            raise RuntimeError("a reversible sequence can be backpropagated once per forward when "
+                               "its first backward consumed the stored output (retain_graph with "
+                               "an output nothing else holds is not supported)")
         (z,) = ctx.saved_tensors
         # The saved output becomes the sequence input, block by block. In place only when
         # nothing outside the sequence can read it (see revprof/nn/_ownership.py); otherwise
-        # (the caller or a hook still holds the output, a view or alias of it) in a copy.
+        # (the caller or a hook still holds the output, a view or alias of it, or a graph
+        # retained with retain_graph) in a copy, which leaves the output intact.
         if output_is_private(z, ctx.output):
             z = z.detach()
+            ctx.consumed = True
             OWNERSHIP.outputs_reused += 1
         else:
             z = z.detach().clone(memory_format=torch.contiguous_format)

@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     used_before = _nvidia_smi_used()  # before torch initialises CUDA in this process
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:  # `python benchmarks/gpu_validate.py` from a checkout
+        sys.path.insert(0, root)
     import torch
 
     if not torch.cuda.is_available():

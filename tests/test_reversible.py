@@ -315,6 +315,7 @@ def test_private_torch_internals_still_work():
     assert t._version == 0
 
 
+@pytest.mark.slow
 def test_gradient_reuse_is_active_and_recorded():
     from revprof.memory import measure_memory
 

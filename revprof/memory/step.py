@@ -89,6 +89,12 @@ def watch_optimizer_state(optimizer: torch.optim.Optimizer,
     optimizer.state = defaultdict(lambda: _WatchedState(on_state))
 
 
+def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """Adam's per-parameter ``step`` scalars, which live on the host on a GPU run."""
+    return [s["step"] for s in optimizer.state.values()
+            if isinstance(s.get("step"), torch.Tensor) and is_step_counter("step", s["step"])]
+
+
 def is_step_counter(name: str, tensor: torch.Tensor) -> bool:
     """Whether an optimizer state entry is Adam's per-parameter ``step`` scalar."""
     return name == "step" and tensor.dim() == 0

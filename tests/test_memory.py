@@ -183,3 +183,120 @@ def test_cuda_autocast_policy_applies_only_inside_the_block():
     with cuda_autocast_policy():
         assert dtypes() == (torch.float32, torch.bfloat16)  # CUDA: group_norm fp32, max_pool3d as is
     assert dtypes() == native == (torch.bfloat16, torch.float32)  # CPU's own policy is back
+
+
+def test_uncounted_storage_stays_uncounted_when_an_op_returns_it_again():
+    tracker = StorageTracker()
+    with tracker:
+        t = torch.zeros(16)  # 64 B -> 512
+        assert tracker.live_bytes == 512
+        tracker.uncount([t])
+        assert tracker.live_bytes == 0
+        t.add_(1)  # returns the same storage
+        assert tracker.live_bytes == 0
+        u = torch.zeros(16)
+        assert tracker.live_bytes == 512
+        del t, u
+    assert tracker.live_bytes == 0
+
+
+def test_adam_step_counters_are_not_counted_when_step_zero_is_the_peak():
+    """A tiny network peaks in the first optimizer step, where Adam creates its state."""
+    result = CliRunner().invoke(app, ["measure", "--width", "2", "--levels", "2", "--patch", "8,6,4",
+                                      "--backend", "simulate", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["peak_phase"], report["peak_step"]) == ("optimizer", 0)
+    from revprof import build_model
+
+    spec = spec_from_options(width=2, levels=2)
+    with torch.device("meta"):
+        params = list(build_model(spec).parameters())
+    moments = 2 * sum(rounded(4 * p.numel()) for p in params)
+    # Adam's moments are classified from the moment they exist; the 512-B step counters
+    # (host scalars on a GPU) are nowhere in the peak.
+    assert report["breakdown"]["optimizer_state"] == moments
+    assert report["peak_bytes"] == 88064  # 103936 when the counters were counted
+
+
+def _oom_factory(spec: ArchSpec, when: str):
+    """A real network whose forward (in the second step) or backward raises the allocator's error."""
+    from revprof import build_model
+
+    calls = {"n": 0}
+
+    def build():
+        model = build_model(spec)
+
+        def raise_oom(*_):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 "
+                                             "has a total capacity of 139.81 GiB")
+        if when == "forward":
+            model.head.register_forward_hook(raise_oom)
+        else:
+            model.head.register_full_backward_hook(raise_oom)
+        return model
+
+    return build
+
+
+@pytest.mark.parametrize("when", ["forward", "backward"])
+def test_out_of_memory_is_a_result(when):
+    from revprof.memory.measure import measure_model
+
+    report = measure_model(TINY, (16, 16, 16), 1, "fp32", "cpu", build=_oom_factory(TINY, when))
+    assert report.status == "oom"
+    assert report.oom["requested_bytes"] == 20 * 2**20
+    assert report.oom["message"].startswith("CUDA out of memory")
+    assert report.peak_bytes > 0 and sum(report.breakdown.values()) == report.peak_bytes
+    assert report.peak_step == 1  # up to the moment it ran out
+    assert json.loads(json.dumps(report.to_dict()))["status"] == "oom"
+
+
+def test_out_of_memory_in_a_bench_row_keeps_the_table(monkeypatch):
+    from revprof.bench import memory as bench_memory
+    from revprof.bench.memory import MemoryPlan, measure_tables
+    from revprof.bench.peers import build_peer
+
+    def build_peer_with_oom(peer, spec):
+        model = build_peer(peer, spec)
+        if peer == "plain":
+            def raise_oom(*_):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.")
+            model.head.register_forward_hook(raise_oom)
+        return model
+
+    monkeypatch.setattr(bench_memory, "build_peer", build_peer_with_oom)  # the network, not the code under test
+    small = spec_from_options(widths="4,8", groups=2)
+    plan = MemoryPlan(small, ((8, 8, 8),), (1,), small, (8, 8, 8), (), ("reversible", "plain"),
+                      nonewnet=False)
+    rows = measure_tables(plan, "simulate")
+    assert [(r.peer, r.status) for r in rows] == [("reversible", "ok"), ("plain", "oom")]
+    assert rows[1].peak_bytes == -1 and rows[1].oom["requested_bytes"] == 2 * 2**30
+    assert rows[0].peak_bytes > 0
+
+
+def test_short_run_out_of_memory_is_a_result(tmp_path, monkeypatch):
+    from revprof.train import TrainSettings, run_training
+    from revprof.train import run as train_run
+
+    spec = spec_from_options(width=4, levels=2, groups=2)
+    original = train_run.build_model
+
+    def build_with_oom(s):
+        model = original(s)
+
+        def raise_oom(*_):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB.")
+        model.head.register_forward_hook(raise_oom)
+        return model
+
+    monkeypatch.setattr(train_run, "build_model", build_with_oom)
+    settings = TrainSettings(patch=(8, 8, 8), steps=2, val_cases=1, device="cpu",
+                             synthetic_cases=3, synthetic_shape=(16, 16, 16))
+    result = run_training(spec, settings, progress=False, cache_dir=tmp_path)
+    assert result.status == "oom" and result.steps_done == 0
+    assert result.oom["requested_bytes"] == int(1.5 * 2**30)
+    assert "requested 1.50 GiB" in result.error

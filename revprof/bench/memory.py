@@ -45,6 +45,10 @@ class PeakRow:
         breakdown: bytes by category at the peak (``cpu``/``simulate`` only).
         backend: ``simulate``, ``cpu`` or ``cuda``.
         seconds: how long the measurement took.
+        status: ``ok``, or ``oom`` when the device ran out of memory (then ``peak_bytes`` is -1,
+            shown as OOM, and ``oom`` holds the requested bytes and the device's capacity).
+        untracked_bytes, reserved_bytes, gradient_reuse: as in
+            :class:`~revprof.memory.measure.MemoryReport` (CUDA: allocator beyond tracked tensors).
     """
 
     peer: str
@@ -60,6 +64,11 @@ class PeakRow:
     backend: str
     breakdown: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    status: str = "ok"
+    oom: dict[str, Any] | None = None
+    untracked_bytes: int | None = None
+    reserved_bytes: int | None = None
+    gradient_reuse: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,9 +106,12 @@ def measure_peer(peer: str, spec: ArchSpec, patch: Sequence[int] | int, backend:
     return PeakRow(
         peer=peer, table=table, widths=list(built.widths),
         depth=0 if peer == "nonewnet" else spec.encoder_depth[0], patch=list(patch),
-        peak_bytes=report.peak_bytes, state_bytes=state_bytes(params), params=report.params,
+        peak_bytes=report.peak_bytes if report.status == "ok" else -1,
+        state_bytes=state_bytes(params), params=report.params,
         peak_phase=report.peak_phase, peak_step=report.peak_step, backend=backend,
-        breakdown=dict(report.breakdown), seconds=report.seconds,
+        breakdown=dict(report.breakdown), seconds=report.seconds, status=report.status,
+        oom=report.oom, untracked_bytes=report.untracked_bytes,
+        reserved_bytes=report.reserved_bytes, gradient_reuse=report.gradient_reuse,
     )
 
 
@@ -158,4 +170,6 @@ def measure_tables(plan: MemoryPlan, backend: str = "simulate",
         if progress is not None:
             progress(f"{table}: {peer} depth {spec.encoder_depth[0]} at {'×'.join(map(str, patch))}")
         rows.append(measure_peer(peer, spec, patch, backend=backend, table=table))
+        if backend == "cuda":  # an oom leaves cached blocks behind; the next row starts clean
+            torch.cuda.empty_cache()
     return rows

@@ -14,6 +14,7 @@ from revprof.bench.peers import EXECUTIONS, revtorch_available
 from revprof.bench.report import build_record
 from revprof.bench.targets import TARGET_PATCH, evaluate
 from revprof.bench.timing import time_executions
+from revprof.memory.measure import oom_record
 from revprof.spec import ArchSpec, spec_from_options
 
 
@@ -87,10 +88,16 @@ def run_cuda(settings: BenchSettings, progress: Callable[[str], None] | None = N
     plan = MemoryPlan(settings.memory.paper_spec, settings.memory.patches, settings.memory.depths,
                       settings.memory.depth_spec, settings.memory.depth_patch, (),
                       settings.memory.peers)
-    rows = measure_tables(plan, "cuda", progress)
-    timing = time_executions(settings.timing_spec, settings.timing_patch, settings.memory.peers,
-                             repetitions=settings.repetitions, warmup=settings.warmup,
-                             device="cuda", progress=progress)
+    rows = measure_tables(plan, "cuda", progress)  # an oom row is a row (status "oom")
+    try:
+        timing = time_executions(settings.timing_spec, settings.timing_patch, settings.memory.peers,
+                                 repetitions=settings.repetitions, warmup=settings.warmup,
+                                 device="cuda", progress=progress)
+    except torch.OutOfMemoryError as error:
+        torch.cuda.empty_cache()
+        return {"run": True, "device": torch.cuda.get_device_name(),
+                "memory": [r.to_dict() for r in rows], "timing": None,
+                "timing_status": "oom", "timing_oom": oom_record(error, "cuda"), "targets": []}
     return {"run": True, "device": torch.cuda.get_device_name(), "memory": [r.to_dict() for r in rows],
             "timing": timing.to_dict(),
             "targets": [t.to_dict() for t in evaluate(rows, timing, settings.target_patch,

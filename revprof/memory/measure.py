@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,14 +31,15 @@ from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.memory.step import (
     PRECISIONS,
     attribution_parts,
+    is_step_counter,
     make_optimizer,
-    optimizer_state_of,
-    optimizer_step_counters,
     training_step,
+    watch_optimizer_state,
 )
 from revprof.memory.model_step import model_loss, model_targets
 from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.nn import build_model
+from revprof.nn._ownership import OWNERSHIP, reuse_status
 from revprof.nn.factory import ModelSpec, model_spec
 from revprof.spec import ArchSpec, validate_patch
 
@@ -67,12 +69,13 @@ class MemoryReport:
     """One measurement of peak training memory.
 
     Attributes:
-        peak_bytes: the headline: peak bytes allocated over the measured steps.
-        breakdown: bytes by category at the peak (parameters, gradients, optimizer_state,
-            activations, other); sums to ``peak_bytes`` (``other`` holds, on CUDA, what the
-            allocator saw beyond the tracked tensors).
-        activations_by_part: at the peak, saved-activation bytes per network part.
+        peak_bytes: the headline: peak bytes allocated over the measured steps (on CUDA the
+            allocator's ``max_memory_allocated``, else the tracked peak).
+        breakdown: bytes by category at the tracked peak (parameters, gradients,
+            optimizer_state, activations, other); sums to ``tracked_peak_bytes``.
+        activations_by_part: at the tracked peak, saved-activation bytes per network part.
         saved_after_forward: when the last forward ends, saved-activation bytes per part.
+        peak_phase, peak_step: where the tracked peak happened.
         reserved_bytes: CUDA ``max_memory_reserved`` (``None`` off CUDA).
         predicted_reserved_bytes: ``max_memory_reserved`` predicted by replaying the step's
             allocations through the caching-allocator model (:mod:`revprof.memory.allocator`).
@@ -82,6 +85,18 @@ class MemoryReport:
             in use minus what the allocator reserved); ``None`` elsewhere.
         allocation_log: the tracker's allocation events with op names (for ``--snapshot``);
             not serialised.
+        tracked_peak_bytes: the tracker's peak (every tensor storage, CUDA rounding); equals
+            ``peak_bytes`` off CUDA.
+        untracked_bytes: on CUDA ``peak_bytes - tracked_peak_bytes``: "untracked (workspaces,
+            kernel temporaries)", the allocator's peak beyond the tensors the tracker saw (the
+            two peaks may be different moments); ``None`` off CUDA.
+        gradient_reuse: whether the reversible backward overwrote the incoming gradients in
+            place (``True``: every time; ``False``: it had to copy at least once, e.g. because
+            the private torch counters it relies on are unavailable, which costs peak memory);
+            ``None`` when no reversible sequence ran backward.
+        status: ``ok``, or ``oom`` when the device ran out of memory (then ``oom`` says what
+            was requested and what the device has, and the peak figures are up to that moment).
+        oom: ``{"message", "requested_bytes", "capacity_bytes", "allocated_bytes"}`` for ``oom``.
     """
 
     spec: ArchSpec | ModelSpec
@@ -107,6 +122,11 @@ class MemoryReport:
     context_bytes: int | None = None
     allocation_log: list[tuple[str, int, int, str, int]] | None = field(default=None, repr=False,
                                                                         compare=False)
+    tracked_peak_bytes: int | None = None
+    untracked_bytes: int | None = None
+    gradient_reuse: bool | None = None
+    status: str = "ok"
+    oom: dict[str, Any] | None = None
 
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
         """A JSON-able dict (``spec`` as a dict; the timeline optional, it can be long)."""
@@ -232,16 +252,65 @@ def alloc_conf_of(alloc_conf: str | None) -> str:
     return os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") if alloc_conf is None else alloc_conf
 
 
-def _warm_up_cuda(device: torch.device) -> None:
-    """Initialise cuBLAS/cuDNN handles so their one-off allocations stay out of the peak."""
+def warm_up_cuda(device: torch.device) -> None:
+    """Initialise cuDNN (and the CUDA context) so one-off allocations stay out of the peak,
+    then start the peak statistics afresh.
+
+    Only a convolution forward and backward run: the networks never call cuBLAS, so no cuBLAS
+    handle (whose workspace, 8–32 MiB, would stay allocated and sit in every peak) is created;
+    workspaces that earlier work in the process left behind are cleared before the reset.
+    Measurements and training runs (``measure --steps``) both start with this.
+    """
     x = torch.randn(1, 2, 8, 8, 8, device=device, requires_grad=True)
     conv = torch.nn.Conv3d(2, 2, 3, padding=1).to(device)
     conv(x).sum().backward()
-    torch.mm(torch.randn(8, 8, device=device), torch.randn(8, 8, device=device))
     torch.cuda.synchronize(device)
     del x, conv
+    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)  # private; absent: nothing to do
+    if clear is not None:
+        clear()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
+
+
+@contextmanager
+def cuda_measurement(device: torch.device) -> Iterator[dict[str, Any]]:
+    """cuDNN as a measurement needs it: ``benchmark=False`` (benchmarking tries algorithms
+    with large workspaces, and its choice varies run to run), restored afterwards. Yields the
+    settings in force, to record. Nothing is changed off CUDA."""
+    if device.type != "cuda":
+        yield {}
+        return
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield {"cudnn_enabled": torch.backends.cudnn.enabled,
+               "cudnn_benchmark": torch.backends.cudnn.benchmark,
+               "cudnn_deterministic": torch.backends.cudnn.deterministic,
+               "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+               "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32}
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def oom_record(error: BaseException, device: torch.device | str) -> dict[str, Any]:
+    """What an out-of-memory error says: its first line, the bytes requested (from the
+    message, ``None`` when it does not say), the device's capacity and what was allocated."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    requested = None
+    found = re.search(r"Tried to allocate ([0-9.]+) ?(B|KiB|MiB|GiB|TiB)", str(error))
+    if found:
+        requested = int(float(found.group(1)) * _UNITS[found.group(2)])
+    device = torch.device(device)
+    capacity = allocated = None
+    if device.type == "cuda" and torch.cuda.is_available():
+        capacity = torch.cuda.get_device_properties(device).total_memory
+        allocated = torch.cuda.memory_allocated(device)
+    return {"message": message, "requested_bytes": requested, "capacity_bytes": capacity,
+            "allocated_bytes": allocated}
+
+
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
 def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
@@ -257,12 +326,18 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
     and loss (:mod:`revprof.memory.model_step`).
 
     On CUDA the headline is the allocator's ``max_memory_allocated``; the tracker still gives the
-    breakdown and timeline, and ``other`` absorbs what the allocator saw beyond tracked tensors
-    (cuDNN workspaces, kernel temporaries).
+    tracked peak, its breakdown and the timeline, and ``untracked_bytes`` is the difference
+    (cuDNN workspaces, kernel temporaries). cuDNN benchmarking is off during the run.
+
+    A ``torch.OutOfMemoryError`` during the steps is a result: ``status="oom"`` with the
+    requested bytes and the device's capacity, the peaks up to that moment.
     """
     started = time.perf_counter()
     device = torch.device("cuda" if backend == "cuda" else "cpu")
+    oom: dict[str, Any] | None = None
+    OWNERSHIP.reset()
     with ExitStack() as stack:
+        cudnn_settings = stack.enter_context(cuda_measurement(device))
         if backend != "cuda" and precision != "fp32":  # predict what CUDA's autocast would do
             stack.enter_context(cuda_autocast_policy())
         if backend == "simulate":
@@ -275,28 +350,9 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
             if build is None and isinstance(spec, ModelSpec):
                 build = functools.partial(spec.build, fake=backend == "simulate")
             model = build() if build is not None else build_model(spec)
-        if backend == "cuda":
-            model = model.to(device)
-        optimizer = make_optimizer(model)
-        image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
-        if isinstance(spec, ModelSpec):
-            target: Any = model_targets(spec, batch, patch, generator)
-            loss_fn = model_loss(spec)
-        else:
-            target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
-            loss_fn = None
-        if backend == "cuda":
-            image = image.to(device)
-            target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
-            _warm_up_cuda(device)
         params = sum(p.numel() for p in model.parameters())
-
         tracker = StorageTracker(device_type="cuda" if backend == "cuda" else None)
-        parts = dict(model.named_children()) if isinstance(spec, ModelSpec) else attribution_parts(model)
-        handles = tracker.attribute(parts)
-        for p in model.parameters():
-            handles.append(p.register_post_accumulate_grad_hook(
-                lambda p: tracker.mark("gradients", [p.grad])))
+        handles: list[Any] = []
         saved_after_forward: dict[str, int] = {}
 
         def on_phase(phase: str, step: int) -> None:
@@ -305,22 +361,49 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
             tracker.mark_phase(phase, step)
 
         try:
+            if backend == "cuda":
+                model = model.to(device)
+            optimizer = make_optimizer(model)
+            # From the moment they exist: Adam's moments are optimizer state, its step counters
+            # (host scalars on a GPU) are not counted.
+            watch_optimizer_state(optimizer, lambda name, tensor: (
+                tracker.uncount([tensor]) if is_step_counter(name, tensor)
+                else tracker.mark("optimizer_state", [tensor])))
+            image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
+            if isinstance(spec, ModelSpec):
+                target: Any = model_targets(spec, batch, patch, generator)
+                loss_fn = model_loss(spec)
+            else:
+                target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
+                loss_fn = None
+            if backend == "cuda":
+                image = image.to(device)
+                target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
+                warm_up_cuda(device)
+            parts = dict(model.named_children()) if isinstance(spec, ModelSpec) else attribution_parts(model)
+            handles = tracker.attribute(parts)
+            for p in model.parameters():
+                handles.append(p.register_post_accumulate_grad_hook(
+                    lambda p: tracker.mark("gradients", [p.grad])))
             with tracker, tracker.saving():
                 targets = target if isinstance(target, list) else [target]
                 tracker.register([*model.parameters(), image, *targets])
                 tracker.mark("parameters", model.parameters())
                 for step in range(steps):
-                    training_step(model, optimizer, image, target, precision, on_phase, step, loss_fn=loss_fn)
-                    if step == 0:  # on a GPU Adam's step counters are host scalars
-                        tracker.uncount(optimizer_step_counters(optimizer))
-                        tracker.mark("optimizer_state", optimizer_state_of(optimizer))
+                    training_step(model, optimizer, image, target, precision, on_phase, step,
+                                  loss_fn=loss_fn)
+        except torch.OutOfMemoryError as error:
+            oom = oom_record(error, device)
         finally:
             for handle in handles:
                 handle.remove()
-    peak = tracker.peak
-    assert peak is not None
+        if backend == "cuda":
+            torch.cuda.synchronize(device)
+        env = {**environment(str(device)), **cudnn_settings}
+    peak = tracker.peak if tracker.peak is not None else tracker.snapshot()  # (oom before the steps)
     breakdown = {c: peak.categories[c] for c in CATEGORIES}
-    peak_bytes, reserved, device_words = peak.bytes, None, {"cpu": "cpu", "simulate": "cpu (fake tensors)"}.get(backend)
+    peak_bytes, reserved, untracked = peak.bytes, None, None
+    device_words = {"cpu": "cpu", "simulate": "cpu (fake tensors)"}.get(backend)
     prediction = replay(tracker.events(), parse_alloc_conf(alloc_conf_of(alloc_conf)))
     context = None
     if backend == "cuda":
@@ -328,7 +411,7 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
         reserved = torch.cuda.max_memory_reserved(device)
         free, total = torch.cuda.mem_get_info(device)
         context = max(0, total - free - torch.cuda.memory_reserved(device))
-        breakdown["other"] += peak_bytes - peak.bytes
+        untracked = peak_bytes - peak.bytes
         device_words = f"{device} ({torch.cuda.get_device_name(device)})"
     return MemoryReport(
         spec=spec, patch=patch, batch=batch, precision=precision, backend=backend,
@@ -337,7 +420,17 @@ def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, preci
         activations_by_part=peak.activations_by_scope, saved_after_forward=saved_after_forward,
         peak_phase=peak.phase, peak_step=peak.step,
         timeline=Timeline(tracker.timeline, [(m.index, m.name, m.step) for m in tracker.phases]),
-        steps=steps, seconds=time.perf_counter() - started, environment=environment(str(device)),
+        steps=steps, seconds=time.perf_counter() - started, environment=env,
         predicted_reserved_bytes=prediction.max_reserved_bytes, allocator=prediction.to_dict(),
         context_bytes=context, allocation_log=tracker.event_details(),
+        tracked_peak_bytes=peak.bytes, untracked_bytes=untracked, gradient_reuse=gradient_reuse(),
+        status="oom" if oom else "ok", oom=oom,
     )
+
+
+def gradient_reuse() -> bool | None:
+    """Whether the reversible backwards since the last ``OWNERSHIP.reset()`` reused every
+    incoming gradient in place (``None``: none ran). See :attr:`MemoryReport.gradient_reuse`."""
+    if OWNERSHIP.gradients_reused + OWNERSHIP.gradients_copied == 0:
+        return None
+    return OWNERSHIP.gradients_copied == 0 and reuse_status().active

@@ -36,6 +36,13 @@ def report_tables(report: MemoryReport) -> Group:
                        f"batch {report.batch} · {report.precision}", show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
+    if report.status == "oom" and report.oom:
+        oom = report.oom
+        requested = format_bytes(oom["requested_bytes"]) if oom.get("requested_bytes") else "unknown"
+        capacity = format_bytes(oom["capacity_bytes"]) if oom.get("capacity_bytes") else "unknown"
+        head.add_row("status", Text.assemble(("out of memory", "bold red"),
+                                             f" (requested {requested}, device has {capacity}); "
+                                             "figures below are up to that moment"))
     head.add_row("peak memory", Text.assemble((format_bytes(report.peak_bytes), "bold"),
                                               f" ({report.peak_bytes:,} B)"))
     if report.reserved_bytes is not None:
@@ -44,17 +51,26 @@ def report_tables(report: MemoryReport) -> Group:
         head.add_row("peak reserved (predicted)", _predicted_reserved_words(report))
         need = device_need(report.predicted_reserved_bytes, context=report.context_bytes)
         head.add_row("device need", need.words())
-    head.add_row("peak reached in", f"{report.peak_phase} of step {report.peak_step + 1}")
+    if report.untracked_bytes is not None and report.tracked_peak_bytes is not None:
+        head.add_row("tracked peak (tensors)", format_bytes(report.tracked_peak_bytes))
+        head.add_row("untracked (workspaces, kernel temporaries)", format_bytes(report.untracked_bytes))
+    head.add_row("peak reached in" if report.untracked_bytes is None else "tracked peak reached in",
+                 f"{report.peak_phase} of step {report.peak_step + 1}")
+    if report.gradient_reuse is not None:
+        head.add_row("gradient reuse", "active (reversible backward accumulates in place)"
+                     if report.gradient_reuse else Text.assemble(
+                         ("inactive", "bold yellow"), " (gradients copied: a larger peak)"))
     head.add_row("parameters", f"{report.params:,}")
     if isinstance(report.spec, ModelSpec):
         head.add_row("loss", report.spec.loss_words())
     head.add_row("backend", f"{report.backend} on {report.device}")
-    breakdown = Table(title="at the peak")
+    breakdown = Table(title="at the peak" if report.untracked_bytes is None else "at the tracked peak")
     breakdown.add_column("category")
     breakdown.add_column("bytes", justify="right")
     breakdown.add_column("share", justify="right")
     for category, size in report.breakdown.items():
-        breakdown.add_row(category.replace("_", " "), format_bytes(size), _share(size, report.peak_bytes))
+        breakdown.add_row(category.replace("_", " "), format_bytes(size),
+                          _share(size, report.tracked_peak_bytes or report.peak_bytes))
     parts = Table(title="saved activations per part (end of forward)")
     parts.add_column("part")
     parts.add_column("bytes", justify="right")

@@ -8,6 +8,7 @@ default and its temporaries are part of the peak.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 from contextlib import AbstractContextManager, nullcontext
@@ -58,10 +59,45 @@ def optimizer_state_of(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tenso
                 yield value
 
 
+class _WatchedState(dict):
+    """One parameter's optimizer state that reports each tensor the moment it is set."""
+
+    def __init__(self, on_state: Callable[[str, torch.Tensor], None]) -> None:
+        super().__init__()
+        self._on_state = on_state
+
+    def __setitem__(self, key: str, value: object) -> None:
+        super().__setitem__(key, value)
+        if isinstance(value, torch.Tensor):
+            self._on_state(key, value)
+
+
+def watch_optimizer_state(optimizer: torch.optim.Optimizer,
+                          on_state: Callable[[str, torch.Tensor], None]) -> None:
+    """Call ``on_state(name, tensor)`` for each optimizer state tensor as soon as it exists.
+
+    Adam creates ``step``, ``exp_avg`` and ``exp_avg_sq`` inside its first ``step()``, where a
+    small network's peak can be; a measurement classifies them from that moment on (and leaves
+    out ``step``, a host scalar on a GPU). Call before the first step: it replaces the (empty)
+    ``optimizer.state`` by one that watches assignments.
+
+    Raises:
+        ValueError: the optimizer already has state.
+    """
+    if optimizer.state:
+        raise ValueError("watch_optimizer_state must be called before the optimizer's first step")
+    optimizer.state = defaultdict(lambda: _WatchedState(on_state))
+
+
 def optimizer_step_counters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     """Adam's per-parameter ``step`` scalars, which live on the host on a GPU run."""
     return [s["step"] for s in optimizer.state.values()
-            if isinstance(s.get("step"), torch.Tensor) and s["step"].dim() == 0]
+            if isinstance(s.get("step"), torch.Tensor) and is_step_counter("step", s["step"])]
+
+
+def is_step_counter(name: str, tensor: torch.Tensor) -> bool:
+    """Whether an optimizer state entry is Adam's per-parameter ``step`` scalar."""
+    return name == "step" and tensor.dim() == 0
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,

@@ -118,6 +118,7 @@ class StorageTracker(TorchDispatchMode):
         self._scope_stack: list[str] = []
         self._roles: dict[int, str] = {}
         self._log = EventLog(self.timeline)
+        self._ignored: set[int] = set()
 
     # ---- registration ------------------------------------------------------------------
     def register(self, tensors: Iterable[torch.Tensor]) -> None:
@@ -131,6 +132,8 @@ class StorageTracker(TorchDispatchMode):
         if self.device_type is not None and storage.device.type != self.device_type:
             return
         key = id(storage)
+        if key in self._ignored:
+            return
         size = rounded(storage.nbytes(), self.rounding)
         old = self._sizes.get(key)
         if old is None:
@@ -148,15 +151,18 @@ class StorageTracker(TorchDispatchMode):
         self.live_bytes -= self._sizes.pop(key)
         self._saved_scope.pop(key, None)
         self._roles.pop(key, None)
+        self._ignored.discard(key)
 
     def uncount(self, tensors: Iterable[torch.Tensor]) -> None:
-        """Stop counting these storages (e.g. host-side optimizer step counters on a GPU run)."""
+        """Stop counting these storages for as long as they live (e.g. Adam's step counters,
+        host scalars on a GPU run), even when a later op returns them again (``t.add_(1)``)."""
         for tensor in tensors:
             key = id(tensor.untyped_storage())
-            if self._sizes.get(key):
+            if key in self._sizes and key not in self._ignored:
                 self._log.drop(key)
                 self.live_bytes -= self._sizes[key]
                 self._sizes[key] = 0
+                self._ignored.add(key)
 
     def mark(self, role: str, tensors: Iterable[torch.Tensor]) -> None:
         """Give these storages a role (``parameters``, ``gradients``, ``optimizer_state``) for as

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from revprof.errors import RevprofError
+
 NEGATIVE_SLOPE = 0.01
 """LeakyReLU slope (PyTorch's default, as the paper's code)."""
 
@@ -105,12 +107,22 @@ class CouplingBlock(nn.Module):
     output into a new buffer. They are what a reversible sequence runs without autograd.
 
     Args:
-        channels: ``C``, the width of the level.
+        channels: ``C``, the width of the level (even, at least 2).
         groups: GroupNorm groups of ``F`` and ``G`` (divide ``C / 2``).
+
+    Raises:
+        RevprofError: an odd or non-positive ``channels``, or ``groups`` not dividing ``C / 2``.
     """
 
     def __init__(self, channels: int, groups: int) -> None:
+        if channels < 2 or channels % 2:
+            raise RevprofError(f"CouplingBlock channels={channels} must be even and at least 2 "
+                               "(the block splits them into two halves)")
+        if groups < 1 or (channels // 2) % groups:
+            raise RevprofError(f"CouplingBlock groups={groups} must divide channels/2="
+                               f"{channels // 2} (GroupNorm of each half)")
         super().__init__()
+        self.channels = channels
         self.f = ResidualFunction(channels // 2, groups)
         self.g = ResidualFunction(channels // 2, groups)
 

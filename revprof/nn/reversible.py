@@ -6,6 +6,10 @@ The backward walks the blocks from last to first, reconstructing each block's in
 output in that same buffer, differentiating ``G`` and then ``F`` on the reconstructed halves, and
 accumulating the input gradient in place, in the incoming gradient itself when nothing else can
 see it (otherwise in one copy of it). Memory therefore does not grow with the number of blocks.
+The buffer is the output the caller received, so it is reconstructed in place only when nothing
+outside the sequence still holds it (no variable, hook capture, view, ``detach()`` alias or other
+graph node); otherwise the backward works in a copy and the caller's output keeps its values.
+Both ownership tests live in :mod:`revprof.nn._ownership`.
 The first block's ``x1`` half is not reconstructed: it would be the sequence input, which no
 gradient needs, so that ``F`` is recomputed only up to its activation (one convolution fewer per
 sequence); after the backward the buffer holds ``y1`` of block 0 and the input's ``x2``.
@@ -17,13 +21,15 @@ hand (:meth:`ResidualFunction.undo_backward_`), with LeakyReLU's backward in pla
 functions, and autocast, go through autograd on the recompute.
 
 The functions ``F`` and ``G`` must be deterministic (no dropout): they are run twice. A graph
-through a reversible sequence can be backpropagated once (``retain_graph`` cannot work: the
-backward consumes the stored output).
+through a reversible sequence can be backpropagated again (``retain_graph``) only when its first
+backward worked in a copy (the output was still held, for instance by the retained graph);
+otherwise that backward consumed the stored output and a second one raises. Gradients are
+first-order only: ``create_graph=True`` raises a ``RuntimeError`` instead of silently dropping
+second-order terms.
 """
 
 from __future__ import annotations
 
-import sys
 import weakref
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -31,10 +37,20 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch._subclasses.fake_tensor import FakeTensor
 from torch.autograd.graph import get_gradient_edge
 
+from revprof.errors import RevprofError, look_up
+from revprof.nn._ownership import (
+    OWNERSHIP,
+    gradient_is_private,
+    output_is_private,
+    preserve_version_counter,
+    python_references,
+)
 from revprof.nn.coupling import CouplingBlock, ResidualFunction, halves
+from revprof.spec import EXECUTIONS
+
+__all__ = ["OWNERSHIP", "ReversibleSequence"]
 
 
 @dataclass(frozen=True)
@@ -56,75 +72,6 @@ class _AutocastState:
         return torch.autocast(self.device_type, dtype=self.dtype, enabled=True)
 
 
-# ---- ownership of the incoming gradient ------------------------------------------------------
-def _references(tensor: torch.Tensor) -> int:
-    """Python references to ``tensor`` as seen from a ``backward(ctx, grad)`` that calls this first."""
-    return sys.getrefcount(tensor)
-
-
-class _Probe(torch.autograd.Function):
-    """Measures :func:`_references` for an incoming gradient nothing else holds."""
-
-    seen: list[int] = []
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return x.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        _Probe.seen.append(_references(grad_output))
-        return grad_output
-
-
-def _calibrate() -> int | None:
-    """Python references an engine-owned incoming gradient has inside ``backward``; ``None``
-    when it cannot be measured (then the gradient is always copied)."""
-    try:
-        from torch.utils._python_dispatch import _disable_current_modes
-
-        with _disable_current_modes(), torch.enable_grad():
-            x = torch.zeros(2, requires_grad=True)
-            (_Probe.apply(x) * 2).sum().backward()
-        return _Probe.seen[-1]
-    except Exception:  # noqa: BLE001 - any failure only disables the optimisation
-        return None
-
-
-_OWNED_REFERENCES: list[int | None] = []
-
-
-def _owned_references() -> int | None:
-    if not _OWNED_REFERENCES:
-        _OWNED_REFERENCES.append(_calibrate())
-    return _OWNED_REFERENCES[0]
-
-
-def _exclusively_ours(grad: torch.Tensor, references: int) -> bool:
-    """Whether the incoming gradient can be overwritten: nothing but the autograd engine's call
-    into this backward refers to it, its tensor or its storage (no other graph input buffer, no
-    hook, no caller, no view), and it is one dense contiguous block."""
-    expected = _owned_references()
-    if expected is None or references > expected:
-        return False
-    # A weak reference could let someone read the gradient later. Fake tensors get weak
-    # references from the fake-tensor machinery itself, which a real run never has; ignoring
-    # those keeps simulated runs byte-identical to real ones.
-    if weakref.getweakrefs(grad) and not isinstance(grad, FakeTensor):
-        return False
-    if grad._base is not None or grad.storage_offset() != 0 or not grad.is_contiguous():
-        return False
-    try:  # private counters: when a torch version lacks them, copy (always correct)
-        if grad._use_count() != 1:
-            return False
-        storage = grad.untyped_storage()
-        # 2: the tensor's reference and that of the ``storage`` object just made.
-        return storage.nbytes() == grad.numel() * grad.element_size() and \
-            torch._C._storage_Use_Count(storage._cdata) == 2
-    except (AttributeError, RuntimeError):
-        return False
-
-
 # ---- the autograd function -------------------------------------------------------------------
 class _ReversibleFunction(torch.autograd.Function):
     """Autograd glue: ``forward(x, sequence, *params) -> y`` with only ``y`` saved."""
@@ -136,21 +83,39 @@ class _ReversibleFunction(torch.autograd.Function):
         ctx.consumed = False
         z = _run_forward(sequence.blocks, x.detach())
         ctx.save_for_backward(z)
+        ctx.output = weakref.ref(z)  # the tensor the caller gets: alive means someone holds it
         return z
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
-        references = _references(grad_output)  # first: the count must match the calibration's
+        references = python_references(grad_output)  # first: must match the calibration's
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "reversible sequences support first-order gradients only: backward with "
+                "create_graph=True (double backward) through one is not supported; use "
+                "execution='plain' or 'checkpoint' for higher-order gradients")
         if ctx.consumed:
-            raise RuntimeError("a reversible sequence can be backpropagated once per forward: its "
-                               "backward consumes the stored output (retain_graph is not supported)")
-        ctx.consumed = True
+            raise RuntimeError("a reversible sequence can be backpropagated once per forward when "
+                               "its first backward consumed the stored output (retain_graph with "
+                               "an output nothing else holds is not supported)")
         (z,) = ctx.saved_tensors
-        z = z.detach()  # the saved output is ours to overwrite: it becomes the sequence input
-        if _exclusively_ours(grad_output, references):
+        # The saved output becomes the sequence input, block by block. In place only when
+        # nothing outside the sequence can read it (see revprof/nn/_ownership.py); otherwise
+        # (the caller or a hook still holds the output, a view or alias of it, or a graph
+        # retained with retain_graph) in a copy, which leaves the output intact.
+        if output_is_private(z, ctx.output):
+            z = z.detach()
+            ctx.consumed = True
+            OWNERSHIP.outputs_reused += 1
+        else:
+            z = z.detach().clone(memory_format=torch.contiguous_format)
+            OWNERSHIP.outputs_copied += 1
+        if gradient_is_private(grad_output, references):
             grad = grad_output.detach()  # the engine's own buffer: accumulate into it
+            OWNERSHIP.gradients_reused += 1
         else:
             grad = grad_output.clone(memory_format=torch.contiguous_format)
+            OWNERSHIP.gradients_copied += 1
         del grad_output
         sequence: ReversibleSequence = ctx.sequence
         param_grads: list[torch.Tensor | None] = []
@@ -188,15 +153,19 @@ def _residual_backward(
         return list(function.undo_backward_(source, target, grad_source, grad_target))
     params = list(function.parameters())
     trainable = [p for p in params if p.requires_grad]
+    preserve = preserve_version_counter(target) if target is not None else None
     with torch.enable_grad(), autocast.restore():
-        leaf = source.detach().requires_grad_(True)
-        out = function(leaf)
+        leaf = source.detach()
+        if target is not None and preserve is None:  # (private API gone: a graph of its own)
+            leaf = leaf.clone()
+        out = function(leaf.requires_grad_(True))
     # The gradient needs only the graph, not the output's values: reconstruct with them and let
-    # them go before backpropagating. ``target`` is the other half of the buffer ``leaf`` views;
-    # the graph never reads it, so its shared version counter is put back after the write.
+    # them go before backpropagating. ``target`` is the other half of the buffer ``leaf`` views,
+    # a buffer private to this backward (the ownership test); the graph never reads that half,
+    # so its shared version counter is put back after the write.
     edge = get_gradient_edge(out)
     if target is not None:
-        with torch.no_grad(), torch.autograd._unsafe_preserve_version_counter(target):
+        with torch.no_grad(), preserve if preserve is not None else nullcontext():
             target.sub_(out)
     del out
     grads = torch.autograd.grad(edge, [leaf, *trainable], grad_target)
@@ -236,10 +205,25 @@ class ReversibleSequence(nn.Module):
             (ordinary autograd) or ``"checkpoint"`` (activation checkpointing of the whole
             sequence, non-reentrant).
 
+    Raises:
+        RevprofError: an unknown ``execution`` (with a "did you mean"), a block that is not a
+            :class:`CouplingBlock` or of another width.
+
+    Reversible execution supports first-order gradients only (``create_graph=True`` raises a
+    ``RuntimeError``) and one backward per forward.
+
     The parameter names do not depend on ``execution``, so one ``state_dict`` serves all three.
     """
 
     def __init__(self, blocks: Sequence[CouplingBlock], execution: str = "reversible") -> None:
+        execution = look_up("execution", execution, EXECUTIONS)
+        blocks = list(blocks)
+        for index, block in enumerate(blocks):
+            if not isinstance(block, CouplingBlock):
+                raise RevprofError(f"blocks[{index}] must be a CouplingBlock; got {type(block).__name__}")
+            if block.channels != blocks[0].channels:
+                raise RevprofError(f"blocks[{index}] has width {block.channels}; every block of a "
+                                   f"sequence must have the width of blocks[0], width {blocks[0].channels}")
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.execution = execution

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
-from revprof.memory.measure import environment, measure_memory
+from revprof.memory.measure import cuda_measurement, environment, measure_memory, oom_record, warm_up_cuda
 from revprof.memory.step import PRECISIONS, make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
@@ -160,23 +160,28 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     from revprof.data import PatchSampler
 
     torch.manual_seed(settings.seed)
-    model = build_model(spec).to(device)
-    optimizer = make_optimizer(model)
-    sampler = PatchSampler(data.train, patch, seed=settings.seed)
+    model = build_model(spec)
     losses: list[float] = []
     durations: list[float] = []
-    status, error = "ok", None
+    status, error, oom = "ok", None, None
     tracker = StorageTracker() if device.type == "cpu" else None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    with held_interrupts() as checkpoint, _progress(progress) as bar:
+    image = target = None
+    with held_interrupts() as checkpoint, _progress(progress) as bar, \
+            cuda_measurement(device) as cudnn_settings:
         task = bar.add_task(f"training {spec.describe()}", total=settings.steps, loss="-")
-        for step in range(settings.steps):
-            checkpoint()  # Ctrl-C stops between steps
-            image, target = sampler.sample(settings.batch)
-            image, target = image.to(device), target.to(device)
-            started = time.perf_counter()
-            try:
+        try:
+            model = model.to(device)
+            optimizer = make_optimizer(model)
+            sampler = PatchSampler(data.train, patch, seed=settings.seed)
+            if device.type == "cuda":  # as ``measure --backend cuda``: same warm-up and reset
+                warm_up_cuda(device)
+            for step in range(settings.steps):
+                checkpoint()  # Ctrl-C stops between steps
+                image, target = sampler.sample(settings.batch)
+                image, target = image.to(device), target.to(device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                started = time.perf_counter()
                 with tracker if tracker is not None else nullcontext():
                     if tracker is not None and step == 0:
                         tracker.register([*model.parameters()])
@@ -184,17 +189,18 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                         tracker.register([image, target])
                     loss = training_step(model, optimizer, image, target, settings.precision)
                     value = float(loss)
-            except torch.cuda.OutOfMemoryError as oom:
-                status, error = "oom", str(oom).splitlines()[0]
-                break
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            durations.append(time.perf_counter() - started)
-            losses.append(value)
-            bar.update(task, advance=1, loss=f"{value:.4f}")
-            if not math.isfinite(value):
-                status, error = "diverged", f"loss became {value} at step {step + 1}"
-                break
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # before reading the time
+                durations.append(time.perf_counter() - started)
+                losses.append(value)
+                bar.update(task, advance=1, loss=f"{value:.4f}")
+                if not math.isfinite(value):
+                    status, error = "diverged", f"loss became {value} at step {step + 1}"
+                    break
+        except torch.OutOfMemoryError as out_of_memory:
+            oom = oom_record(out_of_memory, device)
+            status, error = "oom", _oom_words(oom)
+        env = {**environment(str(device)), **cudnn_settings}
     del image, target
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
@@ -205,10 +211,14 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     voxels = settings.batch * patch[0] * patch[1] * patch[2]
     scores: list[CaseDice] = []
     if status == "ok":
-        with held_interrupts():
-            scores, labels = evaluate_cases(model, spec, data.validation, patch, device,
-                                            settings.precision, data.cases)
-        if save_predictions is not None:
+        try:
+            with held_interrupts():
+                scores, labels = evaluate_cases(model, spec, data.validation, patch, device,
+                                                settings.precision, data.cases)
+        except torch.OutOfMemoryError as out_of_memory:  # validation inference ran out
+            oom = oom_record(out_of_memory, device)
+            status, error, scores = "oom", "during validation: " + _oom_words(oom), []
+        if save_predictions is not None and status == "ok":
             write_predictions(labels, data, save_predictions)
     if save_model is not None:
         save_checkpoint(model, spec, save_model)
@@ -218,8 +228,17 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
         voxels_per_second=voxels / seconds if seconds and math.isfinite(seconds) else float("nan"),
         losses=losses, device=_device_words(device), steps_done=len(losses),
         train_cases=len(data.train), val_cases=len(data.validation),
-        environment=environment(str(device)), error=error,
+        environment=env, error=error, oom=oom,
     )
+
+
+def _oom_words(oom: dict) -> str:
+    """One line: requested and capacity bytes, then the allocator's message."""
+    from revprof.units import format_bytes
+
+    requested = format_bytes(oom["requested_bytes"]) if oom.get("requested_bytes") else "unknown"
+    capacity = format_bytes(oom["capacity_bytes"]) if oom.get("capacity_bytes") else "unknown"
+    return f"out of memory (requested {requested}, device capacity {capacity}): {oom['message']}"
 
 
 def _device_words(device: torch.device) -> str:

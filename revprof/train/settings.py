@@ -72,6 +72,8 @@ class TrainResult:
     val_cases: int
     environment: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    oom: dict[str, Any] | None = None
+    """For ``oom``: message, requested bytes, device capacity and allocated bytes."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""

@@ -13,7 +13,7 @@ from revprof.cli._common import console, handle_errors
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, spec_or_file,
+    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
 )
 from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
@@ -87,13 +87,7 @@ def measure(
     factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
     if factory is not None and steps is not None:
         raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
-    if factory is not None and spec_path is not None:
-        raise RevprofError("--spec and --model both name a network; give one of them")
-    loaded = None
-    if factory is not None:
-        spec = factory
-    else:
-        spec, loaded = spec_or_file(ctx, options, spec_path)
+    spec, loaded = network_or_file(ctx, options, factory, spec_path)
     if loaded is not None:  # the trial's settings unless given here
         patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
         batch = file_default(ctx, "batch", batch, loaded, loaded.batch)

@@ -18,7 +18,7 @@ from revprof.cli.measure import Batch, Precision
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, spec_or_file,
+    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
 )
 from revprof.memory.device import CONTEXT_BYTES
 from revprof.memory.planner import (
@@ -170,13 +170,7 @@ def plan(
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
-    if factory is not None and spec_path is not None:
-        raise RevprofError("--spec and --model both name a network; give one of them")
-    loaded = None
-    if factory is not None:
-        spec = factory
-    else:
-        spec, loaded = spec_or_file(ctx, options, spec_path)
+    spec, loaded = network_or_file(ctx, options, factory, spec_path)
     if loaded is not None:  # the trial's batch and precision; --patch stays what it says
         batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
         precision = file_default(ctx, "precision", precision, loaded, loaded.precision)

@@ -73,6 +73,20 @@ def spec_or_file(ctx: typer.Context, options: SpecOptions,
     return loaded.spec, loaded
 
 
+def network_or_file(ctx: typer.Context, options: SpecOptions, factory: Any,
+                    path: Path | None) -> tuple[Any, SpecFile | None]:
+    """``--model``'s network when given, else that of ``--spec FILE`` or the architecture options.
+
+    Raises:
+        RevprofError: ``--model`` together with ``--spec``, or what :func:`spec_or_file` raises.
+    """
+    if factory is None:
+        return spec_or_file(ctx, options, path)
+    if path is not None:
+        raise RevprofError("--spec and --model both name a network; give one of them")
+    return factory, None
+
+
 def file_default(ctx: typer.Context, name: str, value: Any, loaded: SpecFile | None,
                  from_file: Any) -> Any:
     """``value`` when option ``name`` was given (or there is no spec file), else ``from_file``."""

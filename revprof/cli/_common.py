@@ -95,9 +95,9 @@ def storage_help(text: str) -> str:
 
 def shown_storage(storage: str) -> str:
     """A store string as revprof prints it: any password replaced (never echo a secret)."""
-    from revprof.sweep.storage import redact
+    from revprof.redaction import redact_url
 
-    return redact(storage)
+    return redact_url(storage)
 
 
 def set_quiet(on: bool = True) -> None:

@@ -18,7 +18,7 @@ $(PY):
 # torch and numpy.
 $(STAMP): $(PY) pyproject.toml Makefile
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[test,bench]"
+	$(PIP) install --quiet -e ".[test,bench,dashboard]"
 	$(PIP) install --quiet --no-deps "monai>=1.5" "dynamic-network-architectures>=0.4"
 	@touch $(STAMP)
 

@@ -59,6 +59,7 @@ def test_json_output(folders: tuple[Path, Path]) -> None:
     data = json.loads(result.stdout)
     assert {"cases", "mean", "unpaired", "convention", "problems"} <= set(data)
     assert data["convention"] == "brats2023" and isinstance(data["problems"], list)
+    assert data["kind"] == "evaluation"
     assert [c["case"] for c in data["cases"]] == ["BraTS-MET-00001-000", "BraTS-MET-00002-000"]
     for case in data["cases"]:
         assert set(case) == {"case", "dice", "hd95", "lesions"}

@@ -102,10 +102,12 @@ def test_memory_only_sweep_records_the_schema_and_resumes(in_tmp: Path) -> None:
         assert TRIAL_KEYS <= set(attrs), TRIAL_KEYS - set(attrs)
         assert attrs["peak_bytes"] == attrs["predicted_peak_bytes"] > 0
         assert sum(attrs["breakdown"].values()) == attrs["peak_bytes"]
-        assert trial.values == [attrs["params"], attrs["peak_bytes"]]
-        constraint = trial.system_attrs["constraints"]
-        assert constraint == [attrs["predicted_peak_bytes"] - study.user_attrs["budget_bytes"]]
-        assert attrs["status"] == ("infeasible" if constraint[0] > 0 else "ok")
+        over = attrs["predicted_peak_bytes"] - study.user_attrs["budget_bytes"]
+        # Optuna's own constraint (Trial.set_constraint) and the list form optuna-dashboard reads
+        assert trial.constraints == {"peak_over_budget_bytes": over, "0": over}
+        assert trial.system_attrs["constraints"] == [over]
+        assert attrs["status"] == ("infeasible" if over > 0 else "ok")
+        assert trial.values == [attrs["params"] if over <= 0 else 0.0, attrs["peak_bytes"]]
         json.dumps(attrs)
     reversible, plain = trials[0].user_attrs, trials[1].user_attrs
     assert reversible["label"] == "reversible" and reversible["status"] == "ok"
@@ -138,13 +140,14 @@ def test_training_sweep_with_a_budget(in_tmp: Path) -> None:
     assert attrs["seconds_per_step"] > 0 and attrs["voxels_per_second"] > 0
     assert attrs["device"].startswith("cpu")
     assert trained.values == [attrs["dice"]["mean"], attrs["peak_bytes"]]
-    assert trained.system_attrs["constraints"][0] <= 0
+    assert trained.constraints["peak_over_budget_bytes"] <= 0
     # over budget: recorded with its predicted peak, never trained
     assert skipped.user_attrs["status"] == "infeasible"
     assert "dice" not in skipped.user_attrs and "seconds_per_step" not in skipped.user_attrs
     assert skipped.values == [0.0, skipped.user_attrs["predicted_peak_bytes"]]
-    assert skipped.system_attrs["constraints"][0] > 0
+    assert skipped.constraints["peak_over_budget_bytes"] > 0
     assert pareto_front(study) == [trained]
+    assert study.best_trials == [trained]  # Optuna's constrained front agrees
 
 
 @pytest.mark.parametrize("outcome", ["oom", "diverged", "error"])

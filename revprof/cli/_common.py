@@ -82,3 +82,25 @@ def parameter(name: str, parse: Callable[[str], R]) -> Callable[[str | None], R 
             raise typer.BadParameter(str(error), param_hint=name) from None
 
     return callback
+
+
+#: Environment variable that gives ``--storage`` its default (a journal path or a database URL).
+STORAGE_ENV = "REVPROF_STORAGE"
+
+
+def storage_help(text: str) -> str:
+    """``--storage`` help: ``text`` and the environment variable that sets its default."""
+    return f"{text} Default: ${STORAGE_ENV} when set."
+
+
+def shown_storage(storage: str) -> str:
+    """A store string as revprof prints it: any password replaced (never echo a secret)."""
+    from revprof.redaction import redact_url
+
+    return redact_url(storage)
+
+
+def set_quiet(on: bool = True) -> None:
+    """``revprof --quiet``: progress, status and informational lines off (``console``); results
+    printed with ``print``/``typer.echo`` (``--json``, paths) and errors (``err_console``) stay."""
+    console.quiet = on

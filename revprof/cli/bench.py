@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from revprof.cli._common import console, handle_errors
+from revprof.cli._common import console, handle_errors, set_quiet
 
 Quick = Annotated[bool, typer.Option("--quick", help="Tiny networks and patches: the same tables "
                                      "in seconds (for tests and smoke runs).")]
@@ -23,13 +24,19 @@ Docs = Annotated[Path | None, typer.Option("--docs", help="Markdown file whose b
 
 
 def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cuda = False,
-          docs: Docs = None) -> None:
+          docs: Docs = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the "
+                                                "record written to bench.json and the files "
+                                                "written) instead of the Markdown tables.")] = False,
+          ) -> None:
     """Peak memory (simulate, exact) and CPU step-time ratios of revprof's reversible execution
     next to plain autograd, checkpointing, RevTorch and the No New-Net baseline; checks the targets."""
     from revprof.bench.peers import revtorch_available
     from revprof.bench.report import markdown, update_docs, write_json
     from revprof.bench.run import BenchSettings, run_bench
 
+    if as_json:  # stdout carries the JSON object only
+        set_quiet()
     settings = BenchSettings.quick_settings() if quick else BenchSettings.full()
     command = "revprof bench" + (" --quick" if quick else "") + (" --cuda" if cuda else "")
     if out != Path("benchmarks/results"):
@@ -60,6 +67,9 @@ def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cud
         docs = Path("docs/benchmarks.md")
     if docs is not None:
         written.append(update_docs(docs, section))
+    if as_json:
+        print(json.dumps({"kind": "bench", "files": [str(p) for p in written], "record": record}))
+        return
     typer.echo(section)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from revprof.cli._common import console, err_console, handle_errors, parameter
+from revprof.cli._common import console, err_console, handle_errors, parameter, set_quiet
 from revprof.data.check import CheckReport, check_dataset
 from revprof.data.conventions import get_convention
 from revprof.data.synth import SYNTH_CONVENTIONS, parse_shape, synthesize
@@ -33,7 +34,7 @@ def _convention(value: str) -> str:
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err_console, transient=False,
+        console=err_console, transient=False, disable=console.quiet,
     )
 
 
@@ -73,8 +74,12 @@ def check_command(
         None, "--convention", callback=parameter("--convention", _convention),
         help="Force a label convention: brats2021, brats2023, brats2024 or msd.",
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the "
+                                 "table (exit status 1 still means not usable)."),
 ) -> None:
     """Read every case under PATH and report what was found and what is wrong."""
+    if as_json:
+        set_quiet()
     with _progress() as bar:
         task = bar.add_task("checking", total=None)
 
@@ -83,9 +88,28 @@ def check_command(
 
         report = check_dataset(path, convention, progress=step)
         bar.update(task, completed=report.found)
-    _print_report(report)
+    if as_json:
+        print(json.dumps(_report_dict(report)))
+    else:
+        _print_report(report)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _report_dict(report: CheckReport) -> dict[str, object]:
+    """``data check --json``: the same figures as the table, and every problem."""
+    with_seg = sum(1 for c in report.cases if not c.inference_only)
+    return {
+        "kind": "data-check", "root": str(report.root), "usable": report.ok,
+        "found": report.found, "readable": len(report.cases),
+        "per_convention": report.per_convention(), "with_segmentation": with_seg,
+        "inference_only": len(report.cases) - with_seg,
+        "shapes": [{"shape": list(s), "cases": n} for s, n in sorted(report.shapes().items())],
+        "spacings": [{"spacing_mm": list(s), "cases": n}
+                     for s, n in sorted(report.spacings().items())],
+        "label_values": report.label_values(),
+        "problems": [{"severity": p.severity, "message": str(p)} for p in report.problems],
+    }
 
 
 def _counts(mapping: dict, fmt) -> str:  # type: ignore[type-arg]

@@ -193,7 +193,7 @@ def evaluate_command(
         err_console.print(f"[yellow]warning:[/] {escape(str(line))}", highlight=False,
                           soft_wrap=True, markup=True)
     if as_json:
-        typer.echo(json.dumps(result.to_json()))
+        typer.echo(json.dumps({"kind": "evaluation", **result.to_json()}))
         return
     console.print(_table(result))
     if result.lesions_computed:

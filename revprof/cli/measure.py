@@ -13,7 +13,7 @@ from revprof.cli._common import console, handle_errors
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, Width, Widths,
+    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
 )
 from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
@@ -32,10 +32,12 @@ Backend = Annotated[str, typer.Option("--backend", help="auto (cuda if a GPU is 
 
 
 def measure(
+    ctx: typer.Context,
     arch: Arch = "revunet", levels: Levels = None, width: Width = None, widths: Widths = None,
     growth: Growth = 2.0, max_width: MaxWidth = None, depth: Depth = None,
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
     reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
+    spec_path: SpecPath = None,
     patch: Patch = "128", batch: Batch = 1, precision: Precision = "fp32", backend: Backend = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeline: Annotated[bool, typer.Option("--timeline/--no-timeline",
@@ -52,7 +54,9 @@ def measure(
                                               help="BraTS data folder (default: synthetic demo cases).")] = None,
     val_cases: Annotated[int, typer.Option("--val-cases", min=0, rich_help_panel="Training run",
                                            help="Held-out cases for Dice.")] = 2,
-    seed: Annotated[int, typer.Option("--seed", rich_help_panel="Training run")] = 0,
+    seed: Annotated[int, typer.Option("--seed", rich_help_panel="Training run",
+                                      help="Seeds the weights, the case split and the patch "
+                                           "sampler.")] = 0,
     device: Annotated[str, typer.Option("--device", rich_help_panel="Training run",
                                         help="auto, cpu, cuda or cuda:N.")] = "auto",
     convention: Annotated[str | None, typer.Option("--convention", rich_help_panel="Training run",
@@ -66,7 +70,9 @@ def measure(
                                               "none keeps each case's.")] = "1,1,1",
     results: Annotated[Path, typer.Option("--results", rich_help_panel="Training run",
                                           help="Results table the run is appended to.")] = Path("results/runs.csv"),
-    save_model: Annotated[Path | None, typer.Option("--save-model", rich_help_panel="Training run")] = None,
+    save_model: Annotated[Path | None, typer.Option("--save-model", rich_help_panel="Training run",
+                                                    help="Write the trained weights (a PyTorch "
+                                                         "state dict) to this file.")] = None,
     save_predictions: Annotated[Path | None, typer.Option("--save-predictions", rich_help_panel="Training run",
                                                           help="Write NIfTI label maps of the "
                                                                "validation cases here.")] = None,
@@ -74,28 +80,46 @@ def measure(
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
 ) -> None:
     """Peak memory of a training step (forward, soft Dice, backward, Adam) with its breakdown;
-    with --steps, a short training run with Dice for WT, TC and ET."""
+    with --steps, a short training run with Dice for WT, TC and ET. With --spec FILE (from revprof
+    export), the network and settings of a sweep trial."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
     if factory is not None and steps is not None:
         raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
-    spec = factory if factory is not None else options.build()
+    spec, loaded = network_or_file(ctx, options, factory, spec_path)
+    if loaded is not None:  # the trial's settings unless given here
+        patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
+        batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
+        precision = file_default(ctx, "precision", precision, loaded, loaded.precision)
     if steps is not None and snapshot is not None:
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")
     if steps is not None:
         check_training_outputs(results, save_model, save_predictions, seed)
+        train = loaded.train if loaded is not None else {}
+        data_path = file_default(ctx, "data", data, loaded, train.get("data"))
+        file_crop = train.get("crop")
+        crop_value = file_default(ctx, "crop", crop, loaded,
+                                  ",".join(map(str, file_crop)) if file_crop else None)
+        synthetic = {key: (tuple(train[key]) if isinstance(train[key], list) else train[key])
+                     for key in ("synthetic_cases", "synthetic_shape") if key in train}
         settings = TrainSettings(
-            data=data, patch=validate_patch(spec, patch), steps=steps, val_cases=val_cases,
-            precision=precision, device=device, seed=seed, batch=batch, convention=convention,
-            crop=parse_patch(crop) if crop else None, spacing=parse_spacing(spacing),
+            data=Path(data_path) if data_path else None, patch=validate_patch(spec, patch),
+            steps=steps, val_cases=file_default(ctx, "val_cases", val_cases, loaded,
+                                                train.get("val_cases")),
+            precision=precision, device=file_default(ctx, "device", device, loaded,
+                                                     train.get("device")),
+            seed=file_default(ctx, "seed", seed, loaded, train.get("seed")), batch=batch,
+            convention=file_default(ctx, "convention", convention, loaded, train.get("convention")),
+            crop=parse_patch(crop_value) if crop_value else None, spacing=parse_spacing(spacing),
+            **synthetic,
         )
         result = run_training(spec, settings, progress=not as_json, save_model=save_model,
                               save_predictions=save_predictions)
         append_row(result_row(spec, settings, result), results)
         if as_json:
-            print(json.dumps({"spec": spec.to_dict(), "patch": list(settings.patch), "batch": batch,
+            print(json.dumps({"kind": "training", "spec": spec.to_dict(), "patch": list(settings.patch), "batch": batch,
                               "precision": precision, "backend": "training run", **result.to_dict()}))
         else:
             console.print(training_tables(spec, settings, result))
@@ -121,7 +145,8 @@ def measure(
                                               parse_alloc_conf(alloc_conf_of(alloc_conf))), snapshot)
     if as_json:
         need = device_need(report.predicted_reserved_bytes or 0, context=report.context_bytes)
-        print(json.dumps({**report.to_dict(timeline=timeline), "device_need": need.to_dict()}))
+        print(json.dumps({"kind": "memory", **report.to_dict(timeline=timeline),
+                          "device_need": need.to_dict()}))
     else:
         console.print(report_tables(report))
         if snapshot is not None:

@@ -11,31 +11,36 @@ from revprof.cli._common import console, handle_errors
 from revprof.cli.model_options import InChannels, Model, ModelKwargs, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, Width, Widths,
+    Reversible, SpecOptions, SpecPath, Width, Widths, spec_or_file,
 )
+from revprof.errors import RevprofError
 from revprof.nn.summary import FactoryModelSummary, summarize, summarize_factory
 
 
 def model(
+    ctx: typer.Context,
     arch: Arch = "revunet", levels: Levels = None, width: Width = None, widths: Widths = None,
     growth: Growth = 2.0, max_width: MaxWidth = None, depth: Depth = None,
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
     reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
+    spec_path: SpecPath = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     model: Model = None, model_kwargs: ModelKwargs = None, in_channels: InChannels = None,
 ) -> None:
     """Print the network: widths, blocks and execution per level, parameters per level and in total
-    (with --model: its layers and parameters)."""
+    (with --model: its layers and parameters; with --spec FILE: the network of a sweep trial)."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, "dice", in_channels, None, options)
     if factory is not None:
+        if spec_path is not None:
+            raise RevprofError("--spec and --model both name a network; give one of them")
         _print_factory(summarize_factory(factory), as_json)
         return
-    spec = options.build()
+    spec, _ = spec_or_file(ctx, options, spec_path)
     summary = summarize(spec)
     if as_json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({"kind": "model", **summary.to_dict()}, indent=2))
         return
     table = Table(title=spec.describe())
     for column in ("part", "width", "blocks", "execution", "parameters"):

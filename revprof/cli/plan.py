@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import statistics
 from pathlib import Path
 from typing import Annotated
@@ -11,13 +12,13 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from revprof.cli._common import console, handle_errors
+from revprof.cli._common import console, err_console, handle_errors
 from revprof.errors import RevprofError
 from revprof.cli.measure import Batch, Precision
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, Width, Widths,
+    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
 )
 from revprof.memory.device import CONTEXT_BYTES
 from revprof.memory.planner import (
@@ -103,12 +104,30 @@ def _median_shape(data: Path) -> tuple[float, float, float]:
     return tuple(float(statistics.median(s[a] for s in shapes)) for a in range(3))  # type: ignore[return-value]
 
 
+class _OutOfTime(Exception):
+    """--max-seconds passed: the search stops after the prediction in progress."""
+
+
+def _best_so_far(predicted: list[Candidate], rule: Criterion, budget_bytes: int,
+                 largest: bool) -> Candidate | None:
+    """Of the configurations predicted before the stop, the one the question asks for that fits by
+    ``rule``: the most voxels (largest patch) or the most parameters, then the least need."""
+    fitting = [c for c in predicted if rule.need(c) <= rule.limit(budget_bytes)]
+    if not fitting:
+        return None
+    if largest:
+        return max(fitting, key=lambda c: (c.voxels, -rule.need(c)))
+    return max(fitting, key=lambda c: (c.params, -rule.need(c)))
+
+
 def plan(
+    ctx: typer.Context,
     budget: Annotated[str, typer.Option("--budget", help="Memory budget, e.g. 11GiB, 12GB, 800MiB.")],
     arch: Arch = "revunet", levels: Levels = None, width: Width = None, widths: Widths = None,
     growth: Growth = 2.0, max_width: MaxWidth = None, depth: Depth = None,
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
     reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
+    spec_path: SpecPath = None,
     patch: Annotated[str | None, typer.Option("--patch", help="Fix the patch and search the network "
                                               "(depth and width); without it, find the largest patch.")] = None,
     max_patch: Annotated[str, typer.Option("--max-patch", help="Largest patch to consider.")] =
@@ -133,12 +152,17 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     model: Model = None, model_kwargs: ModelKwargs = None, loss: Loss = "dice",
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
+    max_seconds: Annotated[float, typer.Option(
+        "--max-seconds", min=0, help="Stop the search after this long (0: no limit) and print the "
+        "best fitting configuration predicted so far, marked incomplete. One prediction of a large "
+        "network can take tens of seconds on a CPU.")] = 240.0,
 ) -> None:
     """What fits in a memory budget: the largest patch for a network, or the best network for a patch
     (with --model: the largest patch, or with --patch the largest batch).
 
     Every answer fits by the chosen criterion (default: the device need) and is verified by a
-    simulation; all parts of the need are printed, with the candidates that were checked."""
+    simulation; all parts of the need are printed, with the candidates that were checked. Progress
+    shows on stderr (also with --json); Ctrl-C stops."""
     budget_bytes = parse_bytes(budget)
     rule = Criterion(criterion, _percent(margin), parse_bytes(context) if context else None,
                      parse_bytes(workspace) if workspace else None, device_class, alloc_conf)
@@ -146,35 +170,54 @@ def plan(
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
-    spec = factory if factory is not None else options.build()
+    spec, loaded = network_or_file(ctx, options, factory, spec_path)
+    if loaded is not None:  # the trial's batch and precision; --patch stays what it says
+        batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
+        precision = file_default(ctx, "precision", precision, loaded, loaded.precision)
     if search not in ("depth", "width", "both"):
         raise typer.BadParameter(f"must be depth, width or both; got {search!r}", param_hint="--search")
+    started = time.monotonic()
+    predicted: list[Candidate] = []
+    # Progress goes to stderr, so it shows with --json too (stdout keeps the one JSON object).
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True, disable=as_json) as progress:
-        task = progress.add_task("predicting", total=None)
+                  console=err_console, transient=True, disable=console.quiet) as progress:
+        task = progress.add_task("predicting the first configuration", total=None)
 
         def seen(candidate: Candidate) -> None:
-            progress.update(task, description=f"{candidate.spec.describe()} "
+            predicted.append(candidate)
+            progress.update(task, description=f"{len(predicted)} predicted · last "
+                                              f"{candidate.spec.describe()} "
                                               f"{'x'.join(map(str, candidate.patch))}: "
                                               f"{format_bytes(candidate.peak_bytes)}")
+            if max_seconds and time.monotonic() - started > max_seconds:
+                raise _OutOfTime
 
-        if patch is None:
-            limit = parse_patch(max_patch)
-            if median is not None:  # as nnU-Net: no patch larger than the median image
-                step = 2 ** (spec.levels - 1)
-                limit = tuple(min(m, -(-int(s) // step) * step) for m, s in zip(limit, median))
-            result = largest_patch(spec, budget_bytes, limit, batch, precision, seen,
-                                   criterion=rule, median_shape=median)
-        elif factory is not None:
-            result = largest_batch(factory, parse_patch(patch), budget_bytes, precision, on_evaluate=seen,
-                                   criterion=rule)
-        else:
-            result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
-                                   search_depth=search in ("depth", "both"),
-                                   search_width=search in ("width", "both"), batch=batch,
-                                   precision=precision, top=top, on_evaluate=seen, criterion=rule)
+        try:
+            if patch is None:
+                limit = parse_patch(max_patch)
+                if median is not None:  # as nnU-Net: no patch larger than the median image
+                    step = 2 ** (spec.levels - 1)
+                    limit = tuple(min(m, -(-int(s) // step) * step) for m, s in zip(limit, median))
+                result = largest_patch(spec, budget_bytes, limit, batch, precision, seen,
+                                       criterion=rule, median_shape=median)
+            elif factory is not None:
+                result = largest_batch(factory, parse_patch(patch), budget_bytes, precision,
+                                       on_evaluate=seen, criterion=rule)
+            else:
+                result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
+                                       search_depth=search in ("depth", "both"),
+                                       search_width=search in ("width", "both"), batch=batch,
+                                       precision=precision, top=top, on_evaluate=seen,
+                                       criterion=rule)
+        except _OutOfTime:
+            result = None
+    if result is None:
+        _stopped(predicted, rule, budget_bytes, patch is None, time.monotonic() - started,
+                 max_seconds, as_json)
+        return
     if as_json:
-        print(json.dumps({**result.to_dict(), "median_shape": list(median) if median else None}))
+        print(json.dumps({"kind": "plan", "complete": True, **result.to_dict(),
+                          "median_shape": list(median) if median else None}))
         return
     if not result.candidates:
         smallest = result.rejected[0] if result.rejected else None
@@ -189,6 +232,29 @@ def plan(
     for note in result.notes:
         console.print(note)
     console.print(_checked(result))
+
+
+def _stopped(predicted: list[Candidate], rule: Criterion, budget_bytes: int, largest: bool,
+             seconds: float, max_seconds: float, as_json: bool) -> None:
+    """Report a search stopped by --max-seconds: a warning on stderr, then the best so far."""
+    best = _best_so_far(predicted, rule, budget_bytes, largest)
+    err_console.print(f"[yellow]warning:[/] stopped after {seconds:.0f} s (--max-seconds "
+                      f"{max_seconds:g}) with {len(predicted)} configurations predicted; the "
+                      f"answer is the best of those, not of the whole search",
+                      highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps({"kind": "plan", "complete": False, "budget_bytes": budget_bytes,
+                          "criterion": rule.name, "evaluated": len(predicted),
+                          "seconds": round(seconds, 1),
+                          "best_so_far": best.to_dict() if best else None}))
+        return
+    if best is None:
+        raise RevprofError(f"no configuration predicted within --max-seconds {max_seconds:g} "
+                           f"fits in {format_bytes(budget_bytes)}; allow more time")
+    console.print(f"best so far: {best.spec.describe()} at patch "
+                  f"{'x'.join(map(str, best.patch))}, {best.params:,} parameters, needs "
+                  f"{format_bytes(rule.need(best))} by the {rule.name} criterion",
+                  highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

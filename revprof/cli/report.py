@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import webbrowser
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from revprof.cli._common import console, handle_errors, parameter
 from revprof.bounds import check_name
+from revprof.cli._common import (
+    STORAGE_ENV, console, handle_errors, parameter, set_quiet, storage_help,
+)
 from revprof.errors import RevprofError
 from revprof.units import parse_bytes
 
@@ -17,8 +20,9 @@ from revprof.units import parse_bytes
 def report(
     study: Annotated[str | None, typer.Option("--study", help="Study name in the store.")] = None,
     storage: Annotated[str | None, typer.Option(
-        "--storage", help="sqlite:///FILE, postgresql://... or a .journal file "
-                          "(default: .revprof/studies.journal).")] = None,
+        "--storage", envvar=STORAGE_ENV, show_envvar=False, help=storage_help(
+            "sqlite:///FILE, postgresql://... or a .journal file (default: "
+            ".revprof/studies.journal)."))] = None,
     results: Annotated[Path | None, typer.Option(
         "--results", help="A results table (CSV, Parquet or JSON lines) instead of a study.")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -32,10 +36,15 @@ def report(
         "--reference", help="Trial number (results: row) of the network the memory figures are "
                             "about (default: best feasible trial, or the first).")] = None,
     open_: Annotated[bool, typer.Option("--open", help="Open the report in the default browser.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object naming the file "
+                                          "written.")] = False,
 ) -> None:
     """Write one self-contained HTML report: Pareto front, memory vs depth and patch size,
     memory breakdown, a training step's memory timeline, Dice per region and all trials."""
     from revprof.report import write_report, write_report_from_results
+
+    if as_json:
+        set_quiet()
 
     if (study is None) == (results is None):
         raise RevprofError("give either --study NAME (with --storage URL if not the default store) "
@@ -56,7 +65,11 @@ def report(
             path = write_report_from_results(results, target, date=date,  # type: ignore[arg-type]
                                              budget_bytes=budget,  # type: ignore[arg-type]
                                              reference=reference)
-    print(path)
+    if as_json:
+        print(json.dumps({"kind": "report", "path": str(path), "study": study,
+                          "results": str(results) if results is not None else None}))
+    else:
+        print(path)
     if open_:
         open_in_browser(path)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
+from revprof.errors import RevprofError
 from revprof.spec import ArchSpec, spec_from_options
+from revprof.specfile import SpecFile, read_spec_file
 
 _PANEL = "Architecture"
 
@@ -37,6 +40,59 @@ Checkpoint = Annotated[bool, typer.Option("--checkpoint/--no-checkpoint", help="
                                           "levels with activation checkpointing.", rich_help_panel=_PANEL)]
 Groups = Annotated[int | None, typer.Option("--groups", help="GroupNorm groups (default: the paper's "
                                             "30 where it divides the channels).", rich_help_panel=_PANEL)]
+
+SpecPath = Annotated[Path | None, typer.Option(
+    "--spec", metavar="FILE", show_default=False, rich_help_panel=_PANEL,
+    help="A spec file written by revprof export: its network replaces the architecture options, "
+         "and its patch, batch, precision and training settings are the defaults.")]
+
+_ARCH_PARAMETERS = ("arch", "levels", "width", "widths", "growth", "max_width", "depth",
+                    "encoder_depth", "decoder_depth", "reversible", "checkpoint", "groups")
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was set on the command line or by its environment variable."""
+    source = ctx.get_parameter_source(name)  # an enum of Typer's own (vendored) click
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def spec_or_file(ctx: typer.Context, options: SpecOptions,
+                 path: Path | None) -> tuple[ArchSpec, SpecFile | None]:
+    """The network of ``--spec FILE`` when given, else of the architecture options.
+
+    Raises:
+        RevprofError: ``--spec`` together with an architecture option, or a bad spec file.
+    """
+    if path is None:
+        return options.build(), None
+    clash = [name for name in _ARCH_PARAMETERS if given(ctx, name)]
+    if clash:
+        raise RevprofError(f"--spec {path} gives the network; drop "
+                           f"--{clash[0].replace('_', '-')} (or drop --spec)")
+    loaded = read_spec_file(path)
+    return loaded.spec, loaded
+
+
+def network_or_file(ctx: typer.Context, options: SpecOptions, factory: Any,
+                    path: Path | None) -> tuple[Any, SpecFile | None]:
+    """``--model``'s network when given, else that of ``--spec FILE`` or the architecture options.
+
+    Raises:
+        RevprofError: ``--model`` together with ``--spec``, or what :func:`spec_or_file` raises.
+    """
+    if factory is None:
+        return spec_or_file(ctx, options, path)
+    if path is not None:
+        raise RevprofError("--spec and --model both name a network; give one of them")
+    return factory, None
+
+
+def file_default(ctx: typer.Context, name: str, value: Any, loaded: SpecFile | None,
+                 from_file: Any) -> Any:
+    """``value`` when option ``name`` was given (or there is no spec file), else ``from_file``."""
+    if loaded is None or given(ctx, name) or from_file is None:
+        return value
+    return from_file
 
 
 @dataclass(frozen=True)

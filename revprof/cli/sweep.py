@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -11,7 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from revprof.cli._common import console, err_console, escape, fail, handle_errors
+from revprof.cli._common import (
+    STORAGE_ENV, console, err_console, escape, fail, handle_errors, set_quiet, shown_storage,
+    storage_help,
+)
 from revprof.errors import RevprofError
 from revprof.units import format_bytes
 
@@ -31,8 +35,9 @@ def sweep(
     devices: Annotated[str | None, typer.Option(
         "--devices", help="GPUs for the workers, e.g. 0,1 (worker k trains on the k-th).")] = None,
     storage: Annotated[str | None, typer.Option(
-        "--storage", help="Store: a journal file path (default .revprof/studies.journal), "
-        "sqlite:///FILE.db or postgresql://USER:PASSWORD@HOST:PORT/DB.")] = None,
+        "--storage", envvar=STORAGE_ENV, show_envvar=False, help=storage_help(
+            "Store: a journal file path (default .revprof/studies.journal), sqlite:///FILE.db or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB."))] = None,
     memory_only: Annotated[bool, typer.Option(
         "--memory-only", help="Predict peak memory only (no training): objectives are "
         "parameters up, memory down; kept in study NAME-memory.")] = False,
@@ -48,6 +53,9 @@ def sweep(
     all_trials: Annotated[bool, typer.Option(
         "--all", help="At the end list every complete trial (Pareto ones starred), not only "
         "the front.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON object at the end (counts and the Pareto front) instead "
+        "of the per-trial lines and the table.")] = False,
     worker: Annotated[int | None, typer.Option("--worker", hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
     stop_file: Annotated[Path | None, typer.Option("--stop-file", hidden=True)] = None,
@@ -95,6 +103,8 @@ def sweep(
                        parent_pid, stop_file)
         return
 
+    if as_json:  # stdout carries the JSON object only
+        set_quiet()
     device_list = _parse_devices(devices)
     if workers is None:
         workers = len(device_list) if device_list else 1
@@ -137,6 +147,10 @@ def sweep(
                           highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     elapsed = time.perf_counter() - started
+    if as_json:
+        written = _write_report(name, store, report_path) if report else None
+        print(json.dumps(_summary(study, store, target, elapsed, all_trials, written)))
+        return
     _finish(study, target, elapsed, all_trials)
     if report:
         _write_report(name, store, report_path)
@@ -323,10 +337,32 @@ def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
     if console.is_terminal:
         console.print(table)
     else:  # a log or a pipe: do not squeeze the table into 80 columns
-        Console(width=max(console.width, 160), markup=False).print(table)
+        Console(width=max(console.width, 160), markup=False, quiet=console.quiet).print(table)
 
 
-def _write_report(name: str, store: str, report_path: Path | None) -> None:
+def _summary(study: Any, store: str, target: int, elapsed: float, all_trials: bool,
+             report: Path | None) -> dict[str, Any]:
+    """``sweep --json``: the study's counts and its Pareto front (or every complete trial)."""
+    import dataclasses
+
+    from optuna.trial import TrialState
+
+    from revprof.sweep.pareto import count_trials, pareto_front, trial_row
+
+    trials = study.get_trials(deepcopy=False)
+    front = pareto_front(study, trials)
+    on_front = {t.number for t in front}
+    shown = [t for t in trials if t.state == TrialState.COMPLETE] if all_trials else front
+    return {"kind": "sweep", "study": study.study_name, "store": shown_storage(store),
+            "objectives": study.metric_names, "target": target,
+            "counts": dataclasses.asdict(count_trials(trials)), "seconds": round(elapsed, 1),
+            "pareto_front": [t.number for t in front],
+            "trials": [{**trial_row(t), "values": t.values, "pareto_front": t.number in on_front}
+                       for t in shown],
+            "report": str(report) if report else None}
+
+
+def _write_report(name: str, store: str, report_path: Path | None) -> Path:
     try:
         from revprof.report import write_report
     except ImportError as error:
@@ -334,6 +370,7 @@ def _write_report(name: str, store: str, report_path: Path | None) -> None:
     out = report_path or Path("reports") / f"{name}.html"
     written = write_report(name, store, out)
     console.print(f"report: {written}", highlight=False)
+    return Path(written)
 
 
 def register(app: typer.Typer) -> None:

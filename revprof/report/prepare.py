@@ -21,6 +21,7 @@ from revprof.errors import RevprofError
 from revprof.memory import MemoryReport, measure_memory
 from revprof.report.inputs import Source, TrialRow
 from revprof.spec import ArchSpec
+from revprof.sweep.export import spec_file_name
 from revprof.units import format_bytes
 
 EXECUTIONS = ("reversible", "plain", "checkpoint")
@@ -254,7 +255,8 @@ def prepare(source: Source, *, date: str | None = None, budget_bytes: int | None
     memory = memory or Memory(trials)
     notes: list[str] = []
     has_dice = any(t.dice is not None for t in trials)
-    pareto = pareto_info(trials, budget)
+    study = source.name if source.kind == "study" else None
+    pareto = pareto_info(trials, budget, study)
     front = [t for t in trials if t.number in _front_numbers(pareto)]
     ref = reference_trial(trials, budget, reference)
     depth = patch = breakdown = timeline = None
@@ -281,7 +283,7 @@ def prepare(source: Source, *, date: str | None = None, budget_bytes: int | None
                      "memory, and there is no Dice figure.")
     header = header_info(source, trials, budget, ref, date)
     return ReportData(header=header, pareto=pareto, depth=depth, patch=patch, breakdown=breakdown,
-                      timeline=timeline, dice=dice, table=table_info(trials, budget),
+                      timeline=timeline, dice=dice, table=table_info(trials, budget, study, _front_numbers(pareto)),
                       notes=tuple(notes))
 
 
@@ -319,7 +321,8 @@ def pareto_front(points: Sequence[tuple[int, int, float]]) -> list[int]:
     return front
 
 
-def pareto_info(trials: Sequence[TrialRow], budget: int | None) -> ParetoInfo | None:
+def pareto_info(trials: Sequence[TrialRow], budget: int | None,
+                study: str | None = None) -> ParetoInfo | None:
     """Groups: the front, the dominated feasible trials, then each kind of failure."""
     kind = "dice" if any(t.dice is not None for t in trials) else "params"
     label = "mean Dice (WT, TC, ET)" if kind == "dice" else "parameters"
@@ -333,7 +336,7 @@ def pareto_info(trials: Sequence[TrialRow], budget: int | None) -> ParetoInfo | 
     ):
         if members:
             members.sort(key=lambda t: (t.memory_bytes, t.number))
-            groups.append(_group(name, group_kind, members, kind))
+            groups.append(_group(name, group_kind, members, kind, study=study))
     over = [t for t in trials if t.status == "ok" and t.memory_bytes is not None
             and budget is not None and t.memory_bytes > budget]
     for status, name in FAILED_GROUPS:
@@ -341,21 +344,21 @@ def pareto_info(trials: Sequence[TrialRow], budget: int | None) -> ParetoInfo | 
                    and (t.status == status or (status == "infeasible" and t in over))]
         if members:
             members.sort(key=lambda t: (t.memory_bytes, t.number))
-            groups.append(_group(name, status, members, kind, failed=True))
+            groups.append(_group(name, status, members, kind, failed=True, study=study))
     if not groups:
         return None
     return ParetoInfo(kind, label, budget, tuple(groups))
 
 
-def _group(name: str, kind: str, members: list[TrialRow], y_kind: str, failed: bool = False
-           ) -> PointGroup:
+def _group(name: str, kind: str, members: list[TrialRow], y_kind: str, failed: bool = False,
+           study: str | None = None) -> PointGroup:
     ys = []
     for t in members:
         y = _y(t, y_kind)
         ys.append(0.0 if (failed and y_kind == "dice") or y is None else float(y))
     return PointGroup(name, kind, tuple(t.number for t in members),
                       tuple(int(t.memory_bytes) for t in members),  # type: ignore[arg-type]
-                      tuple(ys), tuple(hover_text(t) for t in members))
+                      tuple(ys), tuple(hover_text(t, study) for t in members))
 
 
 def _front_numbers(pareto: ParetoInfo | None) -> set[int]:
@@ -371,8 +374,14 @@ def patch_text(patch: Sequence[int]) -> str:
     return "×".join(str(p) for p in patch)
 
 
-def hover_text(t: TrialRow) -> str:
-    """The spec in words, Dice per region, peak and seconds per step (HTML line breaks)."""
+def spec_command(study: str, number: int) -> str:
+    """The command that writes trial ``number``'s spec file (``revprof export``)."""
+    return f"revprof export {study} --trial {number}"
+
+
+def hover_text(t: TrialRow, study: str | None = None) -> str:
+    """The spec in words, Dice per region, peak and seconds per step, and (trials of a study)
+    how to get its spec file (HTML line breaks)."""
     # plotly renders hover text as HTML: every user-given or stored text is escaped
     lines = [f"<b>{html.escape(str(t.label))}</b> {html.escape(str(t.status))}",
              html.escape(str(t.spec_words))]
@@ -400,6 +409,8 @@ def hover_text(t: TrialRow) -> str:
         lines.append(f"{t.seconds_per_step:.3g} s per step")
     if t.error:
         lines.append(f"error: {t.error[:120]}")
+    if study is not None and t.spec is not None:
+        lines.append(f"spec file {spec_file_name(study, t.number)}: {spec_command(study, t.number)}")
     return "<br>".join(_escape(line) if i else line for i, line in enumerate(lines))
 
 
@@ -589,15 +600,18 @@ TABLE_COLUMNS = (
     Column("parameters", True),
     Column("Dice WT", True), Column("Dice TC", True), Column("Dice ET", True),
     Column("Dice mean", True), Column("s / step", True), Column("device", False),
+    Column("spec file", False),
 )
 
 
-OPTIONAL_COLUMNS = ("Dice", "s / step", "predicted peak", "predicted reserved")
+OPTIONAL_COLUMNS = ("Dice", "s / step", "predicted peak", "predicted reserved", "spec file")
 """Columns left out when no trial has a value in them."""
 
 
-def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
-    """One row per trial, with a sort key per cell (numbers sort numerically)."""
+def table_info(trials: Sequence[TrialRow], budget: int | None, study: str | None = None,
+               front: set[int] | frozenset[int] = frozenset()) -> TableInfo:
+    """One row per trial, with a sort key per cell (numbers sort numerically); for a study, the
+    Pareto-front trials name their spec file (what ``revprof export STUDY --front`` writes)."""
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
         status = t.status
@@ -613,11 +627,19 @@ def table_info(trials: Sequence[TrialRow], budget: int | None) -> TableInfo:
             *(_num(None if dice is None else getattr(dice, k), lambda v: f"{v:.3f}")
               for k in ("wt", "tc", "et", "mean")),
             _num(t.seconds_per_step, lambda v: f"{v:.3g}"), Cell(t.device or "", t.device),
+            _spec_cell(t, study, front),
         ))
     keep = [i for i, column in enumerate(TABLE_COLUMNS)
             if not column.name.startswith(OPTIONAL_COLUMNS) or any(r[i].sort is not None for r in rows)]
     return TableInfo(tuple(TABLE_COLUMNS[i] for i in keep),
                      tuple(tuple(r[i] for i in keep) for r in rows))
+
+
+def _spec_cell(t: TrialRow, study: str | None, front: set[int] | frozenset[int]) -> Cell:
+    if study is None or t.spec is None or t.number not in front:
+        return Cell("", None)
+    name = spec_file_name(study, t.number)
+    return Cell(name, name)
 
 
 def _num(value: float | None, fmt: Callable) -> Cell:

@@ -131,7 +131,9 @@ def fail_stale_trials(study: Any, grace: float = GRACE_PERIOD) -> list[int]:
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
+    from revprof.sweep.optuna_adapter import storage_of, trial_id
+
+    storage = storage_of(study)
     failed = []
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -139,9 +141,9 @@ def fail_stale_trials(study: Any, grace: float = GRACE_PERIOD) -> list[int]:
         if reason is None:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "status", "interrupted")
-            storage.set_trial_user_attr(trial._trial_id, "error", f"interrupted: {reason}")
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id(trial), "status", "interrupted")
+            storage.set_trial_user_attr(trial_id(trial), "error", f"interrupted: {reason}")
+            if storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL):
                 failed.append(trial.number)
         except (UpdateFinishedTrialError, RuntimeError):
             continue  # it finished (or another worker failed it) meanwhile

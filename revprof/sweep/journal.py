@@ -56,8 +56,8 @@ class TolerantJournalBackend(JournalFileBackend):
         bad_lines: ``(line number, reason)`` of each skipped line (1-based), in file order.
     """
 
-    def __init__(self, file_path: str) -> None:
-        super().__init__(file_path)
+    def __init__(self, file_path: str, lock_obj: Any = None) -> None:
+        super().__init__(file_path, lock_obj=lock_obj)
         self._path = file_path
         self._resume: dict[int, tuple[int, int]] = {0: (0, 1)}  # log number -> (offset, line)
         self.bad_lines: list[tuple[int, str]] = []

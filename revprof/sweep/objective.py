@@ -4,15 +4,18 @@ or train, and record every figure in the trial's user attributes (docs/store-sch
 Outcomes:
 
 - ``ok``: COMPLETE with the objective values.
-- ``infeasible``: predicted peak over the budget; COMPLETE with ``dice = 0`` (``params`` as is
-  in memory-only studies) and the predicted peak, not trained.
+- ``infeasible``: predicted peak over the budget; COMPLETE with ``dice = 0`` (the ``params`` objective
+  0 in memory-only studies; the ``params`` user attribute keeps the count) and the predicted peak,
+  not trained.
 - ``oom`` / ``diverged``: COMPLETE with ``dice = 0`` and the measured (or predicted) peak, so the
   sampler learns from them.
 - ``failed``: any other error; FAIL with the message in ``error``.
 - ``interrupted``: Ctrl-C (or SIGTERM) during the trial; FAIL, and the interrupt goes on.
 
-The constraint ``predicted_peak_bytes - budget_bytes`` is written to the trial's system
-attribute ``constraints`` for every sampler (TPE and NSGA-II also get it as ``constraints_func``).
+With a budget, the constraint ``predicted_peak_bytes - budget_bytes`` (feasible when <= 0) is set
+with Optuna's ``Trial.set_constraint`` under :data:`CONSTRAINT_NAME`, which Optuna's samplers and
+``Study.best_trials`` read; the same value is mirrored in the list form optuna-dashboard reads
+(:mod:`revprof.sweep.optuna_adapter`).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from typing import Any
 
 from revprof.errors import RevprofError
 from revprof.sweep.heartbeat import Heartbeat, identity
+from revprof.sweep.optuna_adapter import mirror_constraint_list, storage_of, trial_id
 from revprof.sweep.signals import deferred_interrupts
 from revprof.sweep.space import suggest
 from revprof.sweep.studyfile import StudyFile
 
-CONSTRAINTS_KEY = "constraints"
+#: The name of the memory-budget constraint (``trial.constraints[CONSTRAINT_NAME]``).
+CONSTRAINT_NAME = "peak_over_budget_bytes"
 
 
 @dataclass(frozen=True)
@@ -68,18 +73,6 @@ class Outcome:
     error: str | None = None
 
 
-def constraints_func(trial: Any) -> list[float]:
-    """Optuna ``constraints_func``: the constraint this module recorded (feasible when ≤ 0)."""
-    value = trial.system_attrs.get(CONSTRAINTS_KEY)
-    if value:
-        return [float(v) for v in value]
-    budget = trial.user_attrs.get("budget_bytes")
-    predicted = trial.user_attrs.get("predicted_peak_bytes")
-    if budget is None or predicted is None:
-        return [0.0]
-    return [float(predicted - budget)]
-
-
 def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
     """Run ``trial`` (from ``study.ask()``) to the end and tell the study its outcome.
 
@@ -88,12 +81,11 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
     """
     from optuna.trial import TrialState
 
-    storage = study._storage
     trial.set_user_attr("worker", identity())
     trial.set_user_attr("status", "running")
     record = _Recorder(trial)
     try:
-        with Heartbeat(storage, trial._trial_id):
+        with Heartbeat(storage_of(study), trial_id(trial)):
             status, values = _evaluate(trial, settings, record)
     except KeyboardInterrupt:
         interrupt_trial(study, trial)
@@ -107,8 +99,9 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
             study.tell(trial, state=TrialState.FAIL)
         return Outcome(trial.number, "FAIL", "failed", None, message)
     if settings.budget is not None and "predicted_peak_bytes" in record.attrs:
-        constraint = [float(record.attrs["predicted_peak_bytes"] - settings.budget)]
-        storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_KEY, constraint)
+        constraint = float(record.attrs["predicted_peak_bytes"] - settings.budget)
+        trial.set_constraint(CONSTRAINT_NAME, constraint)
+        mirror_constraint_list(study, trial, [constraint])
     with deferred_interrupts():
         study.tell(trial, values=list(values), state=TrialState.COMPLETE)
     return Outcome(trial.number, "COMPLETE", status, tuple(values))
@@ -175,7 +168,9 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
         status = "infeasible" if over else "ok"
         record.set("status", status)
         if settings.memory_only:
-            return status, [float(report.params), float(predicted)]
+            # an infeasible network scores 0 parameters (as 0 Dice when training), so a viewer
+            # that ignores constraints (optuna-dashboard's front) does not rank it either
+            return status, [0.0 if over else float(report.params), float(predicted)]
         return status, _values(study_file, 0.0, predicted, None)
     return _train(trial, settings, record, spec, patch, predicted)
 

@@ -86,13 +86,14 @@ def enqueue(study: Any, study_file: StudyFile) -> int:
     Returns:
         how many trials were enqueued now (0 when they already were).
     """
-    storage, study_id = study._storage, study._study_id
-    if not study_file.enqueue or storage.get_study_system_attrs(study_id).get(ENQUEUED_KEY):
+    from revprof.sweep.optuna_adapter import set_study_system_attr, study_system_attrs
+
+    if not study_file.enqueue or study_system_attrs(study).get(ENQUEUED_KEY):
         return 0
     for entry in study_file.enqueue:
         study.enqueue_trial(dict(entry.params), user_attrs=entry.user_attrs() or None,
                             skip_if_exists=bool(entry.params) and entry.spec is None)
-    storage.set_study_system_attr(study_id, ENQUEUED_KEY, len(study_file.enqueue))
+    set_study_system_attr(study, ENQUEUED_KEY, len(study_file.enqueue))
     return len(study_file.enqueue)
 
 

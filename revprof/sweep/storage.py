@@ -99,6 +99,8 @@ def open_storage(storage: str, create: bool = True) -> Any:
     import optuna
 
     if kind == "journal":
+        from optuna.storages.journal import JournalFileSymlinkLock
+
         from revprof.sweep.journal import TolerantJournalBackend
 
         path = Path(storage)
@@ -116,8 +118,10 @@ def open_storage(storage: str, create: bool = True) -> Any:
             raise RevprofError(f"study store {storage} is not a regular file (a device or a pipe); "
                                f"give a journal file path such as .revprof/studies.journal")
         try:
-            backend = TolerantJournalBackend(str(path))
-            _repair_torn_tail(path, backend)
+            # The backend's default lock, made here so the repair below can take the same one.
+            lock = JournalFileSymlinkLock(str(path))
+            backend = TolerantJournalBackend(str(path), lock_obj=lock)
+            _repair_torn_tail(path, lock)
             return optuna.storages.JournalStorage(backend)
         except OSError as error:
             raise RevprofError(f"cannot open the study store {storage}: {error.strerror}") from None
@@ -187,7 +191,7 @@ def _quote_user_part(rest: str) -> str:
     return f"{encoded}{rest[at:]}"
 
 
-def _repair_torn_tail(path: Path, backend: Any) -> None:
+def _repair_torn_tail(path: Path, lock: Any) -> None:
     """Cut off a last line without its newline (a writer killed mid-append), under the lock."""
     try:
         size = path.stat().st_size
@@ -199,9 +203,8 @@ def _repair_torn_tail(path: Path, backend: Any) -> None:
                 return
     except OSError:
         return
-    from optuna.storages.journal._file import get_lock_file
-
-    with get_lock_file(backend._lock):
+    lock.acquire()  # the journal writers' own lock (public JournalFileSymlinkLock)
+    try:
         data = path.read_bytes()
         if data.endswith(b"\n") or not data:
             return
@@ -210,6 +213,8 @@ def _repair_torn_tail(path: Path, backend: Any) -> None:
             handle.truncate(keep)
             handle.flush()
             os.fsync(handle.fileno())
+    finally:
+        lock.release()
 
 
 def study_names(storage: str) -> list[str]:

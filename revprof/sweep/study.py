@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from revprof.errors import RevprofError
-from revprof.sweep.objective import constraints_func
 from revprof.sweep.space import check_enqueued, enqueue
 from revprof.sweep.storage import describe, open_storage
 from revprof.sweep.studyfile import StudyFile
@@ -29,12 +28,28 @@ def revprof_version() -> str:
 
 
 def quiet_optuna() -> None:
-    """Optuna's per-trial log lines and experimental-feature warnings off (revprof reports)."""
+    """Optuna's per-trial log lines off (revprof prints its own). Warnings are left alone: the
+    two experimental features revprof uses are acknowledged where it calls them."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", message=".*constraints_func.*")
+
+
+def _experimental(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` with Optuna's ExperimentalWarning silenced for this call only
+    (revprof pins the behaviour it relies on in its tests)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return call(*args, **kwargs)
+
+
+def name_objectives(study: Any, names: list[str]) -> None:
+    """Name the study's objectives with Optuna's ``Study.set_metric_names`` (read by
+    optuna-dashboard, ``trials_dataframe()`` and ``plot_pareto_front``), once."""
+    if study.metric_names != names:
+        _experimental(study.set_metric_names, names)
 
 
 def make_sampler(study_file: StudyFile, seed_offset: int = 0, seed: int | None = None,
@@ -47,22 +62,19 @@ def make_sampler(study_file: StudyFile, seed_offset: int = 0, seed: int | None =
     settings = study_file.sampler
     base = settings.seed if seed is None else seed
     worker_seed = None if base is None else (base + seed_offset + 7919 * existing) % 2**32
-    constrained = study_file.budget_bytes is not None
+    # With a budget each trial sets its constraint (Trial.set_constraint); Optuna 5's samplers
+    # read it from the trial, so no sampler ``constraints_func`` (deprecated in Optuna 5).
     if settings.name == "tpe":
         kwargs: dict[str, Any] = {"seed": worker_seed, "multivariate": settings.multivariate}
         if settings.multivariate:
             kwargs["group"] = True  # conditional spaces (arch-dependent depth)
         if settings.n_startup_trials is not None:
             kwargs["n_startup_trials"] = settings.n_startup_trials
-        if constrained:
-            kwargs["constraints_func"] = constraints_func
-        return optuna.samplers.TPESampler(**kwargs)
+        return _experimental(optuna.samplers.TPESampler, **kwargs)  # ``group`` is experimental
     if settings.name == "nsga2":
         kwargs = {"seed": worker_seed}
         if settings.population_size is not None:
             kwargs["population_size"] = settings.population_size
-        if constrained:
-            kwargs["constraints_func"] = constraints_func
         return optuna.samplers.NSGAIISampler(**kwargs)
     if settings.name == "random":
         return optuna.samplers.RandomSampler(seed=worker_seed)
@@ -116,6 +128,7 @@ def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
     for key, value in attrs.items():
         if current.get(key) != value:
             study.set_user_attr(key, value)
+    name_objectives(study, list(study_file.objective_names(memory_only)))
     enqueued = enqueue(study, study_file)
     return StudyHandle(study, storage, name, created, enqueued)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from revprof.errors import RevprofError
 from revprof.sweep.heartbeat import fail_stale_trials
+from revprof.sweep.optuna_adapter import frozen_trial
 from revprof.sweep.objective import Outcome, RunSettings, interrupt_trial, run_trial
 from revprof.sweep.pareto import count_trials
 from revprof.sweep.signals import deferred_interrupts
@@ -79,7 +80,7 @@ def run_worker(study: Any, settings: RunSettings, target: int,
         outcome = run_trial(study, trial, settings)
         outcomes.append(outcome)
         if on_trial is not None:
-            on_trial(study._storage.get_trial(trial._trial_id), outcome)
+            on_trial(frozen_trial(study, trial), outcome)
         failures = failures + 1 if outcome.state == "FAIL" else 0
         if failures >= MAX_CONSECUTIVE_FAILURES:
             raise RevprofError(f"{failures} trials in a row failed; the last: {outcome.error} "

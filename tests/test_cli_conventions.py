@@ -1,0 +1,125 @@
+"""The command-line conventions users expect: --version, completion, --json with a "kind",
+--quiet, REVPROF_STORAGE, help texts that read as sentences, a bounded plan."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from revprof import __version__
+from revprof.cli.app import app
+
+OLD_STORE = Path(__file__).parent / "data" / "old-store"
+TINY_NET = ["--levels", "2", "--widths", "4,8"]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> object:
+    result = CliRunner().invoke(app, list(args), env=env)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def _commands() -> list[tuple[str, object]]:
+    root = typer.main.get_command(app)
+    found = []
+
+    def walk(command: object, path: str) -> None:  # Typer's own click commands
+        found.append((path, command))
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                if not sub.hidden:
+                    walk(sub, f"{path} {name}".strip())
+
+    walk(root, "")
+    return found
+
+
+def test_version_and_completion() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"revprof {__version__}"
+    script = invoke("--show-completion", "bash")
+    assert script.exit_code == 0 and "complete" in script.output and "_COMPLETE" in script.output
+
+
+def test_every_option_has_help_and_help_reads_as_sentences() -> None:
+    missing, wrapped = [], []
+    for path, command in _commands():
+        for param in command.params:
+            if param.param_type_name == "option" and not param.hidden and not param.help:
+                missing.append(f"{path or 'revprof'} {param.opts[0]}")
+        for paragraph in re.split(r"\n\s*\n", command.help or ""):
+            if "\n" in paragraph.strip():
+                wrapped.append(f"{path or 'revprof'}: {paragraph[:60]!r}")
+    assert not missing, f"options without help: {missing}"
+    assert not wrapped, f"help paragraphs with hard line breaks: {wrapped}"
+    assert "state dict" in invoke("measure", "--help", env={"COLUMNS": "200"}).output
+
+
+@pytest.mark.slow
+def test_json_output_says_its_kind(tmp_path: Path) -> None:
+    memory = json.loads(invoke("measure", *TINY_NET, "--patch", "16", "--backend", "simulate",
+                               "--json").output)
+    assert memory["kind"] == "memory" and memory["peak_bytes"] > 0
+    assert json.loads(invoke("model", *TINY_NET, "--json").output)["kind"] == "model"
+    plan = json.loads(invoke("plan", *TINY_NET, "--budget", "1GiB", "--patch", "16", "--search",
+                             "depth", "--max-depth", "2", "--json").output)
+    assert plan["kind"] == "plan" and plan["complete"] is True and plan["candidates"]
+
+    data = tmp_path / "data"
+    assert invoke("data", "synth", str(data), "--cases", "1", "--shape", "16,16,16").exit_code == 0
+    checked = invoke("data", "check", str(data), "--json")
+    report = json.loads(checked.stdout)
+    assert checked.exit_code == 0 and report["kind"] == "data-check" and report["usable"] is True
+    assert report["found"] == report["readable"] == 1
+    assert report["shapes"] == [{"shape": [16, 16, 16], "cases": 1}]
+
+
+def test_sweep_json_quiet_and_storage_from_the_environment(tmp_path: Path) -> None:
+    study_file = tmp_path / "tiny.toml"
+    journal = tmp_path / "studies.journal"
+    shutil.copy(OLD_STORE / "tiny.toml", study_file)
+    shutil.copy(OLD_STORE / "studies.journal", journal)
+    env = {"REVPROF_STORAGE": str(journal)}
+    result = invoke("sweep", str(study_file), "--memory-only", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout is the one JSON object
+    assert summary["kind"] == "sweep" and summary["study"] == "tiny-memory"
+    assert summary["store"] == str(journal) and summary["counts"]["complete"] == 3
+    assert summary["pareto_front"] == [0] and summary["objectives"] == ["params", "peak_bytes"]
+
+    quiet = invoke("--quiet", "sweep", str(study_file), "--memory-only", env=env)
+    assert quiet.exit_code == 0 and quiet.stdout == ""
+    loud = invoke("sweep", str(study_file), "--memory-only", env=env)
+    assert "Pareto front of tiny-memory" in loud.stdout
+
+
+def test_a_storage_url_from_the_environment_never_shows_its_password(tmp_path: Path) -> None:
+    study_file = tmp_path / "tiny.toml"
+    shutil.copy(OLD_STORE / "tiny.toml", study_file)
+    url = "postgresql://revprof:s3cret-pw@127.0.0.1:1/revprof"
+    for command in (["sweep", str(study_file), "--memory-only"], ["export", "tiny", "--front"],
+                    ["report", "--study", "tiny"]):
+        result = invoke(*command, env={"REVPROF_STORAGE": url})
+        assert result.exit_code == 1, command
+        assert result.output.startswith("error: cannot open the study store "
+                                        "postgresql://revprof:***@127.0.0.1:1/revprof"), command
+        assert "s3cret-pw" not in result.output, command
+
+
+def test_plan_stops_at_max_seconds_with_the_best_so_far() -> None:
+    result = invoke("plan", *TINY_NET, "--budget", "1GiB", "--patch", "16", "--json",
+                    "--max-seconds", "0.001")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["kind"] == "plan" and plan["complete"] is False
+    assert plan["evaluated"] == 1  # stopped after the first prediction, which fits in 1 GiB
+    assert plan["best_so_far"]["patch"] == [16, 16, 16]
+    assert plan["best_so_far"]["device_need_bytes"] <= plan["budget_bytes"]
+    assert "stopped after" in result.stderr and "--max-seconds 0.001" in result.stderr

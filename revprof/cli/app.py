@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "revprof.cli.plan",
     "revprof.cli.data",
     "revprof.cli.evaluate",
+    "revprof.cli.predict",
     "revprof.cli.sweep",
     "revprof.cli.report",
     "revprof.cli.store",

@@ -123,7 +123,7 @@ def test_resume_with_other_data_or_missing_data_is_refused(in_tmp: Path) -> None
     # a missing folder: refused before the first trial, nothing written
     missing = sweep(study_file, "--data", "nowhere")
     assert missing.exit_code == 1
-    assert one_line(missing.output).startswith("error: --data nowhere does not exist")
+    assert one_line(missing.output).startswith("error: data folder 'nowhere' (--data of ")
     assert not (in_tmp / ".revprof").exists()
 
     assert sweep(study_file, "--data", "a").exit_code == 0
@@ -143,7 +143,7 @@ def test_resume_with_other_data_or_missing_data_is_refused(in_tmp: Path) -> None
     assert "cases (3 stored, 4 now; new BraTS2021_00003)" in line and "--study-name" in line
     # also on a complete study, a missing folder is refused, and nothing changed
     again = sweep(study_file, "--data", str(in_tmp / "gone"))
-    assert again.exit_code == 1 and "does not exist" in one_line(again.output)
+    assert again.exit_code == 1 and "is not an existing folder" in one_line(again.output)
     assert journal.read_bytes() == before
 
     # the same data moved elsewhere is the same data

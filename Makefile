@@ -39,7 +39,7 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(REVPROF) bench
+	$(REVPROF) bench --out benchmarks/results --update-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .revprof

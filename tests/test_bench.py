@@ -218,7 +218,7 @@ def test_bench_quick_writes_json_markdown_and_docs(tmp_path):
     docs = tmp_path / "docs.md"
     docs.write_text("# Benchmarks\n\nintro by others\n")
     result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path / "out"),
-                                      "--docs", str(docs)])
+                                      "--docs", str(docs), "--update-docs"])
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "bench-quick.json").read_text())
     assert record["quick"] is True and record["machine"]["cpu"]
@@ -232,3 +232,21 @@ def test_bench_quick_writes_json_markdown_and_docs(tmp_path):
     assert "| blocks/level |" in md and "### Targets" in md and "Not run" in md
     text = docs.read_text()
     assert "intro by others" in text and DOCS_START in text and "### Step time" in text
+    assert "**fail**" not in md  # the quick settings test no target: no verdicts
+
+
+@pytest.mark.slow  # a quick bench: seconds on a quiet machine
+def test_bench_by_default_writes_its_own_folder_and_leaves_the_docs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tracked = tmp_path / "docs" / "benchmarks.md"
+    tracked.parent.mkdir()
+    tracked.write_text("# Benchmarks\n")
+    refused = CliRunner().invoke(app, ["bench", "--quick", "--docs", str(tracked)])
+    assert refused.exit_code == 1 and "needs --update-docs" in refused.output
+    assert not (tmp_path / "bench-results").exists()
+    result = CliRunner().invoke(app, ["bench", "--quick"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "bench-results" / "bench-quick.json").is_file()
+    assert not (tmp_path / "benchmarks").exists()
+    assert tracked.read_text() == "# Benchmarks\n"
+    assert "**fail**" not in result.output

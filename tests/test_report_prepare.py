@@ -315,3 +315,38 @@ def test_results_with_missing_columns_or_rows_are_clear(tmp_path):
         load_results(tmp_path / "r.txt")
     with pytest.raises(RevprofError, match="does not exist"):
         load_results(Path(tmp_path / "nope.csv"))
+
+
+def test_paper_study_report_has_the_depth_figure_and_no_unused_training_settings():
+    """The shipped paper study, memory only: its first trial is the No New-Net baseline, yet the
+    reference network is a revunet, so the report has the memory-vs-depth figure; the header
+    leaves out the training settings (steps, val_cases) a memory-only study never used."""
+    from revprof.sweep.space import first_network, suggest
+    from revprof.sweep.studyfile import load_study as load_study_file
+
+    study = load_study_file(Path(__file__).resolve().parents[1] / "studies" / "paper.toml")
+    assert first_network(study)[0].arch == "nonewnet"
+
+    class Fixed:  # an enqueued trial as the sweep sees it
+        def __init__(self, entry):
+            self.params, self.user_attrs = entry.params, entry.user_attrs()
+
+        def suggest_categorical(self, name, choices):
+            return self.params.get(name, choices[0])
+
+        def suggest_int(self, name, low, high, step=1, log=False):
+            return int(self.params.get(name, low))
+
+    trials = []
+    for number, entry in enumerate(study.enqueue):
+        spec, patch = suggest(Fixed(entry), study)
+        trials.append(row(number, spec, patch=patch))
+    src = Source(kind="study", name="paper-memory", location="mem", trials=tuple(trials),
+                 memory_only=True, fixed=study.fixed_dict(), data="synthetic")
+    data = prepare(src, memory=Memory(trials, simulator=fake_report), date="d")
+    assert data.depth is not None
+    ref = reference_trial(trials, None)
+    assert ref.number == 1 and ref.spec.arch == "revunet"
+    facts = dict(data.header.facts)
+    assert "steps" not in facts["fixed settings"] and "val_cases" not in facts["fixed settings"]
+    assert "patch 128³" in facts["fixed settings"] and "data" not in facts

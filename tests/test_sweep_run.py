@@ -155,7 +155,7 @@ def test_failures_are_recorded_outcomes(in_tmp: Path, monkeypatch: pytest.Monkey
                                         outcome: str) -> None:
     train = pytest.importorskip("revprof.train")
 
-    def fake_training(spec, settings, progress=True):
+    def fake_training(spec, settings, progress=True, **options):
         if outcome == "error":
             raise RuntimeError("the data loader broke\nsecond line")
         return train.TrainResult(status=outcome, dice=None, dice_per_case=[], peak_bytes=0,

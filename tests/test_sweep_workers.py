@@ -144,7 +144,7 @@ def test_interrupted_trial_is_kept_out_and_the_rerun_continues(tmp_path: Path, h
              and running_with_worker(ts))
     time.sleep(0.2)
     process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
-    code, output = finish(process, timeout=60)
+    code, output = finish(process, timeout=240)
     trials = trials_of(tmp_path, "slow-memory")
     if how == "sigint":
         assert code == 130, output
@@ -162,10 +162,14 @@ def test_interrupted_trial_is_kept_out_and_the_rerun_continues(tmp_path: Path, h
     assert "resumed" in output
     if how == "sigkill":
         assert "marked 1 trial(s) of a stopped worker as interrupted: 1" in output
+    assert "re-queued 1 interrupted or failed enqueued trial(s) with the same parameters: 1" in output
     trials = trials_of(tmp_path, "slow-memory")
     assert states(trials)[:2] == ["COMPLETE", "FAIL"] and trials[1].user_attrs["status"] == "interrupted"
     assert "error" in trials[1].user_attrs
     assert [t.state for t in trials[2:]] == [TrialState.COMPLETE]
+    # the interrupted enqueued configuration ran on the rerun, with its parameters
+    assert trials[2].params == trials[1].params == {"depth": 16}
+    assert trials[2].user_attrs["requeued_from"] == 1
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
     assert not any(t.state == TrialState.RUNNING for t in trials)
 

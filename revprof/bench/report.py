@@ -192,10 +192,14 @@ def timing_table(timing: TimingResult | None) -> list[str]:
     return lines
 
 
-def targets_table(targets: Sequence[TargetResult]) -> list[str]:
+def targets_table(targets: Sequence[TargetResult], quick: bool = False) -> list[str]:
+    """The targets with their verdicts; with the quick settings (tiny networks, not the targets'
+    patch and depths) the ratios are shown but judged by no verdict."""
     body = []
     for t in targets:
         verdict = {True: "pass", False: "**fail**", None: "not measured"}[t.passed]
+        if quick and t.passed is not None:
+            verdict = "not judged (quick settings)"
         detail = ", ".join(f"{k}: {v:.3f}" for k, v in t.detail.items())
         body.append([t.description, f"≤ {t.limit:.2f}", "—" if t.ratio is None else f"{t.ratio:.3f}",
                      verdict, detail or "—"])
@@ -224,7 +228,7 @@ def markdown(record: dict[str, Any]) -> str:
         "",
         "### Targets",
         "",
-        *targets_table(targets),
+        *targets_table(targets, quick=bool(record.get("quick"))),
         "### Peak memory",
         "",
         *memory_tables(rows, "paper"),

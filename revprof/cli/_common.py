@@ -8,6 +8,7 @@ styles passes ``markup=True`` and wraps every interpolated value in :func:`escap
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,8 +24,20 @@ from revprof.redaction import redact_text
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+PIPED_WIDTH = 200
+"""Columns of output that goes to a file or a pipe (rich would cut tables to 80); ``COLUMNS``
+still wins."""
+
+
+def _console(stderr: bool = False) -> Console:
+    out = Console(stderr=stderr, markup=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out.width = PIPED_WIDTH
+    return out
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 __all__ = ["console", "err_console", "escape", "fail", "handle_errors", "parameter"]
 

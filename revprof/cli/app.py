@@ -46,6 +46,7 @@ _COMMAND_MODULES = (
     "revprof.cli.plan",
     "revprof.cli.data",
     "revprof.cli.evaluate",
+    "revprof.cli.predict",
     "revprof.cli.sweep",
     "revprof.cli.export",
     "revprof.cli.report",

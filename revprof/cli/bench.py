@@ -11,20 +11,27 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from revprof.cli._common import console, handle_errors, set_quiet
+from revprof.errors import RevprofError
 
 Quick = Annotated[bool, typer.Option("--quick", help="Tiny networks and patches: the same tables "
                                      "in seconds (for tests and smoke runs).")]
+DEFAULT_OUT = Path("bench-results")
+"""Where ``revprof bench`` writes by default: a folder of its own, never the tracked
+``benchmarks/results`` (``make bench`` writes there, with ``--update-docs``)."""
+
 Out = Annotated[Path, typer.Option("--out", help="Folder for bench.json and bench.md "
                                    "(bench-quick.* with --quick, bench-cuda-*.json with --cuda).")]
+UpdateDocs = Annotated[bool, typer.Option(
+    "--update-docs", help="Also rewrite the bench section of the docs (--docs, default "
+    "docs/benchmarks.md).")]
 Cuda = Annotated[bool, typer.Option("--cuda", help="Also measure on the CUDA GPU (allocator peak, "
                                     "CUDA events); noted as not run when none is visible.")]
-Docs = Annotated[Path | None, typer.Option("--docs", help="Markdown file whose bench section to "
-                                           "update (default docs/benchmarks.md; quick runs update "
-                                           "none unless given).")]
+Docs = Annotated[Path | None, typer.Option("--docs", help="Markdown file whose bench section "
+                                           "--update-docs rewrites (default docs/benchmarks.md).")]
 
 
-def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cuda = False,
-          docs: Docs = None,
+def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
+          docs: Docs = None, update_docs_: UpdateDocs = False,
           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the "
                                                 "record written to bench.json and the files "
                                                 "written) instead of the Markdown tables.")] = False,
@@ -35,11 +42,14 @@ def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cud
     from revprof.bench.report import markdown, update_docs, write_json
     from revprof.bench.run import BenchSettings, run_bench
 
+    if docs is not None and not update_docs_:
+        raise RevprofError(f"--docs {docs} needs --update-docs (the docs are rewritten only when "
+                           f"asked)")
     if as_json:  # stdout carries the JSON object only
         set_quiet()
     settings = BenchSettings.quick_settings() if quick else BenchSettings.full()
     command = "revprof bench" + (" --quick" if quick else "") + (" --cuda" if cuda else "")
-    if out != Path("benchmarks/results"):
+    if out != DEFAULT_OUT:
         command += f" --out {shlex.quote(str(out))}"
     if not revtorch_available():
         console.print("[yellow]RevTorch is not installed (pip install 'revprof[bench]'): its "
@@ -63,10 +73,8 @@ def bench(quick: Quick = False, out: Out = Path("benchmarks/results"), cuda: Cud
     if record.get("cuda") and record["cuda"].get("run"):
         device = "".join(c if c.isalnum() else "-" for c in record["cuda"]["device"]).strip("-")
         written.append(write_json(record, out / f"{stem}-cuda-{device}.json"))
-    if docs is None and not quick:
-        docs = Path("docs/benchmarks.md")
-    if docs is not None:
-        written.append(update_docs(docs, section))
+    if update_docs_:
+        written.append(update_docs(docs or Path("docs/benchmarks.md"), section))
     if as_json:
         print(json.dumps({"kind": "bench", "files": [str(p) for p in written], "record": record}))
         return

@@ -56,6 +56,11 @@ def sweep(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON object at the end (counts and the Pareto front) instead "
         "of the per-trial lines and the table.")] = False,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", min=2, help="Training steps per trial instead of the study file's; kept in "
+        "study NAME-stepsN so it never mixes with the study file's.")] = None,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Start a CPU sweep estimated at hours without asking.")] = False,
     worker: Annotated[int | None, typer.Option("--worker", hidden=True)] = None,
     parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
     stop_file: Annotated[Path | None, typer.Option("--stop-file", hidden=True)] = None,
@@ -84,6 +89,11 @@ def sweep(
     if data_folder is not None and not Path(data_folder).is_dir():
         raise RevprofError(f"data folder {data_folder!r} ({'--data' if data is not None else 'data.path'}"
                            f" of {study_path}) is not an existing folder")
+    if steps is not None and steps != study_file.fixed.steps:
+        import dataclasses
+
+        study_file = dataclasses.replace(study_file, name=f"{study_file.name}-steps{steps}",
+                                         fixed=dataclasses.replace(study_file.fixed, steps=steps))
     if report_path is not None and not report:
         raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
                            f"--report (revprof sweep STUDY.toml --report REPORT.html)")
@@ -110,7 +120,7 @@ def sweep(
         workers = len(device_list) if device_list else 1
     from revprof.sweep.study import prepare_study
 
-    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed)
+    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed, data=data)
     study = handle.study
     mode = "memory only (predicted peak, no training)" if memory_only else "training"
     budget = (f" · budget {format_bytes(study_file.budget_bytes)}"
@@ -129,8 +139,16 @@ def sweep(
     if stale:
         console.print(f"marked {len(stale)} trial(s) of a stopped worker as interrupted: "
                       f"{', '.join(map(str, stale))}", highlight=False)
+    from revprof.sweep.space import requeue_lost
+
+    requeued = requeue_lost(study)
+    if requeued:
+        console.print(f"re-queued {len(requeued)} interrupted or failed enqueued trial(s) with "
+                      f"the same parameters: {', '.join(map(str, requeued))}", highlight=False)
     started = time.perf_counter()
     before = count_trials(study.get_trials(deepcopy=False))
+    if not memory_only and before.complete < target and not device_list:
+        _check_estimate(study_file, target - before.complete, yes)
     try:
         if before.complete >= target:
             console.print(f"the study already holds {before.complete} complete trials "
@@ -140,7 +158,7 @@ def sweep(
                             data, target)
         else:
             _run_pool(study, study_file, store, name, target, workers, memory_only, device_list,
-                      data, seed)
+                      data, seed, steps)
     except KeyboardInterrupt:
         counts = count_trials(study.get_trials(deepcopy=False))
         err_console.print(f"interrupted; {counts.complete} complete trials kept; rerun to continue",
@@ -154,6 +172,21 @@ def sweep(
     _finish(study, target, elapsed, all_trials)
     if report:
         _write_report(name, store, report_path)
+
+
+def _check_estimate(study_file: Any, trials: int, yes: bool) -> None:
+    """On the CPU: print the sweep's estimated training time from one measured step, and refuse
+    one of hours without ``--yes``."""
+    from revprof.sweep.estimate import HOURS_NEED_CONSENT, estimate_sweep
+
+    estimate = estimate_sweep(study_file, trials, study_file.fixed.device)
+    if estimate.device != "CPU":
+        return
+    console.print(f"estimate: {estimate.words()}", highlight=False, soft_wrap=True)
+    if estimate.seconds > HOURS_NEED_CONSENT * 3600 and not yes:
+        raise RevprofError(f"this sweep would take {estimate.words().split(':')[0]}; start it "
+                           f"with --yes, or shorten the trials with --steps N, or run the memory "
+                           f"side only with --memory-only")
 
 
 def _parse_devices(devices: str | None) -> list[str]:
@@ -175,10 +208,16 @@ def _parse_devices(devices: str | None) -> list[str]:
     return result
 
 
+PROGRESS_LINES_EVERY = 30.0
+"""Seconds between plain progress lines of a trial when the output is a log or a pipe."""
+
+
 def _settings(study_file: Any, memory_only: bool, device: str | None, data: str | None) -> Any:
     from revprof.sweep.objective import RunSettings
 
-    return RunSettings(study_file=study_file, memory_only=memory_only, device=device, data=data)
+    terminal = console.is_terminal
+    return RunSettings(study_file=study_file, memory_only=memory_only, device=device, data=data,
+                       progress=terminal, progress_lines=None if terminal else PROGRESS_LINES_EVERY)
 
 
 def _run_in_process(study: Any, study_file: Any, memory_only: bool, device: str | None,
@@ -230,7 +269,8 @@ def _run_as_worker(study_file: Any, store: str, name: str, target: int, memory_o
 
 
 def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, workers: int,
-              memory_only: bool, devices: list[str], data: str | None, seed: int | None) -> None:
+              memory_only: bool, devices: list[str], data: str | None, seed: int | None,
+              steps: int | None = None) -> None:
     from optuna.trial import TrialState
 
     from revprof.interrupts import held_interrupts
@@ -248,14 +288,16 @@ def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, w
     # while the workers start) it can be swallowed, and the workers would never be stopped.
     with held_interrupts() as checkpoint:
         pool = spawn_workers(study_file.path, store, name, target, workers, memory_only, devices,
-                             data, seed)
+                             data, seed, steps=steps)
         console.print(f"started {workers} workers (logs in {pool.workers[0].log.parent})",
                       highlight=False, soft_wrap=True)
+        shown: dict[int, float] = {}
         try:
             while pool.alive():
                 time.sleep(1.0)
                 checkpoint()
                 report_new()
+                _report_progress(study, shown)
         except KeyboardInterrupt:
             _stop_pool(pool, study, report_new)
             raise
@@ -268,6 +310,25 @@ def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, w
     if broken and not any(w.process.returncode == 0 for w in pool.workers):
         raise RevprofError(f"all {len(broken)} workers failed; see {pool.workers[0].log.parent}"
                            + (f" ({len(running)} trials left running)" if running else ""))
+
+
+def _report_progress(study: Any, shown: dict[int, float]) -> None:
+    """Print, at most every :data:`PROGRESS_LINES_EVERY` seconds per trial, the progress each
+    running trial of the local workers recorded in the store."""
+    from optuna.trial import TrialState
+
+    from revprof.sweep.objective import PROGRESS_KEY, progress_words
+
+    now = time.monotonic()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        state = trial.user_attrs.get(PROGRESS_KEY)
+        if not isinstance(state, dict) or now - shown.get(trial.number, 0.0) < PROGRESS_LINES_EVERY:
+            continue
+        shown[trial.number] = now
+        worker = trial.user_attrs.get("worker") or {}
+        who = f" (pid {worker['pid']})" if isinstance(worker, dict) and worker.get("pid") else ""
+        console.print(f"  trial {trial.number}{who}: {progress_words(state)}", highlight=False,
+                      soft_wrap=True)
 
 
 def _stop_pool(pool: Any, study: Any, report_new: Any) -> None:
@@ -300,7 +361,8 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
     if row["patch"]:
         parts.append(escape(str(row["patch"])))
     if row["dice"] is not None:
-        parts.append(f"Dice {row['dice']:.3f}")
+        parts.append(f"Dice {row['dice']:.3f}" + (f" (reused from trial {row['dice_from']}, same "
+                                                  f"weights)" if row["dice_from"] is not None else ""))
     if isinstance(row["peak_bytes"], (int, float)):
         peak = f"peak {format_bytes(row['peak_bytes'])}"
         predicted = row["predicted_peak_bytes"]
@@ -321,12 +383,15 @@ def _print_trial(study: Any, trial: Any, target: int) -> None:
 def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
     from optuna.trial import TrialState
 
-    from revprof.sweep.pareto import count_trials, pareto_front, trials_table
+    from revprof.sweep.pareto import count_trials, pareto_front, training_saving, trials_table
 
     trials = study.get_trials(deepcopy=False)
     counts = count_trials(trials)
     front = pareto_front(study, trials)
     console.print(f"{counts.line(target)} · {elapsed:.0f} s", highlight=False)
+    saving = training_saving(trials)
+    if saving:
+        console.print(saving, highlight=False, soft_wrap=True)
     if all_trials:
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         table = trials_table(study, done, f"All complete trials of {study.study_name} "

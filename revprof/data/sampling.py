@@ -40,6 +40,7 @@ def sample_patch(
     patch: int | Sequence[int] = PAPER_PATCH,
     generator: torch.Generator | None = None,
     flip: bool = True,
+    around: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One random patch of a case, randomly flipped along each axis.
 
@@ -48,6 +49,8 @@ def sample_patch(
         patch: patch size ``(pd, ph, pw)`` (an int means a cube); larger than the volume pads.
         generator: source of randomness (deterministic results for a seeded generator).
         flip: flip each axis with probability 1/2.
+        around: a voxel ``(d, h, w)`` of the case's volume the patch must contain (at a random
+            place in it); None: anywhere.
 
     Returns:
         ``(image (4, pd, ph, pw) float32, target (3, pd, ph, pw) float32)``.
@@ -58,8 +61,14 @@ def sample_patch(
     image = pad_to(case.image, size)
     regions = pad_to(case.regions, size)
     starts = []
-    for dim, p in zip(image.shape[1:], size):
+    for axis, (dim, p) in enumerate(zip(image.shape[1:], size)):
         high = dim - p + 1
+        if around is not None and high > 1:
+            # a window holding voxel ``around`` at a random position inside it
+            centre = int(around[axis]) + (dim - case.regions.shape[axis + 1]) // 2
+            low, top = max(0, centre - p + 1), min(high - 1, centre)
+            starts.append(int(torch.randint(low, top + 1, (1,), generator=generator)))
+            continue
         starts.append(int(torch.randint(0, high, (1,), generator=generator)) if high > 1 else 0)
     window = (Ellipsis, *(slice(s, s + p) for s, p in zip(starts, size)))
     img = torch.from_numpy(np.ascontiguousarray(image[window], dtype=np.float32))
@@ -82,10 +91,17 @@ class PatchSampler:
         seed: seed of the sampler's own ``torch.Generator`` (ignored when ``generator`` given).
         generator: a generator to draw from instead.
         flip: random flips along each axis.
+        foreground: the fraction of patches made to contain tumour (a random whole-tumour
+            voxel), as nnU-Net oversamples foreground (a third of its patches); 0: uniform.
     """
 
     def __init__(self, cases: Sequence[PreprocessedCase], patch: int | Sequence[int] = PAPER_PATCH,
-                 seed: int = 0, generator: torch.Generator | None = None, flip: bool = True) -> None:
+                 seed: int = 0, generator: torch.Generator | None = None, flip: bool = True,
+                 foreground: float = 0.0) -> None:
+        if not 0.0 <= foreground <= 1.0:
+            raise RevprofError(f"foreground fraction must lie in [0, 1]; got {foreground}")
+        self.foreground = float(foreground)
+        self._tumour: dict[int, np.ndarray] = {}
         if not cases:
             raise RevprofError("the patch sampler needs at least one case")
         for case in cases:
@@ -106,8 +122,24 @@ class PatchSampler:
         if batch_size < 1:
             raise RevprofError(f"batch size must be >= 1; got {batch_size}")
         picks = torch.randint(0, len(self.cases), (batch_size,), generator=self.generator)
-        pairs = [sample_patch(self.cases[int(i)], self.patch, self.generator, self.flip) for i in picks]
+        pairs = [sample_patch(self.cases[int(i)], self.patch, self.generator, self.flip,
+                              around=self._tumour_voxel(int(i))) for i in picks]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+    def _tumour_voxel(self, index: int) -> tuple[int, int, int] | None:
+        """With probability ``foreground``, a random whole-tumour voxel of case ``index``."""
+        if self.foreground <= 0.0:
+            return None
+        if float(torch.rand(1, generator=self.generator)) >= self.foreground:
+            return None
+        if index not in self._tumour:
+            self._tumour[index] = np.argwhere(self.cases[index].regions[0] > 0)
+        voxels = self._tumour[index]
+        if len(voxels) == 0:
+            return None
+        pick = int(torch.randint(0, len(voxels), (1,), generator=self.generator))
+        return tuple(int(v) for v in voxels[pick])  # type: ignore[return-value]
 
 
 def sliding_window_positions(

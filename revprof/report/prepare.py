@@ -423,7 +423,8 @@ def reference_trial(trials: Sequence[TrialRow], budget: int | None, number: int 
     """The network the memory figures are about.
 
     ``number`` when given; else the feasible trial with the best mean Dice; else (no Dice) the
-    first feasible trial; else the first trial. Only trials with a spec and a patch qualify.
+    first feasible trial; else the first trial. Only trials with a spec and a patch qualify, and
+    of those the revunet ones when there are any (the memory-vs-depth figure needs one).
     """
     usable = [t for t in trials if t.spec is not None and t.patch is not None]
     if number is not None:
@@ -434,6 +435,8 @@ def reference_trial(trials: Sequence[TrialRow], budget: int | None, number: int 
                            f" (numbers: {', '.join(str(t.number) for t in usable) or 'none'})")
     if not usable:
         return None
+    reversible = [t for t in usable if t.spec.arch == "revunet"]  # type: ignore[union-attr]
+    usable = reversible or usable
     feasible = [t for t in usable if is_feasible(t, budget)]
     with_dice = [t for t in feasible if t.dice is not None and not math.isnan(t.dice.mean)]
     if with_dice:
@@ -648,15 +651,21 @@ def _num(value: float | None, fmt: Callable) -> Cell:
     return Cell(fmt(value), value)
 
 
+TRAINING_SETTINGS = ("steps", "val_cases", "device", "seed", "lr", "schedule", "foreground")
+"""Fixed settings only training uses: a memory-only study's header leaves them out."""
+
+
 def header_info(source: Source, trials: Sequence[TrialRow], budget: int | None,
                 ref: TrialRow | None, date: str | None) -> HeaderInfo:
     """Study, data, fixed settings, budget, devices, versions, date and trial counts."""
     facts: list[tuple[str, str]] = []
     facts.append(("study" if source.kind == "study" else "results",
                   f"{source.name} ({source.location})"))
-    if source.data:
+    if source.data and not source.memory_only:
         facts.append(("data", source.data))
-    fixed = {k: v for k, v in source.fixed.items() if k != "data" and v is not None}
+    unused = TRAINING_SETTINGS if source.memory_only else ()  # never used without training
+    fixed = {k: v for k, v in source.fixed.items()
+             if k != "data" and k not in unused and v is not None}
     if fixed:
         facts.append(("fixed settings", ", ".join(
             f"{k} {patch_text(v) if k == 'patch' and isinstance(v, (list, tuple)) else v}"

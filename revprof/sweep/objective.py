@@ -21,9 +21,12 @@ with Optuna's ``Trial.set_constraint`` under :data:`CONSTRAINT_NAME`, which Optu
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import signal
+import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,9 @@ class RunSettings:
         memory_only: predict memory only (no training, no Dice).
         device: training device (``auto``, ``cpu``, ``cuda`` or ``cuda:N``).
         data: a data folder overriding the study file's ``[data] path``.
-        progress: show the training run's own progress output.
+        progress: show the training run's own progress bars (a terminal).
+        progress_lines: else print a plain progress line this often, in seconds (a log or a
+            pipe; None: never). The store gets the trial's progress either way.
     """
 
     study_file: StudyFile
@@ -56,6 +61,7 @@ class RunSettings:
     device: str | None = None
     data: str | None = None
     progress: bool = False
+    progress_lines: float | None = None
 
     @property
     def budget(self) -> int | None:
@@ -96,14 +102,14 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
         if not isinstance(error, RevprofError):
             record.set("traceback", traceback.format_exc()[-4000:])
         with deferred_interrupts():
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, state=TrialState.FAIL)
         return Outcome(trial.number, "FAIL", "failed", None, message)
     if settings.budget is not None and "predicted_peak_bytes" in record.attrs:
         constraint = float(record.attrs["predicted_peak_bytes"] - settings.budget)
         trial.set_constraint(CONSTRAINT_NAME, constraint)
         mirror_constraint_list(study, trial, [constraint])
     with deferred_interrupts():
-        study.tell(trial, values=list(values), state=TrialState.COMPLETE)
+        tell(study, trial, values=list(values), state=TrialState.COMPLETE)
     return Outcome(trial.number, "COMPLETE", status, tuple(values))
 
 
@@ -116,8 +122,22 @@ def interrupt_trial(study: Any, trial: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     trial.set_user_attr("status", "interrupted")
     trial.set_user_attr("error", "interrupted (Ctrl-C or SIGTERM) during the trial")
-    study.tell(trial, state=TrialState.FAIL)
+    tell(study, trial, state=TrialState.FAIL)
     raise KeyboardInterrupt
+
+
+def tell(study: Any, trial: Any, **kwargs: Any) -> None:
+    """``study.tell``, tolerating the grid sampler's ``study.stop()`` once the grid is used up.
+
+    ``GridSampler.after_trial`` calls ``study.stop()``, which raises RuntimeError outside
+    ``study.optimize`` (revprof asks and tells); Optuna stores the trial's state in a
+    ``finally`` first, so the trial is recorded and the worker loop stops at its target anyway.
+    """
+    try:
+        study.tell(trial, **kwargs)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise
 
 
 class _Recorder:
@@ -177,7 +197,8 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
 
 _REUSED = ("predicted_peak_bytes", "breakdown", "activations_by_part", "params", "predict_seconds",
            "peak_bytes", "dice", "dice_per_case", "seconds_per_step", "voxels_per_second", "losses",
-           "device", "environment", "steps_done", "error", "status")
+           "device", "environment", "steps_done", "error", "status", "weight_key", "training",
+           "dice_from", "train_seconds", "source_train_seconds", "measure_steps")
 _REUSED += ("predicted_reserved_bytes",)
 
 
@@ -210,33 +231,137 @@ def _reuse(earlier: Any, record: _Recorder) -> tuple[str, list[float]]:
     return str(earlier.user_attrs["status"]), list(earlier.values)
 
 
-def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
-           patch: tuple[int, int, int], predicted: int) -> tuple[str, list[float]]:
+EXECUTION_FIELDS = ("encoder_reversible", "decoder_reversible", "checkpoint")
+"""Spec fields that change only how a network runs (memory, time), never what it learns:
+reversible, plain and checkpointed execution compute the same gradients."""
+
+MEASURE_STEPS = 3
+"""Training steps run to measure the peak and step time of an execution whose weights were
+already trained by another trial (the first step, which creates Adam's state, is not timed)."""
+
+
+def weight_key(spec: Any, patch: Sequence[int]) -> str:
+    """What decides a trial's weights (and so its Dice) in a study: the network without its
+    execution fields, and the patch; steps, seed, data and the rest are fixed per study.
+
+    Two trials with the same key train identical networks, so one training serves both.
+    """
+    network = {k: v for k, v in spec.to_dict().items() if k not in EXECUTION_FIELDS}
+    return json.dumps({"network": network, "patch": [int(p) for p in patch]}, sort_keys=True)
+
+
+def _trained_weights(trial: Any, spec: Any, patch: tuple[int, int, int]) -> Any:
+    """The earliest COMPLETE trial of the study that trained the weights ``trial`` would train,
+    or None.
+
+    Two workers that reach one key at the same time both train it (neither sees a finished
+    training): the results stay right, only time is lost; later trials reuse the earliest.
+    """
+    from optuna.trial import TrialState
+
+    study = getattr(trial, "study", None)
+    if study is None:
+        return None
+    key = weight_key(spec, patch)
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = other.user_attrs
+        if (other.number != trial.number and attrs.get("weight_key") == key
+                and attrs.get("training") == "trained" and attrs.get("status") in ("ok", "diverged")):
+            return other
+    return None
+
+
+def _reuse_training(source: Any, settings: RunSettings, record: _Recorder, spec: Any,
+                    options: Any, predicted: int) -> tuple[str, list[float]]:
+    """Take the Dice of ``source`` (same weights, other execution) and measure this execution's
+    own peak and step time with :data:`MEASURE_STEPS` real training steps."""
+    from revprof.train import run_training
+
+    study_file = settings.study_file
+    record.set("training", "reused")
+    record.set("dice_from", source.number)
+    for key in ("dice", "dice_per_case", "losses", "steps_done", "train_seconds"):
+        if key in source.user_attrs:
+            record.set(f"source_{key}" if key == "train_seconds" else key, source.user_attrs[key])
     try:
-        from revprof.train import TrainSettings, run_training
+        result = run_training(spec, dataclasses.replace(options, steps=MEASURE_STEPS),
+                              progress=False, score=False)
+    except Exception as error:
+        if not _is_oom(error):
+            raise
+        result = None
+    if result is None or result.status == "oom":
+        record.set("status", "oom")
+        record.set("error", result.error if result is not None else "out of memory")
+        record.set("peak_bytes", predicted)
+        return "oom", _values(study_file, 0.0, predicted, None)
+    peak = int(result.peak_bytes or predicted)
+    record.set("peak_bytes", peak)
+    record.set("measure_steps", MEASURE_STEPS)
+    if _finite(result.seconds_per_step):
+        record.set("seconds_per_step", float(result.seconds_per_step))
+    if _finite(result.voxels_per_second):
+        record.set("voxels_per_second", float(result.voxels_per_second))
+    record.set("device", result.device)
+    record.set("environment", result.environment)
+    status = str(source.user_attrs["status"])
+    if status != "ok":
+        record.set("error", source.user_attrs.get("error") or status)
+    record.set("status", status)
+    dice = source.user_attrs.get("dice") or {}
+    mean = float(dice["mean"]) if status == "ok" and _finite(dice.get("mean")) else 0.0
+    return status, _values(study_file, mean, peak, result.seconds_per_step)
+
+
+def train_settings(settings: RunSettings, patch: tuple[int, int, int] | None = None) -> Any:
+    """The :class:`revprof.train.TrainSettings` of this worker's trials (``patch`` default: the
+    study's fixed patch).
+
+    Raises:
+        RevprofError: training is not available (revprof.train cannot be imported).
+    """
+    try:
+        from revprof.train import TrainSettings
     except ImportError as error:
         raise RevprofError(f"training is not available ({error}); use --memory-only") from None
     study_file = settings.study_file
     fixed, data = study_file.fixed, study_file.data
     data_path = settings.data or data.path
-    train_settings = TrainSettings(
-        data=Path(data_path) if data_path else None, patch=patch, steps=fixed.steps,
+    return TrainSettings(
+        data=Path(data_path) if data_path else None, patch=patch or fixed.patch, steps=fixed.steps,
         val_cases=fixed.val_cases, precision=fixed.precision,
         device=settings.device or fixed.device, seed=fixed.seed, batch=fixed.batch,
         convention=data.convention, crop=data.crop, synthetic_cases=data.synthetic_cases,
-        synthetic_shape=data.synthetic_shape,
+        synthetic_shape=data.synthetic_shape, lr=fixed.lr, schedule=fixed.schedule,
+        foreground=fixed.foreground,
     )
+
+
+def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
+           patch: tuple[int, int, int], predicted: int) -> tuple[str, list[float]]:
+    from revprof.train import run_training
+
+    study_file = settings.study_file
+    options = train_settings(settings, patch)
+    record.set("weight_key", weight_key(spec, patch))
+    source = _trained_weights(trial, spec, patch)
+    if source is not None:
+        return _reuse_training(source, settings, record, spec, options, predicted)
+    started = time.perf_counter()
     try:
-        result = run_training(spec, train_settings, progress=settings.progress)
+        result = run_training(spec, options, progress=settings.progress,
+                              on_progress=TrialProgress(trial, settings.progress_lines))
     except Exception as error:
         if not _is_oom(error):
             raise
         record.set("status", "oom")
         record.set("error", _one_line(error))
         record.set("peak_bytes", predicted)
-        record.set("device", str(train_settings.device))
+        record.set("device", str(options.device))
         return "oom", _values(study_file, 0.0, predicted, None)
 
+    record.set("training", "trained")
+    record.set("train_seconds", round(time.perf_counter() - started, 3))
     status = result.status
     dice = result.dice
     if status == "ok" and (not dice or not _finite(dice.get("mean"))):
@@ -265,6 +390,57 @@ def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
     if status == "ok":
         return status, _values(study_file, float(dice["mean"]), peak, result.seconds_per_step)
     return status, _values(study_file, 0.0, peak, result.seconds_per_step)
+
+
+PROGRESS_KEY = "progress"
+"""Trial user attribute a training trial updates while it runs: phase, done, total, loss,
+seconds_left (the parent of local workers prints it)."""
+
+
+class TrialProgress:
+    """``on_progress`` of a trial's training run: writes the trial's progress to the store every
+    ``store_every`` seconds and, when ``print_every`` is set, prints a plain line that often.
+
+    The time left is the phase's elapsed time per step (or window) times what remains.
+    """
+
+    def __init__(self, trial: Any, print_every: float | None, store_every: float = 10.0) -> None:
+        self.trial = trial
+        self.print_every = print_every
+        self.store_every = store_every
+        self.phase = ""
+        self.phase_started = self.stored = self.printed = time.monotonic()
+
+    def __call__(self, phase: str, done: int, total: int, loss: float | None) -> None:
+        now = time.monotonic()
+        if phase != self.phase:
+            self.phase, self.phase_started = phase, now
+        left = (now - self.phase_started) / max(done, 1) * (total - done)
+        state = {"phase": phase, "done": done, "total": total, "seconds_left": round(left, 1),
+                 "loss": float(loss) if _finite(loss) else None}
+        last = done == total
+        if now - self.stored >= self.store_every or (last and phase == "validate"):
+            self.stored = now
+            try:
+                self.trial.set_user_attr(PROGRESS_KEY, state)
+            except Exception:  # progress is a courtesy; never fail a trial for it
+                pass
+        if self.print_every is not None and (now - self.printed >= self.print_every or last):
+            self.printed = now
+            print(f"  trial {self.trial.number}: {progress_words(state)}", flush=True)
+
+
+def progress_words(state: dict[str, Any]) -> str:
+    """``training step 40/200 · loss 0.4123 · about 1m20s left`` from a progress record."""
+    what = "training step" if state.get("phase") == "train" else "validation window"
+    parts = [f"{what} {state.get('done')}/{state.get('total')}"]
+    if _finite(state.get("loss")):
+        parts.append(f"loss {state['loss']:.4f}")
+    left = state.get("seconds_left")
+    if _finite(left) and state.get("done") != state.get("total"):
+        minutes, seconds = divmod(int(round(left)), 60)
+        parts.append(f"about {minutes}m{seconds:02d}s left" if minutes else f"about {seconds}s left")
+    return " · ".join(parts)
 
 
 def _case_dice(case: Any) -> dict[str, Any]:

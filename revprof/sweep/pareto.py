@@ -112,7 +112,26 @@ def trial_row(trial: Any) -> dict[str, Any]:
         "seconds_per_step": attrs.get("seconds_per_step"),
         "params": attrs.get("params"),
         "device": attrs.get("device"),
+        "dice_from": attrs.get("dice_from"),
     }
+
+
+def training_saving(trials: Sequence[Any]) -> str | None:
+    """One line on the trainings a sweep saved by training once per set of weights (trials that
+    differ only in execution reuse one training's Dice), or None when none was reused."""
+    from optuna.trial import TrialState
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE
+                and "duplicate_of" not in t.user_attrs]
+    trained = [t for t in complete if t.user_attrs.get("training") == "trained"]
+    reused = [t for t in complete if t.user_attrs.get("training") == "reused"]
+    if not reused:
+        return None
+    saved = sum(float(t.user_attrs.get("source_train_seconds") or 0.0) for t in reused)
+    spent = sum(float(t.user_attrs.get("train_seconds") or 0.0) for t in trained)
+    return (f"trained {len(trained)} network(s) for {len(trained) + len(reused)} trained-or-reused "
+            f"trials: {len(reused)} execution(s) reused the Dice of the same weights and were only "
+            f"measured, saving about {saved:.0f} s of training ({spent:.0f} s spent)")
 
 
 def _fmt_bytes(value: Any) -> str:

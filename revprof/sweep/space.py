@@ -97,6 +97,40 @@ def enqueue(study: Any, study_file: StudyFile) -> int:
     return len(study_file.enqueue)
 
 
+REQUEUED_FROM = "requeued_from"
+"""User attribute of a re-queued trial: the number of the interrupted or crashed trial it replaces."""
+
+_REQUEUED_ATTRS = ("label", "enqueued_spec", "enqueued_patch")
+
+
+def requeue_lost(study: Any) -> list[int]:
+    """Enqueue again, with the same parameters, every enqueued trial that ended interrupted
+    (Ctrl-C, SIGTERM, a stopped worker) or crashed (``failed``) and was not re-queued yet, so a
+    configuration the study file asked for never drops out of the study.
+
+    Call it once per run, after stale trials are marked: a trial that fails again is re-queued
+    on the next run, not in a loop within one.
+
+    Returns:
+        the numbers of the trials re-queued now.
+    """
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    replaced = {t.user_attrs.get(REQUEUED_FROM) for t in trials}
+    requeued = []
+    for trial in trials:
+        if (trial.state != TrialState.FAIL or "fixed_params" not in trial.system_attrs
+                or trial.user_attrs.get("status") not in ("interrupted", "failed")
+                or trial.number in replaced):
+            continue
+        attrs = {k: trial.user_attrs[k] for k in _REQUEUED_ATTRS if k in trial.user_attrs}
+        attrs[REQUEUED_FROM] = trial.number
+        study.enqueue_trial(dict(trial.system_attrs["fixed_params"]), user_attrs=attrs)
+        requeued.append(trial.number)
+    return requeued
+
+
 def check_enqueued(study_file: StudyFile) -> None:
     """Build every enqueued trial's network now, so a bad entry fails before the study starts.
 
@@ -109,6 +143,15 @@ def check_enqueued(study_file: StudyFile) -> None:
         except RevprofError as error:
             raise RevprofError(f"{study_file.path}: enqueue[{index}] gives an invalid network: "
                                f"{error}") from None
+
+
+def first_network(study_file: StudyFile) -> tuple[ArchSpec, tuple[int, int, int]]:
+    """The study's first trial's network and patch: its first enqueued entry, else the first
+    choice of every searched dimension."""
+    if study_file.enqueue:
+        entry = study_file.enqueue[0]
+        return suggest(_FixedTrial(entry.params, entry.user_attrs(), study_file), study_file)
+    return suggest(_FixedTrial({}, {}, study_file), study_file)
 
 
 class _FixedTrial:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from revprof.errors import RevprofError
+from revprof.sweep.dataset import IDENTITY_KEY, check_data_exists, check_same_data, data_identity
+from revprof.sweep.objective import RunSettings, train_settings
 from revprof.sweep.space import check_enqueued, enqueue
 from revprof.sweep.storage import describe, open_storage
 from revprof.sweep.studyfile import StudyFile
@@ -93,24 +95,35 @@ class StudyHandle:
 
 
 def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
-                  study_name: str | None = None, seed: int | None = None) -> StudyHandle:
-    """Create the study (or resume it), record the study attributes and enqueue the
-    study file's trials once.
+                  study_name: str | None = None, seed: int | None = None,
+                  data: str | None = None) -> StudyHandle:
+    """Create the study (or resume it), record the study attributes and the identity of its
+    training data, and enqueue the study file's trials once.
+
+    Args:
+        data: the ``--data`` folder overriding the study file's.
 
     Raises:
-        RevprofError: the store cannot be opened, or the stored study was made from a
-            different study file (other space, fixed settings, data or objectives).
+        RevprofError: ``data`` does not exist, the store cannot be opened, or the stored study
+            was made from a different study file (other space, fixed settings, data or
+            objectives) or trained on other data (:mod:`revprof.sweep.dataset`).
     """
     import optuna
 
     quiet_optuna()
     check_enqueued(study_file)
+    check_data_exists(data)
+    identity = None
+    if not memory_only:  # before the store is touched: bad data leaves nothing behind
+        identity = data_identity(train_settings(RunSettings(study_file, data=data)))
     name = study_name or study_file.study_name(memory_only)
     backend = open_storage(storage, create=True)
     directions = study_file.directions(memory_only)
     existing = _find(backend, name)
     if existing is not None:
         _check_compatible(existing, study_file, memory_only, name, storage)
+        if identity is not None:
+            check_same_data(existing.user_attrs.get(IDENTITY_KEY), identity, name, describe(storage))
     study = optuna.create_study(storage=backend, study_name=name, directions=directions,
                                 sampler=make_sampler(study_file, 0, seed), load_if_exists=True)
     created = existing is None
@@ -124,6 +137,8 @@ def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
         "memory_only": memory_only,
         "fixed": study_file.fixed_dict(),
     }
+    if identity is not None:
+        attrs[IDENTITY_KEY] = identity
     current = study.user_attrs
     for key, value in attrs.items():
         if current.get(key) != value:

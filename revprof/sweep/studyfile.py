@@ -62,7 +62,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 _TABLES = ("study", "data", "fixed", "space", "sampler", "enqueue")
 _STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")
 _DATA_KEYS = ("path", "convention", "crop", "synthetic_cases", "synthetic_shape")
-_FIXED_KEYS = ("patch", "batch", "steps", "precision", "val_cases", "device", "seed")
+_FIXED_KEYS = ("patch", "batch", "steps", "precision", "val_cases", "device", "seed", "lr",
+               "schedule", "foreground")
+SCHEDULES = ("constant", "poly")
+TRAINING_DEFAULTS = {"lr": 1e-4, "schedule": "constant", "foreground": 0.0}
+"""The paper's recipe; a study's ``fixed`` attribute lists these only when they differ."""
 _SAMPLER_KEYS = ("name", "seed", "n_startup_trials", "multivariate", "population_size")
 SPACE_KEYS = ("arch", "levels", "width", "widths", "growth", "max_width", "depth", "encoder_depth",
               "decoder_depth", "per_level_depth", "reversible", "per_level_reversible",
@@ -166,6 +170,9 @@ class FixedSettings:
     val_cases: int = 2
     device: str = "auto"
     seed: int = 0
+    lr: float = 1e-4
+    schedule: str = "constant"
+    foreground: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,9 @@ class StudyFile:
             "precision": self.fixed.precision, "val_cases": self.fixed.val_cases,
             "data": self.data.path or "synthetic", "device": self.fixed.device,
             "seed": self.fixed.seed}
+        for key, default in TRAINING_DEFAULTS.items():  # older stores lack them: only when set
+            if getattr(self.fixed, key) != default:
+                fixed[key] = getattr(self.fixed, key)
         if self.patch_searched:  # each trial's own ``patch`` attribute says which it used
             choices = [list(parse_patch(p)) for p in self.space["patch"].values()]
             fixed["patch"] = choices[0]
@@ -438,7 +448,13 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
                             maximum=bounds.MAX_SYNTHETIC_CASES),
         device=device,
         seed=p.integer(fixed_raw, "fixed.seed", 0, minimum=0, maximum=bounds.MAX_SEED),
+        lr=_fraction(p, fixed_raw, "fixed.lr", 1e-4, low=0.0, high=1.0, open_low=True),
+        schedule=p.string(fixed_raw, "fixed.schedule") or "constant",
+        foreground=_fraction(p, fixed_raw, "fixed.foreground", 0.0, low=0.0, high=1.0),
     )
+    if fixed.schedule not in SCHEDULES:
+        raise p.error("fixed.schedule", f"must be one of {', '.join(SCHEDULES)}; got "
+                      f"{fixed.schedule!r}{closest(fixed.schedule, SCHEDULES)}")
     if data.path is None and fixed.val_cases >= data.synthetic_cases:
         raise p.error("fixed.val_cases", f"= {fixed.val_cases} leaves no training case among "
                       f"data.synthetic_cases={data.synthetic_cases}")
@@ -577,6 +593,17 @@ def _synthetic_shape(p: _Parser, table: Mapping[str, Any]) -> tuple[int, int, in
         raise p.error("data.synthetic_shape", f"sides must be from {MIN_SIDE} to "
                       f"{bounds.MAX_SYNTHETIC_AXIS}; got {table['synthetic_shape']!r}")
     return shape
+
+
+def _fraction(p: _Parser, table: Mapping[str, Any], key: str, default: float, low: float,
+              high: float, open_low: bool = False) -> float:
+    value = table.get(key.rsplit(".", 1)[-1], default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise p.error(key, f"must be a number; got {value!r}")
+    if value > high or value < low or (open_low and value == low):
+        bound = f"> {low}" if open_low else f">= {low}"
+        raise p.error(key, f"must be {bound} and <= {high}; got {value}")
+    return float(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -154,7 +154,8 @@ class WorkerPool:
 
 def spawn_workers(study_path: str, storage: str, study_name: str, target: int, count: int,
                   memory_only: bool, devices: Sequence[str] | None = None, data: str | None = None,
-                  seed: int | None = None, log_dir: Path = LOG_DIR) -> WorkerPool:
+                  seed: int | None = None, log_dir: Path = LOG_DIR,
+                  steps: int | None = None) -> WorkerPool:
     """Start ``count`` worker processes (``python -m revprof sweep ... --worker K``).
 
     On the CPU each gets ``cores // count`` threads; with ``devices`` worker ``k`` trains on
@@ -177,6 +178,8 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
             command += ["--data", data]
         if seed is not None:
             command += ["--seed", str(seed)]
+        if steps is not None:
+            command += ["--steps", str(steps)]
         env = dict(os.environ)
         if not device or not device.startswith("cuda"):
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,13 +25,15 @@ def _pad_amounts(shape: Sequence[int], multiple: int, minimum: Sequence[int]) ->
 
 @torch.no_grad()
 def predict_volume(model: nn.Module, image: np.ndarray, patch: Sequence[int], levels: int,
-                   device: torch.device, precision: str = "fp32", overlap: float = 0.5) -> np.ndarray:
+                   device: torch.device, precision: str = "fp32", overlap: float = 0.5,
+                   on_window: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sigmoid probabilities for a whole volume.
 
     Args:
         image: ``(C, D, H, W)`` preprocessed image.
         patch: the training patch; windows have this size.
         levels: network levels (each axis is padded to a multiple of ``2**(levels-1)``).
+        on_window: called with ``(done, total)`` windows after each forward pass (progress).
 
     Returns:
         float32 ``(out_channels, D, H, W)``.
@@ -49,14 +51,19 @@ def predict_volume(model: nn.Module, image: np.ndarray, patch: Sequence[int], le
     with autocast_for(precision, device.type):
         if whole:
             probs = model(x)[0].float()
+            if on_window is not None:
+                on_window(1, 1)
         else:
             padded = x.shape[2:]
             probs = torch.zeros((model.head.out_channels, *padded), device=device)
             counts = torch.zeros(padded, device=device)
-            for d, h, w in sliding_window_positions(padded, patch, overlap):
+            positions = sliding_window_positions(padded, patch, overlap)
+            for done, (d, h, w) in enumerate(positions, 1):
                 window = (slice(d, d + patch[0]), slice(h, h + patch[1]), slice(w, w + patch[2]))
                 probs[(slice(None), *window)] += model(x[(slice(None), slice(None), *window)])[0].float()
                 counts[window] += 1
+                if on_window is not None:
+                    on_window(done, len(positions))
             probs /= counts
     model.train()
     return probs[:, : shape[0], : shape[1], : shape[2]].cpu().numpy()

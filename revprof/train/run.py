@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,15 +58,27 @@ class PreparedData:
     train: list
     validation: list
     cases: dict  # case id -> revprof.data.Case
+    crop: tuple[int, int, int] | None = None
 
 
-def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> PreparedData:
-    """Discover, split by patient and preprocess (cached) the cases of ``settings.data``.
+@dataclass(frozen=True)
+class CaseSelection:
+    """The cases of a run before preprocessing: the folder, the split and the crop."""
+
+    root: Path
+    train: list  # revprof.data.Case, sorted by case id
+    validation: list
+    crop: tuple[int, int, int] | None
+
+
+def select_cases(settings: TrainSettings) -> CaseSelection:
+    """Discover and split by patient the labelled cases of ``settings.data`` (or the synthetic
+    demo cases), and choose the crop: the one place a run decides which cases it uses.
 
     Raises:
-        RevprofError: no usable labelled cases, or too few to hold out ``val_cases``.
+        RevprofError: the folder does not exist, or has too few labelled cases.
     """
-    from revprof.data import PreprocessCache, PreprocessConfig, discover, split_by_patient
+    from revprof.data import discover, split_by_patient
 
     root = settings.data or demo_dataset(settings.synthetic_cases, settings.synthetic_shape, settings.seed)
     root = Path(root)
@@ -80,13 +93,33 @@ def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> Prep
                               if settings.val_cases else (labelled, []))
     crop = settings.crop
     if crop is None:
-        from revprof.data import PAPER_SIZE, load_case
+        from revprof.data import load_case
 
-        first = load_case(labelled[0], with_labels=False)
-        crop = PAPER_SIZE if all(s >= p for s, p in zip(first.image.shape[1:], PAPER_SIZE)) else None
-    cache = PreprocessCache(cache_dir, PreprocessConfig(size=crop, spacing=settings.spacing))
-    return PreparedData(root, [cache.get(c) for c in train_cases], [cache.get(c) for c in val_cases],
-                        {c.case_id: c for c in labelled})
+        crop = default_crop(load_case(labelled[0], with_labels=False).image.shape[1:])
+    return CaseSelection(root, list(train_cases), list(val_cases), crop)
+
+
+def default_crop(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
+    """The crop of volumes of spatial ``shape`` when none is set: the paper's 160×192×160 when
+    they are at least that large, else ``None`` (the brain's bounding box, synthetic data)."""
+    from revprof.data import PAPER_SIZE
+
+    return PAPER_SIZE if all(s >= p for s, p in zip(shape, PAPER_SIZE)) else None
+
+
+def prepare_data(settings: TrainSettings, cache_dir: Path | None = None) -> PreparedData:
+    """Discover, split by patient and preprocess (cached) the cases of ``settings.data``.
+
+    Raises:
+        RevprofError: no usable labelled cases, or too few to hold out ``val_cases``.
+    """
+    from revprof.data import PreprocessCache, PreprocessConfig
+
+    chosen = select_cases(settings)
+    cache = PreprocessCache(cache_dir, PreprocessConfig(size=chosen.crop, spacing=settings.spacing))
+    return PreparedData(chosen.root, [cache.get(c) for c in chosen.train],
+                        [cache.get(c) for c in chosen.validation],
+                        {c.case_id: c for c in chosen.train + chosen.validation}, chosen.crop)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -97,7 +130,8 @@ def _progress(enabled: bool) -> Progress:
 
 def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: tuple[int, int, int],
                    device: torch.device, precision: str,
-                   sources: dict) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
+                   sources: dict, on_window: Callable[[int, int, int], None] | None = None,
+                   ) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
     """Dice per region of each validation case, exactly as ``revprof evaluate`` scores it.
 
     The prediction (threshold 0.5) is restored to the case's original grid and nested
@@ -109,6 +143,8 @@ def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: t
         cases: preprocessed validation cases.
         sources: case id → :class:`revprof.data.Case` (where the reference labels are read).
 
+        on_window: ``(case_index, done, total)`` after each inference window (progress).
+
     Returns:
         ``(scores, label maps on the original grid by case id)``.
     """
@@ -118,8 +154,10 @@ def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: t
     from revprof.evaluation.evaluate import region_dice_of_labels
 
     scores, labels = [], {}
-    for case in cases:
-        probs = predict_volume(model, case.image, patch, spec.levels, device, precision)
+    for index, case in enumerate(cases):
+        report = None if on_window is None else (lambda done, total, i=index: on_window(i, done, total))
+        probs = predict_volume(model, case.image, patch, spec.levels, device, precision,
+                               on_window=report)
         predicted = restore_labels(probs, case)
         reference = load_labels(sources[case.case_id])
         dice = region_dice_of_labels(predicted, reference, get_convention(case.convention))
@@ -139,8 +177,15 @@ def mean_dice(scores: list[CaseDice]) -> dict[str, float] | None:
 
 def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                  save_model: Path | None = None, save_predictions: Path | None = None,
-                 cache_dir: Path | None = None) -> TrainResult:
-    """Train ``spec`` for ``settings.steps`` steps and score it on the held-out cases.
+                 cache_dir: Path | None = None, score: bool = True,
+                 on_progress: Callable[[str, int, int, float | None], None] | None = None,
+                 ) -> TrainResult:
+    """Train ``spec`` for ``settings.steps`` steps and score it on the held-out cases
+    (``score=False``: train and measure only; ``dice`` is then ``None``).
+
+    ``progress`` shows a bar with the loss and the time left for the steps and then for the
+    validation windows; ``on_progress(phase, done, total, loss)`` (phase ``train`` or
+    ``validate``, loss ``None`` while validating) is called after every step and window.
 
     Out-of-memory and a non-finite loss are results (``status`` ``oom`` / ``diverged``), not
     exceptions. On the CPU, memory is the tracked figure (CUDA rounding, as ``--backend cpu``);
@@ -172,7 +217,9 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
         try:
             model = model.to(device)
             optimizer = make_optimizer(model)
-            sampler = PatchSampler(data.train, patch, seed=settings.seed)
+            scheduler = _schedule(optimizer, settings)
+            sampler = PatchSampler(data.train, patch, seed=settings.seed,
+                                   foreground=settings.foreground)
             if device.type == "cuda":  # as ``measure --backend cuda``: same warm-up and reset
                 warm_up_cuda(device)
             for step in range(settings.steps):
@@ -192,8 +239,11 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # before reading the time
                 durations.append(time.perf_counter() - started)
+                scheduler.step()
                 losses.append(value)
                 bar.update(task, advance=1, loss=f"{value:.4f}")
+                if on_progress is not None:
+                    on_progress("train", step + 1, settings.steps, value)
                 if not math.isfinite(value):
                     status, error = "diverged", f"loss became {value} at step {step + 1}"
                     break
@@ -210,18 +260,27 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     seconds = float(np.median(timed)) if timed else float("nan")
     voxels = settings.batch * patch[0] * patch[1] * patch[2]
     scores: list[CaseDice] = []
-    if status == "ok":
+    if status == "ok" and score:
         try:
-            with held_interrupts():
+            with held_interrupts(), _progress(progress) as bar:
+                tasks = [bar.add_task(f"validating {case.case_id}", total=None, loss="-")
+                         for case in data.validation]
+
+                def window(index: int, done: int, total: int) -> None:
+                    bar.update(tasks[index], completed=done, total=total)
+                    if on_progress is not None:
+                        on_progress("validate", done, total, None)
+
                 scores, labels = evaluate_cases(model, spec, data.validation, patch, device,
-                                                settings.precision, data.cases)
+                                                settings.precision, data.cases, on_window=window)
         except torch.OutOfMemoryError as out_of_memory:  # validation inference ran out
             oom = oom_record(out_of_memory, device)
             status, error, scores = "oom", "during validation: " + _oom_words(oom), []
         if save_predictions is not None and status == "ok":
             write_predictions(labels, data, save_predictions)
     if save_model is not None:
-        save_checkpoint(model, spec, save_model)
+        save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop,
+                        precision=settings.precision, spacing=settings.spacing)
     return TrainResult(
         status=status, dice=mean_dice(scores), dice_per_case=scores, peak_bytes=int(peak),
         predicted_peak_bytes=int(predicted), seconds_per_step=seconds,
@@ -241,18 +300,44 @@ def _oom_words(oom: dict) -> str:
     return f"out of memory (requested {requested}, device capacity {capacity}): {oom['message']}"
 
 
+SCHEDULES = ("constant", "poly")
+
+
+def _schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """Adam's learning rate ``settings.lr``, constant or decayed as nnU-Net does
+    (``(1 - step/steps)**0.9``)."""
+    look_up("schedule", settings.schedule, SCHEDULES)
+    if not (settings.lr > 0 and math.isfinite(settings.lr)):
+        raise RevprofError(f"lr must be a positive number; got {settings.lr}")
+    for group in optimizer.param_groups:
+        group["lr"] = settings.lr
+        group["initial_lr"] = settings.lr
+    if settings.schedule == "poly":
+        total = settings.steps
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total) ** 0.9)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
 def _device_words(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return "cpu"
 
 
-def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path) -> Path:
-    """Save ``{"spec": ..., "state_dict": ...}`` atomically (temporary file, then rename)."""
+def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path,
+                    patch: tuple[int, int, int] | None = None,
+                    crop: tuple[int, int, int] | None = None, precision: str | None = None,
+                    spacing: tuple[float, float, float] | None = None) -> Path:
+    """Save ``{"spec", "state_dict"}`` and, when given, the training ``patch``, ``crop``,
+    ``precision`` and ``spacing`` (what ``revprof predict`` needs to preprocess as training did)
+    atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict()}, temporary)
+    extra = {k: list(v) if isinstance(v, tuple) else v
+             for k, v in (("patch", patch), ("crop", crop), ("precision", precision),
+                          ("spacing", spacing)) if v is not None}
+    torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}, temporary)
     temporary.replace(path)
     return path
 

@@ -27,6 +27,9 @@ class TrainSettings:
         synthetic_cases, synthetic_shape: size of the generated demo data set.
         spacing: target voxel size (mm); cases at another spacing are resampled to it in
             preprocessing (None keeps each case's spacing).
+        lr: Adam's learning rate (paper: 1e-4).
+        schedule: ``constant`` (the paper) or ``poly``: nnU-Net's ``lr * (1 - step/steps)**0.9``.
+        foreground: fraction of patches made to contain tumour (nnU-Net: 1/3); 0: uniform.
     """
 
     data: Path | None = None
@@ -42,6 +45,9 @@ class TrainSettings:
     synthetic_cases: int = 8
     synthetic_shape: tuple[int, int, int] = (64, 64, 64)
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
+    lr: float = 1e-4
+    schedule: str = "constant"
+    foreground: float = 0.0
 
 
 @dataclass

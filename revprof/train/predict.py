@@ -1,0 +1,120 @@
+"""Segment cases with a saved network: load a ``--save-model`` checkpoint safely, preprocess each
+case as training did, run sliding-window inference and write label maps in the original geometry.
+
+The checkpoint is read with ``torch.load(weights_only=True)``: only tensors and plain containers
+are unpickled, so a checkpoint from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from revprof.errors import RevprofError
+from revprof.spec import ArchSpec, parse_patch, validate_patch
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A saved network: its spec, weights, and the training patch / crop / precision."""
+
+    spec: ArchSpec
+    state_dict: dict
+    patch: tuple[int, int, int] | None
+    crop: tuple[int, int, int] | None
+    precision: str
+    spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint written by ``revprof measure --steps N --save-model``.
+
+    Raises:
+        RevprofError: missing or unreadable file, or not a revprof checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RevprofError(f"--model {path} does not exist; write one with revprof measure "
+                           f"--steps N --save-model FILE")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and weights-only errors alike
+        raise RevprofError(f"--model {path} is not a readable checkpoint "
+                           f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+    if not isinstance(raw, dict) or "spec" not in raw or "state_dict" not in raw:
+        raise RevprofError(f"--model {path} is not a revprof checkpoint (no spec and state_dict)")
+    spec = ArchSpec.from_dict(raw["spec"])
+    patch = tuple(int(p) for p in raw["patch"]) if raw.get("patch") else None
+    crop = tuple(int(c) for c in raw["crop"]) if raw.get("crop") else None
+    spacing = tuple(float(v) for v in raw["spacing"]) if raw.get("spacing") else (
+        None if "spacing" in raw else (1.0, 1.0, 1.0))
+    return Checkpoint(spec, raw["state_dict"], patch, crop,  # type: ignore[arg-type]
+                      str(raw.get("precision") or "fp32"), spacing)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One segmented case and where its label map went."""
+
+    case: str
+    path: Path
+    shape: tuple[int, int, int]
+
+
+def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = None,
+                   device: str = "auto", convention: str | None = None,
+                   on_window: Callable[[str, int, int], None] | None = None) -> list[Predicted]:
+    """Segment every case under ``data`` (labelled or inference-only) with the checkpoint and
+    write ``out/<case>.nii.gz`` in the case's original geometry and label convention.
+
+    Args:
+        patch: sliding-window size; default the checkpoint's training patch.
+        on_window: ``(case, done, total)`` after each inference window (progress).
+
+    Returns:
+        one :class:`Predicted` per case, in case order.
+
+    Raises:
+        RevprofError: a bad checkpoint, patch or data folder.
+    """
+    from revprof.data import PreprocessConfig, discover, load_case, preprocess_case
+    from revprof.data.preprocess import restore_labels
+    from revprof.nn import build_model
+    from revprof.train.infer import predict_volume
+    from revprof.train.run import PreparedData, default_crop, resolve_device, write_predictions
+
+    checkpoint = load_checkpoint(model_path)
+    window = parse_patch(patch) if patch is not None else checkpoint.patch
+    if window is None:
+        raise RevprofError(f"--model {model_path} does not record its training patch; give --patch")
+    window = validate_patch(checkpoint.spec, window)
+    data = Path(data)
+    if not data.is_dir():
+        raise RevprofError(f"--data {data} does not exist or is not a folder")
+    cases = discover(data, convention=convention).cases
+    if not cases:
+        raise RevprofError(f"--data {data} holds no BraTS case (revprof data check {data} says why)")
+    where = resolve_device(device)
+    model = build_model(checkpoint.spec)
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as error:
+        raise RevprofError(f"--model {model_path}: weights do not fit its spec "
+                           f"({str(error).splitlines()[0][:200]})") from None
+    model.to(where).eval()
+    results = []
+    for case in cases:
+        loaded = load_case(case, with_labels=False)
+        crop = checkpoint.crop if checkpoint.crop is not None else default_crop(loaded.image.shape[1:])
+        pre = preprocess_case(loaded, PreprocessConfig(size=crop, spacing=checkpoint.spacing))
+        report = None if on_window is None else (
+            lambda done, total, name=case.case_id: on_window(name, done, total))
+        probs = predict_volume(model, pre.image, window, checkpoint.spec.levels, where,
+                               checkpoint.precision, on_window=report)
+        labels = restore_labels(probs, pre)
+        (path,) = write_predictions({case.case_id: labels}, PreparedData(data, [], [pre], {}), out)
+        results.append(Predicted(case.case_id, path, tuple(loaded.image.shape[1:])))  # type: ignore[arg-type]
+    return results

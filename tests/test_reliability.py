@@ -495,18 +495,6 @@ def test_a_deleted_line_that_leaves_a_trial_running_is_reported(tmp_path: Path) 
     assert "study 's' trial 1 is RUNNING with no final state" in out
 
 
-def test_journal_adapter_private_names(tmp_path: Path) -> None:
-    """The private Optuna names the journal adapter relies on (see revprof/sweep/journal.py):
-    if this fails, Optuna moved them and the adapter must follow."""
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal._file import get_lock_file
-
-    backend = JournalFileBackend(str(tmp_path / "x.journal"))
-    with get_lock_file(backend._lock):
-        pass
-    assert callable(JournalFileBackend.read_logs) and callable(JournalFileBackend.append_logs)
-
-
 @pytest.mark.slow
 def test_two_sweeps_on_one_journal(tmp_path: Path) -> None:
     (tmp_path / "tiny.toml").write_text(TINY.format(trials=6, budget=""))

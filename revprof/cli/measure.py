@@ -19,7 +19,7 @@ from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory, resolve_backend
 from revprof.memory.device import device_need
-from revprof.memory.render import report_tables, training_tables
+from revprof.cli.render import report_tables, training_tables
 from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
-from revprof.memory.measure import cuda_measurement, environment, measure_memory, oom_record, warm_up_cuda
-from revprof.memory.step import PRECISIONS, make_optimizer, training_step
+from revprof.environment import environment
+from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
+from revprof.step import PRECISIONS, make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
 from revprof.spec import ArchSpec, validate_patch

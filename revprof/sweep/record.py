@@ -38,6 +38,7 @@ class TrialRecord:
     status: str | None = None
     label: str | None = None
     worker: dict[str, Any] | None = None
+    heartbeat: float | None = None  # written by revprof.sweep.heartbeat while the trial runs
     budget_bytes: int | None = None
     predicted_peak_bytes: int | None = None
     predicted_reserved_bytes: int | None = None

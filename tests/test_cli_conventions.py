@@ -144,3 +144,13 @@ def test_a_group_without_a_command_shows_its_help() -> None:
     result = CliRunner().invoke(app, ["data"])
     assert result.exit_code == 2
     assert "synth" in result.output and "error:" not in result.output
+
+
+def test_an_error_naming_a_control_character_stays_one_line(tmp_path: Path) -> None:
+    """A value holding a character that splits lines (here the record separator) is shown
+    escaped, so the error is still one line."""
+    result = CliRunner().invoke(app, ["report", "--study", "x", "--storage",
+                                      str(tmp_path / "x\x1e.journal")])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [result.stderr.rstrip("\n")]
+    assert result.stderr.startswith("error: ") and "x\\x1e.journal" in result.stderr

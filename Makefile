@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 REVPROF := $(VENV)/bin/revprof
 STAMP := $(VENV)/.revprof-installed
 
-.PHONY: demo test install system-deps bench clean
+.PHONY: demo test test-fast install system-deps bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,13 @@ demo: $(STAMP)
 	$(REVPROF) report --study quick --out reports/quick.html
 	@echo "report written to reports/quick.html"
 
+# The whole suite (what CI runs).
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+# The developer loop: everything not marked slow (tiny shapes, no servers started per test file).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(REVPROF) bench --out benchmarks/results --update-docs

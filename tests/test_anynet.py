@@ -99,7 +99,7 @@ def _memtracker_peak(spec, patch: tuple[int, int, int], monkeypatch) -> int:
     from torch.distributed._tools import mem_tracker
 
     from revprof.memory.model_step import model_loss, model_targets
-    from revprof.memory.step import make_optimizer, optimizer_step_counters, training_step
+    from revprof.step import make_optimizer, optimizer_step_counters, training_step
 
     info = mem_tracker._WeakRefInfo
     assert hasattr(info, "_calculate_mem_consumed"), "MemTracker's per-storage record changed"

@@ -123,3 +123,34 @@ def test_plan_stops_at_max_seconds_with_the_best_so_far() -> None:
     assert plan["best_so_far"]["patch"] == [16, 16, 16]
     assert plan["best_so_far"]["device_need_bytes"] <= plan["budget_bytes"]
     assert "stopped after" in result.stderr and "--max-seconds 0.001" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["measure", "--levels", "x"], "Invalid value for '--levels'"),
+    (["measre"], "No such command 'measre'. Did you mean 'measure'?"),
+    (["measure", "--bogus"], "No such option: --bogus"),
+    (["evaluate"], "Missing option '--pred'"),
+])
+def test_usage_errors_are_one_line(args: list[str], expect: str) -> None:
+    """The option parser's errors read like revprof's own: one ``error:`` line, exit 2."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert expect in result.stderr and "--help)" in result.stderr
+
+
+def test_a_group_without_a_command_shows_its_help() -> None:
+    result = CliRunner().invoke(app, ["data"])
+    assert result.exit_code == 2
+    assert "synth" in result.output and "error:" not in result.output
+
+
+def test_an_error_naming_a_control_character_stays_one_line(tmp_path: Path) -> None:
+    """A value holding a character that splits lines (here the record separator) is shown
+    escaped, so the error is still one line."""
+    result = CliRunner().invoke(app, ["report", "--study", "x", "--storage",
+                                      str(tmp_path / "x\x1e.journal")])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [result.stderr.rstrip("\n")]
+    assert result.stderr.startswith("error: ") and "x\\x1e.journal" in result.stderr

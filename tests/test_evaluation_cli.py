@@ -62,11 +62,11 @@ def test_json_output(folders: tuple[Path, Path]) -> None:
     assert data["kind"] == "evaluation"
     assert [c["case"] for c in data["cases"]] == ["BraTS-MET-00001-000", "BraTS-MET-00002-000"]
     for case in data["cases"]:
-        assert set(case) == {"case", "dice", "hd95", "lesions"}
+        assert set(case) == {"case", "dice", "hd95", "lesions", "empty_reference"}
         assert set(case["dice"]) == set(case["hd95"]) == {"wt", "tc", "et"}
     assert data["cases"][1]["dice"] == pytest.approx({"wt": 0.8, "tc": 2 / 3, "et": 2 / 3})
     assert data["mean"]["dice"]["wt"] == pytest.approx(0.9)
-    assert set(data["mean"]) == {"dice", "hd95", "lesion_dice", "lesion_hd95"}
+    assert set(data["mean"]) == {"dice", "dice_nonempty", "hd95", "lesion_dice", "lesion_hd95"}
     assert len(data["unpaired"]) == 1 and data["unpaired"][0].endswith("BraTS-MET-00003-000-seg.nii.gz")
 
 
@@ -136,3 +136,28 @@ def test_shape_mismatch_is_reported_and_exit_zero(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert [c["case"] for c in json.loads(result.stdout)["cases"]] == ["b"]
     assert "a: not scored" in result.stderr and "(7, 3, 3)" in result.stderr
+
+
+def test_empty_reference_regions_are_marked_and_a_non_empty_mean_offered(tmp_path: Path) -> None:
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    # brats2023 labels (1 NCR, 2 ED, 3 ET). Case 00001 has ET: ref x{0}, pred x{0,2} -> 2/3.
+    # Case 00002 has none: the prediction's one ET voxel scores 0, as BraTS scores it.
+    _write(ref / "BraTS-MET-00001-000-seg.nii.gz", [3, 2])
+    _write(pred / "BraTS-MET-00001-000.nii.gz", [3, 2, 3])
+    _write(ref / "BraTS-MET-00002-000-seg.nii.gz", [1, 2])
+    _write(pred / "BraTS-MET-00002-000.nii.gz", [1, 2, 3])
+    data = json.loads(_invoke("--pred", str(pred), "--ref", str(ref), "--json").stdout)
+    assert [c["empty_reference"] for c in data["cases"]] == [[], ["et"]]
+    assert [c["dice"]["et"] for c in data["cases"]] == pytest.approx([2 / 3, 0.0])
+    assert data["mean"]["dice"]["et"] == pytest.approx(1 / 3)
+    assert data["mean"]["dice_nonempty"]["et"] == pytest.approx(2 / 3)
+    assert data["mean"]["dice_nonempty"]["wt"] == pytest.approx(data["mean"]["dice"]["wt"])
+    table = _invoke("--pred", str(pred), "--ref", str(ref), "--no-lesions").stdout
+    assert "0.0000*" in table and "0.6667*" not in table
+    assert "mean, non-empty references" in table and "ET in 1 case(s)" in table
+
+
+def test_no_empty_region_no_extra_row(folders: tuple[Path, Path]) -> None:
+    pred, ref = folders
+    table = _invoke("--pred", str(pred), "--ref", str(ref), "--no-lesions").stdout
+    assert "*" not in table and "non-empty" not in table

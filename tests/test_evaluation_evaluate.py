@@ -154,10 +154,12 @@ def test_to_json_and_to_frame(tmp_path: Path) -> None:
                "matched_hd95": 0.0}
     assert data["cases"] == [
         {"case": "a", "dice": {"wt": 1.0, "tc": 1.0, "et": 1.0}, "hd95": {"wt": 0.0, "tc": 0.0, "et": 0.0},
-         "lesions": {"wt": perfect, "tc": {**perfect, "tp": 2}, "et": perfect}}
+         "lesions": {"wt": perfect, "tc": {**perfect, "tp": 2}, "et": perfect},
+         "empty_reference": []}
     ]  # TC is labels 1 (x=0) and 3 (x=2): two separate lesions
     ones, zeros = {"wt": 1.0, "tc": 1.0, "et": 1.0}, {"wt": 0.0, "tc": 0.0, "et": 0.0}
-    assert data["mean"] == {"dice": ones, "hd95": zeros, "lesion_dice": ones, "lesion_hd95": zeros}
+    assert data["mean"] == {"dice": ones, "dice_nonempty": ones, "hd95": zeros, "lesion_dice": ones,
+                            "lesion_hd95": zeros}
     assert data["unpaired"] == [str(pred / "orphan.nii.gz")]
     frame = result.to_frame()
     assert list(frame.columns) == ["case", "region", "dice", "hd95", "lesion_dice", "lesion_hd95",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -27,9 +26,7 @@ def _require(path: Path) -> None:
 
 def test_met_eval_pairs_messy_names_and_scores() -> None:
     _require(MET)
-    start = time.perf_counter()
     result = evaluate(MET / "pred", MET / "ref", options=ScoringOptions(lesions=None))
-    elapsed = time.perf_counter() - start
     assert result.convention == "brats2023"  # labels 0-3
     assert [c.case for c in result.cases] == [
         "BraTS-MET-00132-000", "BraTS-MET-00217-000", "BraTS-MET-00630-001", "BraTS-MET-01325-000",
@@ -61,7 +58,6 @@ def test_met_eval_pairs_messy_names_and_scores() -> None:
         assert by_case[case].dice == pytest.approx(dice, abs=1e-4)
         assert by_case[case].hd95 == pytest.approx(expected_hd95[case], abs=1e-3)
     assert result.mean()["dice"] == pytest.approx({"wt": 0.87388, "tc": 0.87176, "et": 0.84059}, abs=1e-4)
-    assert elapsed < 30, f"evaluation of 4 real cases took {elapsed:.1f} s"
 
 
 def test_brats2021_case_against_itself(tmp_path: Path) -> None:

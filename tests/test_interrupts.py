@@ -45,22 +45,53 @@ def test_held_interrupt_is_raised_at_the_end_of_the_block():
             time.sleep(0.05)
 
 
+def _read_until(fd: int, pattern: str, timeout: float) -> str:
+    """Read a pseudo-terminal until ``pattern`` (a regex) appears in what was printed."""
+    import re
+    import select
+
+    seen, deadline = "", time.monotonic() + timeout
+    while re.search(pattern, seen) is None:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{pattern!r} not printed within {timeout} s:\n{seen}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            assert chunk, f"the program ended before printing {pattern!r}:\n{seen}"
+            seen += chunk.decode(errors="replace")
+    return seen
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_a_training_run_cleanly(tmp_path: Path):
+    import pty
+
     data = tmp_path / "data"
     synthesize(data, 3, shape=(32, 32, 32), convention="brats2021", seed=0)
     table = tmp_path / "runs.csv"
+    # On a terminal the run draws its progress bar, so the test can wait for real training steps.
+    leader, follower = pty.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "revprof", "measure", "--levels", "3", "--width", "8", "--patch", "16",
          "--steps", "100000", "--device", "cpu", "--data", str(data), "--val-cases", "1",
          "--results", str(table)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
         env={**os.environ, "COLUMNS": "200"},
     )
-    time.sleep(12)  # start-up, preprocessing, prediction, some steps
-    assert process.poll() is None, process.communicate()[0]
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    os.close(follower)
+    try:
+        _read_until(leader, r"training .*? ([1-9]\d*)/100000", timeout=240)
+        assert process.poll() is None
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        output = _read_until(leader, r"interrupted", timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
     assert process.returncode == 130, output
-    assert "interrupted" in output and "Traceback" not in output
+    assert "Traceback" not in output
     assert not table.exists()

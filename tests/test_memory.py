@@ -59,9 +59,8 @@ def _param_sizes(spec: ArchSpec) -> list[int]:
 
 def test_adam_state_is_twice_the_parameters_at_a_second_step_peak():
     report = measure_memory(TINY.with_execution("plain"), 16, backend="simulate")
-    assert report.peak_step == 1 or report.breakdown["optimizer_state"] == 0
-    if report.peak_step == 1:
-        assert report.breakdown["optimizer_state"] == 2 * report.breakdown["parameters"]
+    assert report.peak_step == 1  # this network peaks in the second step, when Adam's state exists
+    assert report.breakdown["optimizer_state"] == 2 * report.breakdown["parameters"] > 0
 
 
 def test_tracker_counts_rounded_storages_and_frees():

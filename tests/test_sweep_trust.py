@@ -85,7 +85,6 @@ def one_line(output: str) -> str:
 
 
 def test_executions_share_one_training(in_tmp: Path) -> None:
-    pytest.importorskip("revprof.train")
     result = sweep(str(write_study(in_tmp, trials=2)))
     assert result.exit_code == 0, result.output
     trained, reused = trials_of(in_tmp)
@@ -114,7 +113,6 @@ def test_executions_share_one_training(in_tmp: Path) -> None:
 
 
 def test_resume_with_other_data_or_missing_data_is_refused(in_tmp: Path) -> None:
-    pytest.importorskip("revprof.train")
     from revprof.data import synthesize
 
     synthesize(in_tmp / "a", 3, shape=(32, 32, 32), seed=0)
@@ -169,7 +167,6 @@ def test_grid_sampler_runs_to_the_end_of_its_grid(in_tmp: Path) -> None:
 
 
 def test_a_cpu_sweep_of_hours_needs_yes_or_fewer_steps(in_tmp: Path) -> None:
-    pytest.importorskip("revprof.train")
     path = write_study(in_tmp, trials=2)
     path.write_text(path.read_text().replace("steps = 3", "steps = 1000000"))
     result = sweep(str(path))

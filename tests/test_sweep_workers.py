@@ -111,7 +111,6 @@ def running_with_worker(trials: list) -> bool:
 
 
 def test_two_local_workers_share_one_study(tmp_path: Path) -> None:
-    pytest.importorskip("revprof.train")
     (tmp_path / "train2.toml").write_text(TRAIN)
     code, output = finish(revprof(tmp_path, "train2.toml", "--workers", "2"))
     assert code == 0, output

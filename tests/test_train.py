@@ -57,7 +57,10 @@ def test_training_is_deterministic_on_cpu(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_short_run_clearly_improves_dice(dataset, tmp_path):
-    settings = _settings(dataset, patch=(32, 32, 32), steps=60, seed=1)
+    # The demo's recipe (studies/quick.toml): the paper's lr 1e-4 needs far more than 60 steps
+    # before its ET channel stops flooding the nested WT region that validation scores.
+    settings = _settings(dataset, patch=(32, 32, 32), steps=60, seed=1, lr=3e-3, schedule="poly",
+                         foreground=0.33)
     spec = spec_from_options(width=8, levels=3)
     data = prepare_data(settings, tmp_path)
     torch.manual_seed(settings.seed)
@@ -67,6 +70,7 @@ def test_short_run_clearly_improves_dice(dataset, tmp_path):
     assert trained.status == "ok"
     assert trained.losses[-1] < trained.losses[0] - 0.1
     assert trained.dice["wt"] > untrained["wt"] + 0.15, (untrained, trained.dice)
+    assert trained.dice["mean"] > untrained["mean"] + 0.15, (untrained, trained.dice)
 
 
 def test_memory_and_speed_are_measured(dataset, tmp_path):
@@ -172,3 +176,25 @@ def test_saved_predictions_evaluate_to_the_runs_dice(dataset, tmp_path):
         assert by_case[case["case"]] == pytest.approx({r: case[r] for r in ("wt", "tc", "et")}, abs=1e-6)
     for region in ("wt", "tc", "et"):
         assert scored.mean()["dice"][region] == pytest.approx(run["dice"][region], abs=1e-6)
+
+
+def test_training_table_marks_empty_reference_regions():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from revprof.cli.render import training_tables
+    from revprof.train.settings import CaseDice, TrainResult
+
+    scores = [CaseDice("with-et", 0.9, 0.8, 0.6), CaseDice("no-et", 0.7, 0.5, 0.0, empty=("et",))]
+    result = TrainResult(status="ok", dice={"wt": 0.8, "tc": 0.65, "et": 0.3, "mean": 0.5833},
+                         dice_per_case=scores, peak_bytes=1 << 20, predicted_peak_bytes=1 << 20,
+                         seconds_per_step=0.1, voxels_per_second=1e4, losses=[0.9, 0.5],
+                         device="cpu", steps_done=2, train_cases=3, val_cases=2)
+    out = StringIO()
+    Console(file=out, width=200).print(training_tables(TINY, TrainSettings(data=None), result))
+    text = out.getvalue()
+    assert "0.000*" in text and "0.600*" not in text
+    row = next(line for line in text.splitlines() if "non-empty references" in line)
+    assert [cell.strip() for cell in row.split("│")[2:5]] == ["0.800", "0.650", "0.600"]
+    assert "ET in 1 case(s)" in text

@@ -23,7 +23,7 @@ import torch
 
 from revprof.bench.peers import build_peer
 from revprof.errors import RevprofError
-from revprof.memory.step import make_optimizer, training_step
+from revprof.step import make_optimizer, training_step
 from revprof.spec import ArchSpec, validate_patch
 
 

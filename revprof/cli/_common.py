@@ -42,11 +42,19 @@ err_console = _console(stderr=True)
 __all__ = ["console", "err_console", "escape", "fail", "handle_errors", "parameter"]
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: line breaks become spaces, and any other control
+    character in it (a user's file name may hold one) is shown as its escape, e.g. ``\\x1e``."""
+    shown = "".join(c if c.isprintable() or c in "\n\r" else c.encode("unicode_escape").decode()
+                    for c in text)
+    return " ".join(shown.splitlines())
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on one line of stderr (any password in it masked) and return the
     exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(redact_text(message))}", markup=True, highlight=False,
-                      soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(one_line(redact_text(message)))}", markup=True,
+                      highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -57,7 +65,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):  #
     """Print a :class:`RevprofWarning` as one ``warning: ...`` line; others as Python does."""
     if isinstance(message, RevprofWarning) or (isinstance(category, type) and
                                                 issubclass(category, RevprofWarning)):
-        err_console.print(f"[yellow]warning:[/] {escape(redact_text(str(message)))}", markup=True,
+        err_console.print(f"[yellow]warning:[/] {escape(one_line(redact_text(str(message))))}", markup=True,
                           highlight=False, soft_wrap=True)
         return
     _show_warning(message, category, filename, lineno, file, line)

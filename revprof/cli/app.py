@@ -5,11 +5,45 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+from revprof.cli._click_errors import ClickException, UsageError
+
+
+class _OneLineErrors(TyperGroup):
+    """The top-level command group, whose usage errors are one ``error:`` line.
+
+    Click prints a usage error (an option value it cannot parse, an unknown option or command, a
+    missing argument) as a usage line, a hint and a message box; revprof prints every bad input
+    the same way: one line naming the value, on stderr, exit code 2.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except UsageError as error:
+            message = " ".join(error.format_message().split())
+            if message:  # empty: a group called without a command, whose help was just shown
+                hint = f" (see {error.ctx.command_path} --help)" if error.ctx is not None else ""
+                print(f"error: {message}{hint}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            print(f"error: {' '.join(error.format_message().split())}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print("aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="revprof",
     help="Memory profiling and architecture search for partially reversible 3D U-Nets.",
     no_args_is_help=True,

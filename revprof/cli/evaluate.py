@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from revprof.cli._common import console, err_console, escape, handle_errors
+from revprof.cli.render import empty_reference_note
 from revprof.data.conventions import CONVENTIONS, REGIONS
 from revprof.bounds import replacement_mode
 from revprof.errors import RevprofError
@@ -44,7 +45,7 @@ def _table(result: EvaluationResult) -> Table:
         hd = case.hd95 or {}
         table.add_row(
             case.case,
-            *(_fmt(case.dice[r], 4) for r in REGIONS),
+            *(_fmt(case.dice[r], 4) + ("*" if r in case.empty_reference else "") for r in REGIONS),
             *(_fmt(hd.get(r), 2) for r in REGIONS),
         )
     mean = result.mean()
@@ -54,7 +55,15 @@ def _table(result: EvaluationResult) -> Table:
         *(_fmt(mean["dice"][r], 4) for r in REGIONS),
         *(_fmt(mean["hd95"][r], 2) for r in REGIONS),
     )
+    empty = {r: sum(r in c.empty_reference for c in result.cases) for r in REGIONS}
+    if any(empty.values()):
+        table.add_row(
+            Text("mean, non-empty references", style="bold"),
+            *(_fmt(mean["dice_nonempty"][r], 4) for r in REGIONS), "", "", "",
+        )
+        table.caption = empty_reference_note(empty)
     return table
+
 
 
 def _lesion_table(result: EvaluationResult) -> Table:

@@ -19,8 +19,9 @@ from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory, resolve_backend
 from revprof.memory.device import device_need
-from revprof.memory.render import report_tables, training_tables
+from revprof.cli.render import report_tables, training_tables
 from revprof.spec import ArchSpec, parse_patch, validate_patch
+from revprof.sweep.record import TrialRecord
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs
 
@@ -154,23 +155,25 @@ def measure(
 
 
 def result_row(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> dict[str, object]:
-    """One row of the results table (see ``docs/store-schema.md`` for the column meanings)."""
-    dice = result.dice or {}
-    return {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "spec": spec.to_json(), "spec_words": spec.describe(),
-        "patch": ",".join(map(str, settings.patch)), "batch": settings.batch,
-        "precision": settings.precision, "steps": settings.steps, "seed": settings.seed,
-        "data": str(settings.data) if settings.data else "synthetic", "status": result.status,
-        "peak_bytes": result.peak_bytes, "predicted_peak_bytes": result.predicted_peak_bytes,
-        "dice_wt": dice.get("wt"), "dice_tc": dice.get("tc"), "dice_et": dice.get("et"),
-        "dice_mean": dice.get("mean"), "seconds_per_step": result.seconds_per_step,
-        "voxels_per_second": result.voxels_per_second, "device": result.device,
-        "loss_first": result.losses[0] if result.losses else None,
-        "loss_last": result.losses[-1] if result.losses else None,
-        "dice_per_case": [vars(c) for c in result.dice_per_case],
-        "environment": result.environment, "error": result.error,
-    }
+    """One row of the results table: the run's :class:`TrialRecord` as columns (see
+    ``docs/store-schema.md`` for their meanings) with the run's settings."""
+    record = TrialRecord(
+        spec=spec.to_dict(), spec_words=spec.describe(), patch=list(settings.patch),
+        batch=settings.batch, precision=settings.precision, status=result.status,
+        peak_bytes=result.peak_bytes, predicted_peak_bytes=result.predicted_peak_bytes,
+        dice=result.dice, dice_per_case=[vars(c) for c in result.dice_per_case],
+        seconds_per_step=result.seconds_per_step, voxels_per_second=result.voxels_per_second,
+        device=result.device, environment=result.environment, error=result.error)
+    columns = {**record.result_columns(), "steps": settings.steps, "seed": settings.seed,
+               "data": str(settings.data) if settings.data else "synthetic",
+               "loss_first": result.losses[0] if result.losses else None,
+               "loss_last": result.losses[-1] if result.losses else None}
+    order = ("spec", "spec_words", "patch", "batch", "precision", "steps", "seed", "data", "status",
+             "peak_bytes", "predicted_peak_bytes", "dice_wt", "dice_tc", "dice_et", "dice_mean",
+             "seconds_per_step", "voxels_per_second", "device", "loss_first", "loss_last",
+             "dice_per_case", "environment", "error")
+    return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **{name: columns[name] for name in order}}
 
 
 def register(app: typer.Typer) -> None:

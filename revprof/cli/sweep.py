@@ -118,9 +118,11 @@ def sweep(
     device_list = _parse_devices(devices)
     if workers is None:
         workers = len(device_list) if device_list else 1
+    from revprof import __version__
     from revprof.sweep.study import prepare_study
 
-    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed, data=data)
+    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed, data=data,
+                           version=__version__)
     study = handle.study
     mode = "memory only (predicted peak, no training)" if memory_only else "training"
     budget = (f" · budget {format_bytes(study_file.budget_bytes)}"

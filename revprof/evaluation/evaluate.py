@@ -126,6 +126,10 @@ class CaseResult:
         hd95: HD95 per region (in :attr:`EvaluationResult.hd95_units`), or ``None`` when not
             computed.
         lesions: lesion-wise scores per region, or ``None`` when not computed.
+        empty_reference: regions with no voxel in the reference (e.g. ``("et",)`` for a case
+            without enhancing tumour). BraTS scores such a region's Dice 1 when the prediction is
+            empty too and 0 otherwise, which moves the mean far more than one case's other
+            regions do.
     """
 
     case: str
@@ -134,6 +138,7 @@ class CaseResult:
     dice: dict[str, float]
     hd95: dict[str, float] | None
     lesions: dict[str, LesionScores] | None = None
+    empty_reference: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,16 +174,19 @@ class EvaluationResult:
         """Mean per region over the scored cases (``None`` when undefined).
 
         Returns:
-            ``{"dice", "hd95", "lesion_dice", "lesion_hd95"}``, each ``{wt, tc, et}``; the
-            lesion-wise means are the challenges' ranking figures (mean over cases of each case's
-            lesion-wise score).
+            ``{"dice", "dice_nonempty", "hd95", "lesion_dice", "lesion_hd95"}``, each
+            ``{wt, tc, et}``; ``dice_nonempty`` leaves out the cases whose reference has no voxel
+            of the region (``None`` when every case's is empty); the lesion-wise means are the
+            challenges' ranking figures (mean over cases of each case's lesion-wise score).
         """
         none: dict[str, float | None] = {r: None for r in REGIONS}
-        out = {"dice": dict(none), "hd95": dict(none), "lesion_dice": dict(none),
-               "lesion_hd95": dict(none)}
+        out = {"dice": dict(none), "dice_nonempty": dict(none), "hd95": dict(none),
+               "lesion_dice": dict(none), "lesion_hd95": dict(none)}
         if not self.cases:
             return out
         out["dice"] = {r: float(np.mean([c.dice[r] for c in self.cases])) for r in REGIONS}
+        out["dice_nonempty"] = {r: mean_over_nonempty([(c.dice[r], r in c.empty_reference)
+                                                       for c in self.cases]) for r in REGIONS}
         if self.hd95_computed:
             out["hd95"] = {r: float(np.mean([c.hd95[r] for c in self.cases])) for r in REGIONS}  # type: ignore[index]
         if self.lesions_computed:
@@ -214,6 +222,7 @@ class EvaluationResult:
                 "dice": {r: c.dice[r] for r in REGIONS},
                 "hd95": {r: c.hd95[r] for r in REGIONS} if c.hd95 is not None else dict(none),
                 "lesions": lesions,
+                "empty_reference": list(c.empty_reference),
             })
         return {
             "convention": self.convention,
@@ -299,6 +308,19 @@ def detect_convention(labels: Iterable[int], names: Sequence[str] = ()) -> tuple
         f"reference labels {sorted(present)} fit several conventions; assumed brats2023 "
         "(pass --convention to choose)"
     )
+
+
+def mean_over_nonempty(scores: Sequence[tuple[float, bool]]) -> float | None:
+    """Mean of the scores whose reference region is not empty (``(score, empty)`` pairs);
+    ``None`` when every reference is empty."""
+    kept = [score for score, empty in scores if not empty]
+    return float(np.mean(kept)) if kept else None
+
+
+def empty_reference_regions(ref: np.ndarray, convention: LabelConvention) -> tuple[str, ...]:
+    """The regions (of ``wt``, ``tc``, ``et``) with no voxel in the reference label map."""
+    return tuple(region for region in REGIONS
+                 if not _region_mask(ref, convention.regions[region]).any())
 
 
 def _region_mask(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
@@ -480,4 +502,5 @@ def _evaluate_pair(pair: CasePair, convention: LabelConvention, options: Scoring
         problems.append(f"{pair.case}: not scored: {error}")
         return None
     return CaseResult(case=pair.case, pred=pair.pred, ref=pair.ref, dice=dice, hd95=hd,
-                      lesions=lesions)
+                      lesions=lesions,
+                      empty_reference=empty_reference_regions(ref.labels, convention))

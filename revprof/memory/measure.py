@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,11 +23,12 @@ from typing import Any
 
 import torch
 
+from revprof.environment import environment
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
-from revprof.memory.step import (
+from revprof.step import (
     PRECISIONS,
     attribution_parts,
     is_step_counter,
@@ -166,26 +166,6 @@ def resolve_backend(backend: str) -> str:
         raise RevprofError("backend 'cuda' needs a CUDA GPU and none is visible "
                            "(torch.cuda.is_available() is False); use --backend simulate or cpu")
     return backend
-
-
-def environment(device: str) -> dict[str, Any]:
-    """Versions and device facts recorded with every measurement."""
-    env: dict[str, Any] = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": torch.get_num_threads(),
-    }
-    if device.startswith("cuda"):
-        env.update({
-            "device_name": torch.cuda.get_device_name(),
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-            "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "allow_tf32": torch.backends.cudnn.allow_tf32,
-        })
-    return env
 
 
 def measure_memory(

@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 
 from revprof.errors import RevprofError
 from revprof.spec import ArchSpec
+from revprof.sweep.record import STATUSES, TrialRecord, record_of
 
 DEFAULT_STORE = Path(".revprof") / "studies.journal"
 """The sweep's embedded store, relative to the working directory."""
 
-STATUSES = ("ok", "infeasible", "oom", "diverged", "failed", "interrupted")
 REQUIRED_COLUMNS = ("spec", "peak_bytes")
 RESULT_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
 
@@ -158,41 +158,41 @@ def load_study(study_name: str, storage: str | None = None) -> Source:
 
 
 def _trial_row(trial: Any) -> TrialRow | None:
-    attrs = trial.user_attrs
-    if "spec" not in attrs or trial.state.name in ("RUNNING", "WAITING"):
+    record = record_of(trial)
+    if not record.has("spec") or trial.state.name in ("RUNNING", "WAITING"):
         return None
     try:
-        spec = ArchSpec.from_dict(attrs["spec"])
+        spec = ArchSpec.from_dict(record.spec)  # type: ignore[arg-type]
     except RevprofError as error:
         raise RevprofError(f"trial {trial.number}: its spec is not valid: {error}") from None
-    status = attrs.get("status") or {"COMPLETE": "ok", "FAIL": "failed", "PRUNED": "interrupted"}.get(
+    status = record.status or {"COMPLETE": "ok", "FAIL": "failed", "PRUNED": "interrupted"}.get(
         trial.state.name, "failed")
     completed = trial.datetime_complete or trial.datetime_start
     try:
-        return _stored_trial_row(trial, attrs, spec, status, completed)
+        return _stored_trial_row(trial, record, spec, status, completed)
     except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
                            f"{_one_line(error)}") from None
 
 
-def _stored_trial_row(trial: Any, attrs: Mapping[str, Any], spec: ArchSpec, status: Any,
+def _stored_trial_row(trial: Any, record: TrialRecord, spec: ArchSpec, status: Any,
                       completed: Any) -> TrialRow:
     return TrialRow(
         number=trial.number, state=trial.state.name, status=str(status), spec=spec,
-        spec_words=attrs.get("spec_words") or spec.describe(),
-        patch=_patch(attrs.get("patch"), f"trial {trial.number}"),
-        batch=_int_or_none(attrs.get("batch"), "batch"), precision=attrs.get("precision"),
-        peak_bytes=_int_or_none(attrs.get("peak_bytes"), "peak_bytes"),
-        predicted_peak_bytes=_int_or_none(attrs.get("predicted_peak_bytes"), "predicted_peak_bytes"),
-        predicted_reserved_bytes=_int_or_none(attrs.get("predicted_reserved_bytes"),
+        spec_words=record.spec_words or spec.describe(),
+        patch=_patch(record.patch, f"trial {trial.number}"),
+        batch=_int_or_none(record.batch, "batch"), precision=record.precision,
+        peak_bytes=_int_or_none(record.peak_bytes, "peak_bytes"),
+        predicted_peak_bytes=_int_or_none(record.predicted_peak_bytes, "predicted_peak_bytes"),
+        predicted_reserved_bytes=_int_or_none(record.predicted_reserved_bytes,
                                               "predicted_reserved_bytes"),
-        params=_int_or_none(attrs.get("params"), "params"),
-        breakdown=_sizes(attrs.get("breakdown")),
-        activations_by_part=_sizes(attrs.get("activations_by_part")),
-        dice=_dice(attrs.get("dice")),
-        seconds_per_step=_float_or_none(attrs.get("seconds_per_step"), "seconds_per_step"),
-        device=attrs.get("device"), environment=dict(attrs.get("environment") or {}),
-        error=attrs.get("error"), completed=_utc(completed),
+        params=_int_or_none(record.params, "params"),
+        breakdown=_sizes(record.breakdown),
+        activations_by_part=_sizes(record.activations_by_part),
+        dice=_dice(record.dice),
+        seconds_per_step=_float_or_none(record.seconds_per_step, "seconds_per_step"),
+        device=record.device, environment=dict(record.environment or {}),
+        error=record.error, completed=_utc(completed),
     )
 
 

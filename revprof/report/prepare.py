@@ -22,6 +22,7 @@ from revprof.memory import MemoryReport, measure_memory
 from revprof.report.inputs import Source, TrialRow
 from revprof.spec import ArchSpec
 from revprof.sweep.export import spec_file_name
+from revprof.sweep.pareto import non_dominated
 from revprof.units import format_bytes
 
 EXECUTIONS = ("reversible", "plain", "checkpoint")
@@ -309,16 +310,9 @@ def pareto_front(points: Sequence[tuple[int, int, float]]) -> list[int]:
     """Numbers of the non-dominated ``(number, peak, y)`` points: lower peak, higher y.
 
     A point is dominated when another is at least as good in both and better in one; of exact
-    ties the lowest number is kept.
+    ties the lowest number is kept (:func:`revprof.sweep.pareto.non_dominated`).
     """
-    front = []
-    for number, peak, y in points:
-        dominated = any(
-            (p <= peak and v >= y and (p < peak or v > y)) or (p == peak and v == y and n < number)
-            for n, p, v in points)
-        if not dominated:
-            front.append(number)
-    return front
+    return non_dominated([(number, (peak, -y)) for number, peak, y in points], ties="first")
 
 
 def pareto_info(trials: Sequence[TrialRow], budget: int | None,

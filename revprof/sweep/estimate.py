@@ -60,7 +60,7 @@ def estimate_sweep(study_file: StudyFile, trials: int, device: str) -> Estimate:
     """
     import torch
 
-    from revprof.memory.step import make_optimizer, training_step
+    from revprof.step import make_optimizer, training_step
     from revprof.nn import build_model
     from revprof.sweep.space import first_network
     from revprof.train.run import resolve_device

@@ -7,10 +7,9 @@ the same file but skips each line that is not a journal record (naming its line 
 store stays usable; :func:`check_journal` reports such lines, a torn last line and trials left
 RUNNING, and :func:`repair_journal` rewrites the file without the bad lines after a backup.
 
-This is the adapter module for the journal file: it subclasses the public backend and reuses
-its lock, which Optuna keeps private (``backend._lock`` and
-``optuna.storages.journal._file.get_lock_file``, also used by ``storage._repair_torn_tail``);
-``tests/test_reliability.py::test_journal_adapter_private_names`` fails loudly if they change.
+It subclasses the public backend and takes the writers' own lock through the public
+:class:`~optuna.storages.journal.JournalFileSymlinkLock` (the backend's default lock), as
+``storage._repair_torn_tail`` does.
 """
 
 from __future__ import annotations
@@ -182,15 +181,16 @@ def repair_journal(path: str | Path) -> tuple[Path, list[tuple[int, str]]]:
     Raises:
         RevprofError: the file does not exist or cannot be written.
     """
-    from optuna.storages.journal._file import get_lock_file
+    from optuna.storages.journal import JournalFileSymlinkLock
 
     path = Path(path)
     _require_file(path)
-    backend = JournalFileBackend(str(path))
+    lock = JournalFileSymlinkLock(str(path))  # the lock every journal writer of this file takes
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backup = path.with_name(f"{path.name}.{stamp}.bak")
     try:
-        with get_lock_file(backend._lock):
+        lock.acquire()
+        try:
             shutil.copy2(path, backup)
             data = path.read_bytes()
             lines = data.split(b"\n")
@@ -201,6 +201,8 @@ def repair_journal(path: str | Path) -> tuple[Path, list[tuple[int, str]]]:
             if lines[-1]:
                 removed.append((len(lines), "a torn last line"))
             replace_file(path, b"".join(line + b"\n" for line in keep))
+        finally:
+            lock.release()
     except OSError as error:
         raise RevprofError(f"cannot repair the study store {path}: {error.strerror}") from None
     return backup, removed

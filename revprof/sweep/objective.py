@@ -34,6 +34,7 @@ from typing import Any
 from revprof.errors import RevprofError
 from revprof.sweep.heartbeat import Heartbeat, identity
 from revprof.sweep.optuna_adapter import mirror_constraint_list, storage_of, trial_id
+from revprof.sweep.record import TrialWriter, record_of
 from revprof.sweep.signals import deferred_interrupts
 from revprof.sweep.space import suggest
 from revprof.sweep.studyfile import StudyFile
@@ -87,9 +88,8 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
     """
     from optuna.trial import TrialState
 
-    trial.set_user_attr("worker", identity())
-    trial.set_user_attr("status", "running")
-    record = _Recorder(trial)
+    record = TrialWriter(trial)
+    record.set(worker=identity(), status="running")
     try:
         with Heartbeat(storage_of(study), trial_id(trial)):
             status, values = _evaluate(trial, settings, record)
@@ -97,15 +97,16 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
         interrupt_trial(study, trial)
     except Exception as error:  # a failure is a recorded outcome, never a crash of the sweep
         message = _one_line(error)
-        record.set("status", "failed")
-        record.set("error", message)
+        record.set(status="failed")
+        record.set(error=message)
         if not isinstance(error, RevprofError):
-            record.set("traceback", traceback.format_exc()[-4000:])
+            record.set(traceback=traceback.format_exc()[-4000:])
         with deferred_interrupts():
             tell(study, trial, state=TrialState.FAIL)
         return Outcome(trial.number, "FAIL", "failed", None, message)
-    if settings.budget is not None and "predicted_peak_bytes" in record.attrs:
-        constraint = float(record.attrs["predicted_peak_bytes"] - settings.budget)
+    predicted = record.record.predicted_peak_bytes
+    if settings.budget is not None and predicted is not None:
+        constraint = float(predicted - settings.budget)
         trial.set_constraint(CONSTRAINT_NAME, constraint)
         mirror_constraint_list(study, trial, [constraint])
     with deferred_interrupts():
@@ -120,8 +121,8 @@ def interrupt_trial(study: Any, trial: Any) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    trial.set_user_attr("status", "interrupted")
-    trial.set_user_attr("error", "interrupted (Ctrl-C or SIGTERM) during the trial")
+    TrialWriter(trial).set(status="interrupted",
+                           error="interrupted (Ctrl-C or SIGTERM) during the trial")
     tell(study, trial, state=TrialState.FAIL)
     raise KeyboardInterrupt
 
@@ -140,31 +141,19 @@ def tell(study: Any, trial: Any, **kwargs: Any) -> None:
             raise
 
 
-class _Recorder:
-    """Writes user attributes to the trial and keeps a copy."""
-
-    def __init__(self, trial: Any) -> None:
-        self.trial = trial
-        self.attrs: dict[str, Any] = {}
-
-    def set(self, key: str, value: Any) -> None:
-        self.trial.set_user_attr(key, _jsonable(value))
-        self.attrs[key] = value
-
-
-def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str, list[float]]:
+def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[str, list[float]]:
     from revprof.memory import measure_memory
 
     study_file = settings.study_file
     fixed = study_file.fixed
     spec, patch = suggest(trial, study_file)
-    record.set("spec", spec.to_dict())
-    record.set("spec_words", spec.describe())
-    record.set("patch", list(patch))
-    record.set("batch", fixed.batch)
-    record.set("precision", fixed.precision)
+    record.set(spec=spec.to_dict())
+    record.set(spec_words=spec.describe())
+    record.set(patch=list(patch))
+    record.set(batch=fixed.batch)
+    record.set(precision=fixed.precision)
     if settings.budget is not None:
-        record.set("budget_bytes", settings.budget)
+        record.set(budget_bytes=settings.budget)
 
     earlier = _same_network(trial, spec, patch, settings)
     if earlier is not None:
@@ -173,20 +162,20 @@ def _evaluate(trial: Any, settings: RunSettings, record: _Recorder) -> tuple[str
     report = measure_memory(spec, patch, batch=fixed.batch, precision=fixed.precision,
                             backend="simulate")
     predicted = int(report.peak_bytes)
-    record.set("predicted_peak_bytes", predicted)
-    record.set("predicted_reserved_bytes", int(report.predicted_reserved_bytes or 0))
-    record.set("breakdown", {k: int(v) for k, v in report.breakdown.items()})
-    record.set("activations_by_part", {k: int(v) for k, v in report.saved_after_forward.items()})
-    record.set("params", int(report.params))
-    record.set("predict_seconds", round(report.seconds, 3))
+    record.set(predicted_peak_bytes=predicted)
+    record.set(predicted_reserved_bytes=int(report.predicted_reserved_bytes or 0))
+    record.set(breakdown={k: int(v) for k, v in report.breakdown.items()})
+    record.set(activations_by_part={k: int(v) for k, v in report.saved_after_forward.items()})
+    record.set(params=int(report.params))
+    record.set(predict_seconds=round(report.seconds, 3))
 
     over = settings.budget is not None and predicted > settings.budget
     if settings.memory_only or over:
-        record.set("peak_bytes", predicted)
-        record.set("device", report.device)
-        record.set("environment", report.environment)
+        record.set(peak_bytes=predicted)
+        record.set(device=report.device)
+        record.set(environment=report.environment)
         status = "infeasible" if over else "ok"
-        record.set("status", status)
+        record.set(status=status)
         if settings.memory_only:
             # an infeasible network scores 0 parameters (as 0 Dice when training), so a viewer
             # that ignores constraints (optuna-dashboard's front) does not rank it either
@@ -215,20 +204,19 @@ def _same_network(trial: Any, spec: Any, patch: tuple[int, int, int], settings: 
         return None
     wanted, wanted_patch = spec.to_dict(), list(patch)
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = other.user_attrs
-        if (other.number != trial.number and attrs.get("spec") == wanted and
-                attrs.get("patch") == wanted_patch and "duplicate_of" not in attrs and
-                attrs.get("status") in ("ok", "infeasible", "oom", "diverged")):
+        stored = record_of(other)
+        if (other.number != trial.number and stored.spec == wanted and
+                stored.patch == wanted_patch and stored.duplicate_of is None and
+                stored.status in ("ok", "infeasible", "oom", "diverged")):
             return other
     return None
 
 
-def _reuse(earlier: Any, record: _Recorder) -> tuple[str, list[float]]:
-    for key in _REUSED:
-        if key in earlier.user_attrs:
-            record.set(key, earlier.user_attrs[key])
-    record.set("duplicate_of", earlier.number)
-    return str(earlier.user_attrs["status"]), list(earlier.values)
+def _reuse(earlier: Any, record: TrialWriter) -> tuple[str, list[float]]:
+    source = record_of(earlier)
+    record.copy(source, _REUSED)
+    record.set(duplicate_of=earlier.number)
+    return str(source.status), list(earlier.values)
 
 
 EXECUTION_FIELDS = ("encoder_reversible", "decoder_reversible", "checkpoint")
@@ -264,25 +252,25 @@ def _trained_weights(trial: Any, spec: Any, patch: tuple[int, int, int]) -> Any:
         return None
     key = weight_key(spec, patch)
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = other.user_attrs
-        if (other.number != trial.number and attrs.get("weight_key") == key
-                and attrs.get("training") == "trained" and attrs.get("status") in ("ok", "diverged")):
+        stored = record_of(other)
+        if (other.number != trial.number and stored.weight_key == key
+                and stored.training == "trained" and stored.status in ("ok", "diverged")):
             return other
     return None
 
 
-def _reuse_training(source: Any, settings: RunSettings, record: _Recorder, spec: Any,
+def _reuse_training(source: Any, settings: RunSettings, record: TrialWriter, spec: Any,
                     options: Any, predicted: int) -> tuple[str, list[float]]:
     """Take the Dice of ``source`` (same weights, other execution) and measure this execution's
     own peak and step time with :data:`MEASURE_STEPS` real training steps."""
     from revprof.train import run_training
 
     study_file = settings.study_file
-    record.set("training", "reused")
-    record.set("dice_from", source.number)
-    for key in ("dice", "dice_per_case", "losses", "steps_done", "train_seconds"):
-        if key in source.user_attrs:
-            record.set(f"source_{key}" if key == "train_seconds" else key, source.user_attrs[key])
+    trained = record_of(source)
+    record.set(training="reused", dice_from=source.number)
+    record.copy(trained, ("dice", "dice_per_case", "losses", "steps_done"))
+    if trained.train_seconds is not None:
+        record.set(source_train_seconds=trained.train_seconds)
     try:
         result = run_training(spec, dataclasses.replace(options, steps=MEASURE_STEPS),
                               progress=False, score=False)
@@ -291,25 +279,24 @@ def _reuse_training(source: Any, settings: RunSettings, record: _Recorder, spec:
             raise
         result = None
     if result is None or result.status == "oom":
-        record.set("status", "oom")
-        record.set("error", result.error if result is not None else "out of memory")
-        record.set("peak_bytes", predicted)
+        record.set(status="oom")
+        record.set(error=result.error if result is not None else "out of memory")
+        record.set(peak_bytes=predicted)
         return "oom", _values(study_file, 0.0, predicted, None)
     peak = int(result.peak_bytes or predicted)
-    record.set("peak_bytes", peak)
-    record.set("measure_steps", MEASURE_STEPS)
+    record.set(peak_bytes=peak)
+    record.set(measure_steps=MEASURE_STEPS)
     if _finite(result.seconds_per_step):
-        record.set("seconds_per_step", float(result.seconds_per_step))
+        record.set(seconds_per_step=float(result.seconds_per_step))
     if _finite(result.voxels_per_second):
-        record.set("voxels_per_second", float(result.voxels_per_second))
-    record.set("device", result.device)
-    record.set("environment", result.environment)
-    status = str(source.user_attrs["status"])
+        record.set(voxels_per_second=float(result.voxels_per_second))
+    record.set(device=result.device)
+    record.set(environment=result.environment)
+    status = str(trained.status)
     if status != "ok":
-        record.set("error", source.user_attrs.get("error") or status)
-    record.set("status", status)
-    dice = source.user_attrs.get("dice") or {}
-    mean = float(dice["mean"]) if status == "ok" and _finite(dice.get("mean")) else 0.0
+        record.set(error=trained.error or status)
+    record.set(status=status)
+    mean = float(trained.dice_mean) if status == "ok" and _finite(trained.dice_mean) else 0.0
     return status, _values(study_file, mean, peak, result.seconds_per_step)
 
 
@@ -337,13 +324,13 @@ def train_settings(settings: RunSettings, patch: tuple[int, int, int] | None = N
     )
 
 
-def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
+def _train(trial: Any, settings: RunSettings, record: TrialWriter, spec: Any,
            patch: tuple[int, int, int], predicted: int) -> tuple[str, list[float]]:
     from revprof.train import run_training
 
     study_file = settings.study_file
     options = train_settings(settings, patch)
-    record.set("weight_key", weight_key(spec, patch))
+    record.set(weight_key=weight_key(spec, patch))
     source = _trained_weights(trial, spec, patch)
     if source is not None:
         return _reuse_training(source, settings, record, spec, options, predicted)
@@ -354,14 +341,14 @@ def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
     except Exception as error:
         if not _is_oom(error):
             raise
-        record.set("status", "oom")
-        record.set("error", _one_line(error))
-        record.set("peak_bytes", predicted)
-        record.set("device", str(options.device))
+        record.set(status="oom")
+        record.set(error=_one_line(error))
+        record.set(peak_bytes=predicted)
+        record.set(device=str(options.device))
         return "oom", _values(study_file, 0.0, predicted, None)
 
-    record.set("training", "trained")
-    record.set("train_seconds", round(time.perf_counter() - started, 3))
+    record.set(training="trained")
+    record.set(train_seconds=round(time.perf_counter() - started, 3))
     status = result.status
     dice = result.dice
     if status == "ok" and (not dice or not _finite(dice.get("mean"))):
@@ -370,23 +357,23 @@ def _train(trial: Any, settings: RunSettings, record: _Recorder, spec: Any,
     if status != "ok" and peak <= 0:
         peak = predicted
     if dice:
-        record.set("dice", {k: float(v) for k, v in dice.items() if _finite(v)})
+        record.set(dice={k: float(v) for k, v in dice.items() if _finite(v)})
     if result.dice_per_case:
-        record.set("dice_per_case", [_case_dice(c) for c in result.dice_per_case])
-    record.set("peak_bytes", peak)
+        record.set(dice_per_case=[_case_dice(c) for c in result.dice_per_case])
+    record.set(peak_bytes=peak)
     if _finite(result.seconds_per_step):
-        record.set("seconds_per_step", float(result.seconds_per_step))
+        record.set(seconds_per_step=float(result.seconds_per_step))
     if _finite(result.voxels_per_second):
-        record.set("voxels_per_second", float(result.voxels_per_second))
+        record.set(voxels_per_second=float(result.voxels_per_second))
     if result.losses:
-        record.set("losses", [float(v) if _finite(v) else None for v in result.losses])
-    record.set("device", result.device)
-    record.set("environment", result.environment)
-    if getattr(result, "steps_done", None) is not None:
-        record.set("steps_done", int(result.steps_done))
+        record.set(losses=[float(v) if _finite(v) else None for v in result.losses])
+    record.set(device=result.device)
+    record.set(environment=result.environment)
+    if result.steps_done is not None:
+        record.set(steps_done=int(result.steps_done))
     if status != "ok":
-        record.set("error", getattr(result, "error", None) or status)
-    record.set("status", status)
+        record.set(error=result.error or status)
+    record.set(status=status)
     if status == "ok":
         return status, _values(study_file, float(dice["mean"]), peak, result.seconds_per_step)
     return status, _values(study_file, 0.0, peak, result.seconds_per_step)
@@ -483,17 +470,3 @@ def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     first = text[0] if text else ""
     return first if isinstance(error, RevprofError) else f"{type(error).__name__}: {first}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -9,10 +9,8 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from revprof.sweep.record import record_of
 from revprof.units import format_bytes
-
-DIRECTIONS = {"dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize",
-              "params": "maximize"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ def count_trials(trials: Sequence[Any]) -> Counts:
     from optuna.trial import TrialState
 
     def status(t: Any) -> str:
-        return str(t.user_attrs.get("status", ""))
+        return str(record_of(t).status or "")
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -70,6 +68,33 @@ def objectives_of(study: Any) -> list[str]:
     return ["dice", "peak_bytes", "seconds_per_step"][:len(study.directions)]
 
 
+def non_dominated(points: Sequence[tuple[int, Sequence[float]]], ties: str = "all") -> list[int]:
+    """Numbers of the points no other point dominates, every objective minimised, in input order.
+
+    ``points`` are ``(number, values)``. A point is dominated when another is at least as good
+    in every value and better in one. Of points with exactly equal values, ``ties="all"`` keeps
+    each, ``ties="first"`` only the lowest number. This is revprof's one Pareto rule (the sweep's
+    front and the report's plot both use it).
+    """
+    if ties not in ("all", "first"):
+        raise ValueError(f"ties must be 'all' or 'first'; got {ties!r}")
+    front = []
+    for number, values in points:
+        mine = list(values)
+        dominated = False
+        for other_number, other_values in points:
+            other = list(other_values)
+            if other == mine:
+                dominated = ties == "first" and other_number < number
+            else:
+                dominated = all(o <= v for o, v in zip(other, mine, strict=True))
+            if dominated:
+                break
+        if not dominated:
+            front.append(number)
+    return front
+
+
 def pareto_front(study: Any, trials: Sequence[Any] | None = None) -> list[Any]:
     """The non-dominated ``ok`` trials (feasible, trained or predicted), best first.
 
@@ -83,36 +108,31 @@ def pareto_front(study: Any, trials: Sequence[Any] | None = None) -> list[Any]:
         trials = study.get_trials(deepcopy=False)
     signs = [1.0 if d.name.lower() == "minimize" else -1.0 for d in study.directions]
     candidates = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None
-                  and t.user_attrs.get("status", "ok") == "ok"
-                  and "duplicate_of" not in t.user_attrs]
-    keyed = [(t, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in candidates]
-    front = []
-    for trial, values in keyed:
-        dominated = any(all(o <= v for o, v in zip(other, values, strict=True)) and other != values
-                        for _, other in keyed)
-        if not dominated:
-            front.append(trial)
+                  and (record_of(t).status or "ok") == "ok" and not record_of(t).has("duplicate_of")]
+    by_number = {t.number: t for t in candidates}
+    keyed = [(t.number, [s * v for s, v in zip(signs, t.values, strict=True)]) for t in candidates]
+    front = [by_number[n] for n in non_dominated(keyed, ties="all")]
     return sorted(front, key=lambda t: [s * v for s, v in zip(signs, t.values, strict=True)])
 
 
 def trial_row(trial: Any) -> dict[str, Any]:
     """The figures of one trial, for tables and reports."""
-    attrs = trial.user_attrs
-    dice = attrs.get("dice") or {}
+    record = record_of(trial)
+    dice = record.dice or {}
     return {
         "number": trial.number,
-        "label": attrs.get("label"),
-        "network": attrs.get("spec_words", ""),
-        "patch": "×".join(str(p) for p in attrs.get("patch", [])),
-        "status": attrs.get("status", trial.state.name.lower()),
+        "label": record.label,
+        "network": record.spec_words if record.spec_words is not None else "",
+        "patch": record.patch_text,
+        "status": record.status if record.status is not None else trial.state.name.lower(),
         "dice": dice.get("mean"),
         "dice_wt": dice.get("wt"), "dice_tc": dice.get("tc"), "dice_et": dice.get("et"),
-        "peak_bytes": attrs.get("peak_bytes"),
-        "predicted_peak_bytes": attrs.get("predicted_peak_bytes"),
-        "seconds_per_step": attrs.get("seconds_per_step"),
-        "params": attrs.get("params"),
-        "device": attrs.get("device"),
-        "dice_from": attrs.get("dice_from"),
+        "peak_bytes": record.peak_bytes,
+        "predicted_peak_bytes": record.predicted_peak_bytes,
+        "seconds_per_step": record.seconds_per_step,
+        "params": record.params,
+        "device": record.device,
+        "dice_from": record.dice_from,
     }
 
 
@@ -121,14 +141,14 @@ def training_saving(trials: Sequence[Any]) -> str | None:
     differ only in execution reuse one training's Dice), or None when none was reused."""
     from optuna.trial import TrialState
 
-    complete = [t for t in trials if t.state == TrialState.COMPLETE
-                and "duplicate_of" not in t.user_attrs]
-    trained = [t for t in complete if t.user_attrs.get("training") == "trained"]
-    reused = [t for t in complete if t.user_attrs.get("training") == "reused"]
+    records = [record_of(t) for t in trials if t.state == TrialState.COMPLETE]
+    complete = [r for r in records if not r.has("duplicate_of")]
+    trained = [r for r in complete if r.training == "trained"]
+    reused = [r for r in complete if r.training == "reused"]
     if not reused:
         return None
-    saved = sum(float(t.user_attrs.get("source_train_seconds") or 0.0) for t in reused)
-    spent = sum(float(t.user_attrs.get("train_seconds") or 0.0) for t in trained)
+    saved = sum(float(r.source_train_seconds or 0.0) for r in reused)
+    spent = sum(float(r.train_seconds or 0.0) for r in trained)
     return (f"trained {len(trained)} network(s) for {len(trained) + len(reused)} trained-or-reused "
             f"trials: {len(reused)} execution(s) reused the Dice of the same weights and were only "
             f"measured, saving about {saved:.0f} s of training ({spent:.0f} s spent)")

@@ -14,21 +14,6 @@ from revprof.sweep.storage import describe, open_storage
 from revprof.sweep.studyfile import StudyFile
 
 
-def revprof_version() -> str:
-    """The installed revprof version."""
-    try:
-        from revprof import __version__
-
-        return str(__version__)
-    except ImportError:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return version("revprof")
-        except PackageNotFoundError:
-            return "unknown"
-
-
 def quiet_optuna() -> None:
     """Optuna's per-trial log lines off (revprof prints its own). Warnings are left alone: the
     two experimental features revprof uses are acknowledged where it calls them."""
@@ -96,12 +81,13 @@ class StudyHandle:
 
 def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
                   study_name: str | None = None, seed: int | None = None,
-                  data: str | None = None) -> StudyHandle:
+                  data: str | None = None, version: str = "unknown") -> StudyHandle:
     """Create the study (or resume it), record the study attributes and the identity of its
     training data, and enqueue the study file's trials once.
 
     Args:
         data: the ``--data`` folder overriding the study file's.
+        version: the revprof version recorded with a new study (the caller's ``__version__``).
 
     Raises:
         RevprofError: ``data`` does not exist, the store cannot be opened, or the stored study
@@ -129,7 +115,7 @@ def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
     created = existing is None
     study.sampler = make_sampler(study_file, 0, seed, len(study.get_trials(deepcopy=False)))
     attrs = {
-        "revprof_version": revprof_version(),
+        "revprof_version": version,
         "study_file": study_file.path,
         "study": study_file.to_dict(),
         "objectives": list(study_file.objective_names(memory_only)),

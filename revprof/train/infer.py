@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from revprof.memory.step import autocast_for
+from revprof.step import autocast_for
 
 WHOLE_VOLUME_FACTOR = 4
 """A volume up to this many patch volumes is run in one pass; larger ones by sliding window."""

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
-from revprof.memory.measure import cuda_measurement, environment, measure_memory, oom_record, warm_up_cuda
-from revprof.memory.step import PRECISIONS, make_optimizer, training_step
+from revprof.environment import environment
+from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
+from revprof.step import PRECISIONS, make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
 from revprof.spec import ArchSpec, validate_patch
@@ -151,7 +152,7 @@ def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: t
     from revprof.data import get_convention
     from revprof.data.nifti import load_labels
     from revprof.data.preprocess import restore_labels
-    from revprof.evaluation.evaluate import region_dice_of_labels
+    from revprof.evaluation.evaluate import empty_reference_regions, region_dice_of_labels
 
     scores, labels = [], {}
     for index, case in enumerate(cases):
@@ -160,8 +161,10 @@ def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: t
                                on_window=report)
         predicted = restore_labels(probs, case)
         reference = load_labels(sources[case.case_id])
-        dice = region_dice_of_labels(predicted, reference, get_convention(case.convention))
-        scores.append(CaseDice(case.case_id, dice["wt"], dice["tc"], dice["et"]))
+        convention = get_convention(case.convention)
+        dice = region_dice_of_labels(predicted, reference, convention)
+        scores.append(CaseDice(case.case_id, dice["wt"], dice["tc"], dice["et"],
+                               empty=empty_reference_regions(reference, convention)))
         labels[case.case_id] = predicted
     return scores, labels
 

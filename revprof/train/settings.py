@@ -52,12 +52,17 @@ class TrainSettings:
 
 @dataclass
 class CaseDice:
-    """Dice per region of one validation case."""
+    """Dice per region of one validation case.
+
+    ``empty`` names the regions with no voxel in the case's reference (BraTS scores their Dice
+    1 when the prediction is empty too, 0 otherwise).
+    """
 
     case: str
     wt: float
     tc: float
     et: float
+    empty: tuple[str, ...] = ()
 
 
 @dataclass

@@ -6,6 +6,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from revprof.evaluation.evaluate import mean_over_nonempty
 from revprof.memory.device import device_need
 from revprof.memory.measure import MemoryReport
 from revprof.nn.factory import ModelSpec
@@ -100,10 +101,27 @@ def training_tables(spec: ArchSpec, settings: TrainSettings, result: TrainResult
     dice = Table(title=f"Dice on {result.val_cases} held-out case(s), threshold 0.5")
     for column in ("case", "WT", "TC", "ET"):
         dice.add_column(column, justify="left" if column == "case" else "right")
+    regions = ("wt", "tc", "et")
     for case in result.dice_per_case:
-        dice.add_row(case.case, f"{case.wt:.3f}", f"{case.tc:.3f}", f"{case.et:.3f}")
+        dice.add_row(case.case, *(f"{getattr(case, r):.3f}" + ("*" if r in case.empty else "")
+                                  for r in regions))
     if result.dice:
         dice.add_section()
-        dice.add_row("mean", *(f"{result.dice[r]:.3f}" for r in ("wt", "tc", "et")))
+        dice.add_row("mean", *(f"{result.dice[r]:.3f}" for r in regions))
         dice.add_row("mean of regions", f"{result.dice['mean']:.3f}", "", "")
+        empty = {r: sum(r in c.empty for c in result.dice_per_case) for r in regions}
+        if any(empty.values()):
+            nonempty = [mean_over_nonempty([(getattr(c, r), r in c.empty)
+                                            for c in result.dice_per_case]) for r in regions]
+            dice.add_row("mean, non-empty references",
+                         *("-" if v is None else f"{v:.3f}" for v in nonempty))
+            dice.caption = empty_reference_note(empty)
     return Group(head, dice)
+
+
+def empty_reference_note(empty: dict[str, int]) -> str:
+    """The footnote for Dice values marked ``*``: which regions were empty in how many
+    references, and how BraTS scores them."""
+    counts = ", ".join(f"{r.upper()} in {n}" for r, n in empty.items() if n)
+    return (f"* region absent from the reference ({counts} case(s)): BraTS scores its Dice 1 when "
+            f"the prediction is empty too, 0 otherwise; the last row leaves such cases out")

@@ -23,6 +23,7 @@ from revprof.errors import RevprofError, look_up
 
 ARCHS = ("revunet", "nonewnet")
 EXECUTIONS = ("reversible", "plain", "checkpoint")
+PRECISIONS = ("fp32", "bf16", "fp16")
 REVERSIBLE_NAMES = ("all", "none", "encoder", "decoder")
 
 PAPER_REVUNET_WIDTHS = (60, 120, 240, 360, 480)

@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from revprof.errors import RevprofError
-from revprof.spec import ArchSpec, parse_patch
+from revprof.spec import PRECISIONS, ArchSpec, parse_patch
 
 FORMAT_VERSION = 1
 _KEYS = ("revprof_spec_file", "header", "spec", "patch", "batch", "precision", "train")
 _TRAIN_KEYS = ("steps", "val_cases", "seed", "device", "data", "convention", "crop",
                "synthetic_cases", "synthetic_shape")
-_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,8 @@ class SpecFile:
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise RevprofError(f"{source}: batch must be a positive integer; got {batch!r}")
         precision = data.get("precision", "fp32")
-        if precision not in _PRECISIONS:
-            raise RevprofError(f"{source}: precision must be one of {', '.join(_PRECISIONS)}; "
+        if precision not in PRECISIONS:
+            raise RevprofError(f"{source}: precision must be one of {', '.join(PRECISIONS)}; "
                                f"got {precision!r}")
         train = data.get("train") or {}
         header = data.get("header") or {}

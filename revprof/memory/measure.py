@@ -29,7 +29,6 @@ from revprof.interrupts import held_interrupts
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.step import (
-    PRECISIONS,
     attribution_parts,
     is_step_counter,
     make_optimizer,
@@ -41,7 +40,7 @@ from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.nn import build_model
 from revprof.nn._ownership import OWNERSHIP, reuse_status
 from revprof.nn.factory import ModelSpec, model_spec
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 
 BACKENDS = ("auto", "cuda", "cpu", "simulate")
 

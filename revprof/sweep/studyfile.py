@@ -48,7 +48,7 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError, closest
-from revprof.spec import ARCHS, REVERSIBLE_NAMES, ArchSpec, parse_patch, spec_from_options, validate_patch
+from revprof.spec import ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_patch, spec_from_options, validate_patch
 from revprof.units import parse_bytes
 
 OBJECTIVES = {"dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize"}
@@ -57,7 +57,6 @@ MEMORY_ONLY_OBJECTIVES = ("params", "peak_bytes")
 """Objectives of a memory-only study: capacity (parameters) up, predicted peak memory down."""
 MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 _TABLES = ("study", "data", "fixed", "space", "sampler", "enqueue")
 _STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")

@@ -23,10 +23,10 @@ from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
 from revprof.environment import environment
 from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
-from revprof.step import PRECISIONS, make_optimizer, training_step
+from revprof.step import make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
 from revprof.train.settings import CaseDice, TrainResult, TrainSettings

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from revprof.environment import environment
+from revprof.environment import environment, require_cuda
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory.allocator import parse_alloc_conf, replay
@@ -161,9 +161,8 @@ def resolve_backend(backend: str) -> str:
     backend = look_up("backend", backend, BACKENDS)
     if backend == "auto":
         return "cuda" if torch.cuda.is_available() else "simulate"
-    if backend == "cuda" and not torch.cuda.is_available():
-        raise RevprofError("backend 'cuda' needs a CUDA GPU and none is visible "
-                           "(torch.cuda.is_available() is False); use --backend simulate or cpu")
+    if backend == "cuda":
+        require_cuda("backend 'cuda'", "--backend simulate or cpu")
     return backend
 
 

@@ -48,7 +48,7 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError, closest
-from revprof.spec import ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_patch, spec_from_options, validate_patch
+from revprof.spec import ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_int_list, parse_patch, spec_from_options, validate_patch
 from revprof.units import parse_bytes
 
 OBJECTIVES = {"dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize"}
@@ -336,15 +336,10 @@ class StudyFile:
 
 
 def parse_widths(value: Any) -> tuple[int, ...]:
-    """``"8,16,32"`` or ``[8, 16, 32]`` as a tuple of ints."""
-    if isinstance(value, str):
-        parts = [p for p in value.replace(" ", "").split(",") if p]
-        if not parts or not all(p.isdigit() for p in parts):
-            raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
-        return tuple(int(p) for p in parts)
-    if isinstance(value, Sequence) and value and all(_is_int(v) for v in value):
-        return tuple(value)
-    raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
+    """``"8,16,32"`` or ``[8, 16, 32]`` as a tuple of ints (:func:`revprof.spec.parse_int_list`)."""
+    if isinstance(value, int) or (isinstance(value, Sequence) and not value):
+        raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
+    return tuple(parse_int_list("widths", value, "8,16,32"))
 
 
 def canonical_patch(value: Any) -> str:

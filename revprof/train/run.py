@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
-from revprof.environment import environment
+from revprof.environment import environment, resolve_device
 from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
 from revprof.step import make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
@@ -30,25 +30,6 @@ from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
 from revprof.train.settings import CaseDice, TrainResult, TrainSettings
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the first CUDA device when visible, else the CPU.
-
-    Raises:
-        RevprofError: an unknown device or CUDA asked for without a GPU.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RevprofError(f"device {device!r} needs a CUDA GPU and none is visible; use --device cpu")
-    return resolved
 
 
 @dataclass

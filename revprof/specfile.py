@@ -22,13 +22,12 @@ Written by ``revprof export`` (one file per trial), read by ``measure``, ``model
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError
 from revprof.spec import PRECISIONS, ArchSpec, parse_patch
 
@@ -113,17 +112,8 @@ def write_spec_file(path: Path, spec_file: SpecFile) -> Path:
     Raises:
         RevprofError: the folder cannot be created or written.
     """
-    path = Path(path)
     text = json.dumps(spec_file.to_dict(), indent=2) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise RevprofError(f"cannot write {path}: {error.strerror}") from None
-    return path
+    return replace_file(path, text, name=str(path), make_folder=True)
 
 
 def read_spec_file(path: Path) -> SpecFile:

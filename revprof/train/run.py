@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
 from revprof.environment import environment, resolve_device
@@ -315,15 +316,11 @@ def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path,
     """Save ``{"spec", "state_dict"}`` and, when given, the training ``patch``, ``crop``,
     ``precision`` and ``spacing`` (what ``revprof predict`` needs to preprocess as training did)
     atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
     extra = {k: list(v) if isinstance(v, tuple) else v
              for k, v in (("patch", patch), ("crop", crop), ("precision", precision),
                           ("spacing", spacing)) if v is not None}
-    torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}, temporary)
-    temporary.replace(path)
-    return path
+    checkpoint = {"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}
+    return replace_file(path, lambda temporary: torch.save(checkpoint, temporary), make_folder=True)
 
 
 def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
@@ -335,8 +332,8 @@ def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir
     written = []
     for case in data.validation:
         path = out_dir / f"{case.case_id}.nii.gz"
-        temporary = out_dir / f".{case.case_id}.tmp.nii.gz"
-        nib.save(nib.Nifti1Image(labels[case.case_id], case.affine), temporary)
-        temporary.replace(path)
+        image = nib.Nifti1Image(labels[case.case_id], case.affine)
+        replace_file(path, lambda temporary, image=image: nib.save(image, temporary),
+                     prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
         written.append(path)
     return written

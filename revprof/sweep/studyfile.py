@@ -348,7 +348,7 @@ def canonical_patch(value: Any) -> str:
 
 
 # ---- loading --------------------------------------------------------------------------------
-def load_study(path: str | Path) -> StudyFile:
+def read_study_file(path: str | Path) -> StudyFile:
     """Read and validate a study file.
 
     Raises:
@@ -368,8 +368,13 @@ def load_study(path: str | Path) -> StudyFile:
     return parse_study(raw, str(path))
 
 
+# The old name, still imported by revprof/cli/sweep.py (sweeplib's file in this wave); remove it
+# once that imports read_study_file.
+load_study = read_study_file
+
+
 def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
-    """Validate parsed TOML data (see :func:`load_study`)."""
+    """Validate parsed TOML data (see :func:`read_study_file`)."""
     p = _Parser(source)
     p.keys("", raw, _TABLES)
     study = p.table(raw, "study", required=True)

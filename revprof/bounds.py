@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,23 +139,77 @@ def replacement_mode(path: Path | str) -> int:
         return 0o666 & ~umask
 
 
-def replace_file(path: Path | str, data: bytes) -> None:
+def replace_file(path: Path | str, data: bytes | str | Callable[[Path], object], *,
+                 prefix: str | None = None, suffix: str = ".tmp", name: str | None = None,
+                 make_folder: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, give it the mode of the
     file it replaces (:func:`replacement_mode`) and rename it over ``path``: a crash leaves the
-    old or the new file, never half of one. The temporary file is removed on any error."""
+    old or the new file, never half of one. The temporary file is removed on any error. This is
+    revprof's one atomic write.
+
+    Args:
+        data: the bytes, or text (written as UTF-8), or a function that writes the file at the
+            temporary path it is given (``torch.save``, ``np.savez``, ``nib.save``).
+        prefix: the temporary file's name prefix (default ``.NAME.``; a hidden file).
+        suffix: its suffix (writers that pick a format by extension need the real one).
+        name: when given, an ``OSError`` becomes ``RevprofError("cannot write NAME: why")``.
+        make_folder: create the folder of ``path`` (and its parents) first.
+
+    Raises:
+        OSError: the folder or the file cannot be written (a :class:`RevprofError` when ``name``
+            is given).
+    """
     path = Path(path)
-    mode = replacement_mode(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if make_folder:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            if name is None:
+                raise
+            raise RevprofError(f"cannot create the folder of {name}: {error.strerror or error}") from None
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        mode = replacement_mode(path)
+        handle, temporary = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix,
+                                             dir=path.parent)
+        try:
+            if callable(data):
+                os.close(handle)
+                data(Path(temporary))
+                handle = os.open(temporary, os.O_RDONLY)
+                try:
+                    os.fsync(handle)
+                finally:
+                    os.close(handle)
+            else:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(data.encode("utf-8") if isinstance(data, str) else data)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+            os.chmod(temporary, mode)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        if name is None:
+            raise
+        raise RevprofError(f"cannot write {name}: {error.strerror or error}") from None
+    _fsync_folder(path.parent)
+    return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every file system allows it)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def check_output_folder(path: Path | str, name: str, example: str = "predictions/") -> Path:

@@ -23,6 +23,7 @@ from revprof.errors import RevprofError, look_up
 
 ARCHS = ("revunet", "nonewnet")
 EXECUTIONS = ("reversible", "plain", "checkpoint")
+PRECISIONS = ("fp32", "bf16", "fp16")
 REVERSIBLE_NAMES = ("all", "none", "encoder", "decoder")
 
 PAPER_REVUNET_WIDTHS = (60, 120, 240, 360, 480)
@@ -187,7 +188,7 @@ def _compact(values: tuple[int, ...]) -> str:
 
 def _coerce_field(key: str, value: Any) -> Any:
     if key in {"widths", "encoder_depth", "decoder_depth"}:
-        return tuple(_int_list(key, value))
+        return tuple(parse_int_list(key, value))
     if key in {"encoder_reversible", "decoder_reversible"}:
         return tuple(_bool_list(key, value))
     if key in {"in_channels", "out_channels", "groups"}:
@@ -215,21 +216,27 @@ def _bool(name: str, value: Any) -> bool:
     raise RevprofError(f"{name} must be true or false; got {value!r}")
 
 
-def _split(name: str, value: str) -> list[str]:
+def _split(name: str, value: str, example: str = "1,2,3") -> list[str]:
     parts = value.replace(" ", "").split(",")
     if "" in parts:
         raise RevprofError(f"{name} has an empty entry in {value!r}; give numbers separated by "
-                           f"single commas like 1,2,3")
+                           f"single commas like {example}")
     return parts
 
 
-def _int_list(name: str, value: Any) -> list[int]:
+def parse_int_list(name: str, value: Any, example: str = "1,2,3") -> list[int]:
+    """``"1,2,3"``, ``[1, 2, 3]`` or ``4`` as a list of whole numbers (the one list parser).
+
+    Raises:
+        RevprofError: an empty entry, an entry that is not a whole number, or a value that is not a
+            list; the message names the field ``name``, the value and an ``example``.
+    """
     if isinstance(value, str):
-        value = _split(name, value)
+        value = _split(name, value, example)
     if isinstance(value, int) and not isinstance(value, bool):
         return [value]
     if not isinstance(value, Sequence):
-        raise RevprofError(f"{name} must be a list of whole numbers like 1,2,3; got {value!r}")
+        raise RevprofError(f"{name} must be a list of whole numbers like {example}; got {value!r}")
     return [_int(name, v) for v in value]
 
 
@@ -242,7 +249,7 @@ def _bool_list(name: str, value: Any) -> list[bool]:
 
 
 def _per_level(name: str, value: int | Sequence[int] | str, levels: int) -> tuple[int, ...]:
-    values = _int_list(name, value)
+    values = parse_int_list(name, value)
     if len(values) == 1:
         values = values * levels
     if len(values) != levels:
@@ -377,7 +384,7 @@ def spec_from_options(
     if widths is not None and width is not None:
         raise RevprofError("give either width (with growth) or widths, not both")
     if widths is not None:
-        width_tuple = tuple(_int_list("widths", widths))
+        width_tuple = tuple(parse_int_list("widths", widths))
         if levels is not None and levels != len(width_tuple):
             raise RevprofError(f"widths must have levels={levels} entries; got {len(width_tuple)} "
                                f"({','.join(map(str, width_tuple))})")
@@ -426,7 +433,7 @@ def parse_patch(value: str | int | Sequence[int]) -> tuple[int, int, int]:
         RevprofError: not one or three positive whole numbers.
     """
     try:
-        parts = _int_list("patch", value)
+        parts = parse_int_list("patch", value)
     except RevprofError:
         parts = []
     if len(parts) == 1:

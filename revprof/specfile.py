@@ -22,21 +22,19 @@ Written by ``revprof export`` (one file per trial), read by ``measure``, ``model
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError
-from revprof.spec import ArchSpec, parse_patch
+from revprof.spec import PRECISIONS, ArchSpec, parse_patch
 
 FORMAT_VERSION = 1
 _KEYS = ("revprof_spec_file", "header", "spec", "patch", "batch", "precision", "train")
 _TRAIN_KEYS = ("steps", "val_cases", "seed", "device", "data", "convention", "crop",
                "synthetic_cases", "synthetic_shape")
-_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -94,8 +92,8 @@ class SpecFile:
         if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
             raise RevprofError(f"{source}: batch must be a positive integer; got {batch!r}")
         precision = data.get("precision", "fp32")
-        if precision not in _PRECISIONS:
-            raise RevprofError(f"{source}: precision must be one of {', '.join(_PRECISIONS)}; "
+        if precision not in PRECISIONS:
+            raise RevprofError(f"{source}: precision must be one of {', '.join(PRECISIONS)}; "
                                f"got {precision!r}")
         train = data.get("train") or {}
         header = data.get("header") or {}
@@ -114,17 +112,8 @@ def write_spec_file(path: Path, spec_file: SpecFile) -> Path:
     Raises:
         RevprofError: the folder cannot be created or written.
     """
-    path = Path(path)
     text = json.dumps(spec_file.to_dict(), indent=2) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise RevprofError(f"cannot write {path}: {error.strerror}") from None
-    return path
+    return replace_file(path, text, name=str(path), make_folder=True)
 
 
 def read_spec_file(path: Path) -> SpecFile:

@@ -18,8 +18,9 @@ from torch import nn
 
 from revprof.errors import look_up
 from revprof.losses import soft_dice_loss
+from revprof.spec import PRECISIONS
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 LEARNING_RATE = 1e-4
 WEIGHT_DECAY = 1e-5
 
@@ -32,7 +33,7 @@ def make_optimizer(model: nn.Module) -> torch.optim.Adam:
 
 def autocast_for(precision: str, device_type: str) -> AbstractContextManager[object]:
     """The autocast context of ``precision`` (``fp32``: none)."""
-    dtype = PRECISIONS[look_up("precision", precision, PRECISIONS)]
+    dtype = _AUTOCAST_DTYPES[look_up("precision", precision, PRECISIONS)]
     if dtype is None:
         return nullcontext()
     return torch.autocast(device_type, dtype=dtype)

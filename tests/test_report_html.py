@@ -121,7 +121,7 @@ def test_a_failure_while_writing_leaves_the_old_report_alone(store, tmp_path, mo
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(report_html.os, "replace", full_disk)
+    monkeypatch.setattr("revprof.bounds.os.replace", full_disk)  # the one atomic write
     with pytest.raises(RevprofError, match="cannot write .*No space left on device"):
         report_html.write_atomic(out, "new")
     assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]

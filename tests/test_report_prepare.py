@@ -322,9 +322,9 @@ def test_paper_study_report_has_the_depth_figure_and_no_unused_training_settings
     reference network is a revunet, so the report has the memory-vs-depth figure; the header
     leaves out the training settings (steps, val_cases) a memory-only study never used."""
     from revprof.sweep.space import first_network, suggest
-    from revprof.sweep.studyfile import load_study as load_study_file
+    from revprof.sweep.studyfile import read_study_file
 
-    study = load_study_file(Path(__file__).resolve().parents[1] / "studies" / "paper.toml")
+    study = read_study_file(Path(__file__).resolve().parents[1] / "studies" / "paper.toml")
     assert first_network(study)[0].arch == "nonewnet"
 
     class Fixed:  # an enqueued trial as the sweep sees it

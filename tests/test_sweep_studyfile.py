@@ -10,7 +10,7 @@ import pytest
 from revprof.errors import RevprofError
 from revprof.spec import ArchSpec
 from revprof.sweep.space import check_enqueued, suggest
-from revprof.sweep.studyfile import load_study, parse_study
+from revprof.sweep.studyfile import parse_study, read_study_file
 from revprof.units import parse_bytes
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
@@ -57,7 +57,7 @@ class FakeTrial:
 
 @pytest.mark.parametrize("name", ["quick", "paper", "budget"])
 def test_shipped_study_files_load(name: str) -> None:
-    study = load_study(STUDIES / f"{name}.toml")
+    study = read_study_file(STUDIES / f"{name}.toml")
     check_enqueued(study)
     assert study.name == name
     assert study.objectives[:2] == ("dice", "peak_bytes")
@@ -65,7 +65,7 @@ def test_shipped_study_files_load(name: str) -> None:
 
 
 def test_quick_study_is_small() -> None:
-    study = load_study(STUDIES / "quick.toml")
+    study = read_study_file(STUDIES / "quick.toml")
     assert study.trials <= 8
     assert study.fixed.patch == (32, 32, 32) and study.fixed.steps <= 100
     assert study.data.path is None and max(study.data.synthetic_shape) <= 64
@@ -74,7 +74,7 @@ def test_quick_study_is_small() -> None:
 
 
 def test_paper_study_enqueues_the_papers_networks() -> None:
-    study = load_study(STUDIES / "paper.toml")
+    study = read_study_file(STUDIES / "paper.toml")
     built = [suggest(FakeTrial(e.params, e.user_attrs()), study) for e in study.enqueue]
     assert len(built) == study.trials == 8
     nonewnet = ArchSpec.paper_nonewnet()
@@ -90,7 +90,7 @@ def test_paper_study_enqueues_the_papers_networks() -> None:
 
 
 def test_budget_study_has_the_papers_gpu_class() -> None:
-    study = load_study(STUDIES / "budget.toml")
+    study = read_study_file(STUDIES / "budget.toml")
     assert study.budget_bytes == parse_bytes("11GiB")
     assert study.fixed.patch == (128, 128, 128)
     assert study.per_level_reversible
@@ -182,11 +182,11 @@ def test_invalid_study_files_name_the_key(changes: dict, expected: str) -> None:
 
 def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(RevprofError, match="does not exist"):
-        load_study(tmp_path / "missing.toml")
+        read_study_file(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[study\nname = 1\n")
     with pytest.raises(RevprofError, match=r"bad.toml: not valid TOML"):
-        load_study(bad)
+        read_study_file(bad)
 
 
 def test_study_file_dict_is_json_and_identity_ignores_trials() -> None:

@@ -25,9 +25,10 @@ from torch import nn
 from revprof.errors import RevprofError
 from revprof.nn import build_model
 from revprof.nn.reversible import ReversibleSequence
+from revprof.spec import EXECUTIONS as SPEC_EXECUTIONS
 from revprof.spec import ArchSpec, spec_from_options
 
-EXECUTIONS = ("reversible", "plain", "checkpoint", "revtorch")
+EXECUTIONS = (*SPEC_EXECUTIONS, "revtorch")
 """The executions of one revunet, side by side (same weights layout)."""
 
 PEERS = (*EXECUTIONS, "nonewnet")

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from revprof.bench.peers import build_peer
+from revprof.environment import require_cuda
 from revprof.errors import RevprofError
 from revprof.step import make_optimizer, training_step
 from revprof.spec import ArchSpec, validate_patch
@@ -89,8 +90,8 @@ def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[
     """
     if repetitions < 1 or warmup < 1:
         raise RevprofError("timing needs at least one warm-up step and one repetition")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RevprofError("timing on 'cuda' needs a CUDA GPU and none is visible")
+    if device == "cuda":
+        require_cuda("timing on 'cuda'")
     patch = validate_patch(spec, patch)
     target_device = torch.device(device)
     with torch.random.fork_rng(devices=[]):

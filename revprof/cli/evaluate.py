@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +14,7 @@ from rich.text import Text
 from revprof.cli._common import console, err_console, escape, handle_errors
 from revprof.cli.render import empty_reference_note
 from revprof.data.conventions import CONVENTIONS, REGIONS
-from revprof.bounds import replacement_mode
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError
 from revprof.evaluation.evaluate import HD95_UNITS, EvaluationResult, ScoringOptions, evaluate, scoring_options
 from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
@@ -102,19 +100,7 @@ def _check_csv_target(path: Path) -> None:
 
 def _write_csv(result: EvaluationResult, path: Path) -> None:
     """Write one row per case and region, atomically (temporary file, then ``os.replace``)."""
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            result.to_frame().to_csv(handle, index=False)
-        os.chmod(tmp, replacement_mode(path))  # mkstemp gives 0600; keep the file's mode
-        os.replace(tmp, path)
-    except OSError as error:
-        Path(tmp).unlink(missing_ok=True)
-        raise RevprofError(f"cannot write --csv {path}: {error.strerror or error}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, result.to_frame().to_csv(index=False), name=f"--csv {path}")
 
 
 def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptions) -> EvaluationResult:

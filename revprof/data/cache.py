@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from revprof.bounds import replace_file
 from revprof.data.layouts import Case
 from revprof.data.nifti import load_case
 from revprof.data.preprocess import Geometry, PreprocessConfig, PreprocessedCase, preprocess_case
@@ -151,33 +151,8 @@ def _write_entry(path: Path, key: str, pre: PreprocessedCase) -> None:
     }
     if pre.regions is not None:
         arrays["regions"] = np.ascontiguousarray(pre.regions, dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    replace_file(path, lambda temporary: np.savez(temporary, **arrays), prefix=TEMP_PREFIX,
+                 suffix=".npz")
 
 
 def _read_entry(path: Path, key: str) -> PreprocessedCase:

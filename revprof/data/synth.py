@@ -24,6 +24,7 @@ import numpy as np
 
 from revprof.data.conventions import get_convention
 from revprof.errors import RevprofError, look_up
+from revprof.spec import parse_int_list
 
 SYNTH_CONVENTIONS: tuple[str, ...] = ("brats2021", "brats2023", "msd")
 """Release layouts :func:`synthesize` can write."""
@@ -51,12 +52,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         RevprofError: not three integers in ``MIN_SIDE..MAX_SIDE``.
     """
     parts = [p for p in re.split(r"[,x×\s]+", text.strip()) if p]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise RevprofError(
-            f"shape must be three integers like 240,240,155; got {text!r}"
-        ) from None
+    values = tuple(parse_int_list("shape", parts, "240,240,155"))
     if len(values) != 3:
         raise RevprofError(
             f"shape must be three integers like 240,240,155; got {text!r} ({len(values)} values)"

@@ -23,13 +23,12 @@ from typing import Any
 
 import torch
 
-from revprof.environment import environment
+from revprof.environment import environment, require_cuda
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.step import (
-    PRECISIONS,
     attribution_parts,
     is_step_counter,
     make_optimizer,
@@ -41,7 +40,7 @@ from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.nn import build_model
 from revprof.nn._ownership import OWNERSHIP, reuse_status
 from revprof.nn.factory import ModelSpec, model_spec
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 
 BACKENDS = ("auto", "cuda", "cpu", "simulate")
 
@@ -162,9 +161,8 @@ def resolve_backend(backend: str) -> str:
     backend = look_up("backend", backend, BACKENDS)
     if backend == "auto":
         return "cuda" if torch.cuda.is_available() else "simulate"
-    if backend == "cuda" and not torch.cuda.is_available():
-        raise RevprofError("backend 'cuda' needs a CUDA GPU and none is visible "
-                           "(torch.cuda.is_available() is False); use --backend simulate or cpu")
+    if backend == "cuda":
+        require_cuda("backend 'cuda'", "--backend simulate or cpu")
     return backend
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError
 from revprof.memory.allocator import AllocatorConfig, Block, CachingAllocatorModel
 
@@ -102,14 +103,12 @@ def simulated_snapshot(log: Sequence[tuple[str, int, int, str, int]],
 
 
 def write_snapshot(snapshot: dict[str, Any], path: Path) -> None:
-    """Pickle ``snapshot`` to ``path`` as ``_dump_snapshot`` does (written whole, then renamed)."""
+    """Pickle ``snapshot`` to ``path`` as ``_dump_snapshot`` does, atomically
+    (:func:`revprof.bounds.replace_file`)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise RevprofError(f"cannot write snapshot {path}: folder {path.parent} does not exist")
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as f:
-        pickle.dump(snapshot, f)
-    partial.replace(path)
+    replace_file(path, pickle.dumps(snapshot), name=f"snapshot {path}")
 
 
 @contextmanager

@@ -210,13 +210,6 @@ class StorageTracker(TorchDispatchMode):
     def _leave(self, *_: Any) -> None:
         self._scope_stack.pop()
 
-    def push_scope(self, name: str) -> None:
-        """Attribute what is saved from now on to ``name`` (until :meth:`pop_scope`)."""
-        self._scope_stack.append(name)
-
-    def pop_scope(self) -> None:
-        self._scope_stack.pop()
-
     def saving(self) -> torch.autograd.graph.saved_tensors_hooks:
         """A context in which every tensor autograd saves for backward is noted as an activation."""
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from revprof.errors import RevprofError
+from revprof.bounds import replace_file
 from revprof.report import figures
 from revprof.report.prepare import Cell, ReportData
 
@@ -194,21 +193,10 @@ def render_html(data: ReportData) -> str:
 
 
 def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a reader (or a
-    failure) never sees half a report."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RevprofError(f"cannot create the folder of {path}: {error.strerror}") from None
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as error:
-        raise RevprofError(f"cannot write {path}: {error.strerror or error}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    """Write ``text`` to ``path`` (creating its folder) through :func:`revprof.bounds.replace_file`:
+    a reader (or a failure) never sees half a report.
+
+    Raises:
+        RevprofError: the folder or the file cannot be written.
+    """
+    return replace_file(path, text, name=str(path), make_folder=True)

@@ -18,16 +18,14 @@ from datetime import datetime
 from typing import NamedTuple
 
 from revprof.errors import RevprofError
-from revprof.memory import MemoryReport, measure_memory
+from revprof.memory import CATEGORIES, MemoryReport, measure_memory
 from revprof.report.inputs import Source, TrialRow
-from revprof.spec import ArchSpec
+from revprof.spec import EXECUTIONS, ArchSpec
 from revprof.sweep.export import spec_file_name
 from revprof.sweep.pareto import non_dominated
 from revprof.units import format_bytes
 
-EXECUTIONS = ("reversible", "plain", "checkpoint")
 DEPTHS = (1, 2, 3, 4)
-CATEGORIES = ("parameters", "gradients", "optimizer_state", "activations", "other")
 CATEGORY_LABELS = {"parameters": "parameters", "gradients": "gradients",
                    "optimizer_state": "optimizer state", "activations": "activations",
                    "other": "temporaries & other"}

@@ -63,7 +63,7 @@ def estimate_sweep(study_file: StudyFile, trials: int, device: str) -> Estimate:
     from revprof.step import make_optimizer, training_step
     from revprof.nn import build_model
     from revprof.sweep.space import first_network
-    from revprof.train.run import resolve_device
+    from revprof.environment import resolve_device
 
     spec, patch = first_network(study_file)
     fixed = study_file.fixed

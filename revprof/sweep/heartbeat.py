@@ -53,6 +53,18 @@ def identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_ticks(os.getpid())}
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs: it exists (perhaps under another user) and is
+    not a zombie (killed, not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _state(pid) not in ("Z", "X")
+
+
 def process_alive(worker: dict[str, Any]) -> bool | None:
     """Whether the worker's process still runs: True/False on this host, None elsewhere."""
     if not isinstance(worker, dict) or worker.get("host") != socket.gethostname():
@@ -60,13 +72,7 @@ def process_alive(worker: dict[str, Any]) -> bool | None:
     pid = worker.get("pid")
     if not isinstance(pid, int) or pid <= 0:
         return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    if _state(pid) in ("Z", "X"):  # killed, not yet reaped by its parent
+    if not pid_alive(pid):
         return False
     started = worker.get("started")
     if started is not None and _start_ticks(pid) not in (None, started):

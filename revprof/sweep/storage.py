@@ -26,7 +26,6 @@ from revprof.redaction import redact_url
 
 DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
 _CREATE_ATTEMPTS = 5
-_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "postgres")
 
 
 def default_storage() -> str:

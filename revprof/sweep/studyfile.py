@@ -48,7 +48,7 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError, closest
-from revprof.spec import ARCHS, REVERSIBLE_NAMES, ArchSpec, parse_patch, spec_from_options, validate_patch
+from revprof.spec import ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_int_list, parse_patch, spec_from_options, validate_patch
 from revprof.units import parse_bytes
 
 OBJECTIVES = {"dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize"}
@@ -57,7 +57,6 @@ MEMORY_ONLY_OBJECTIVES = ("params", "peak_bytes")
 """Objectives of a memory-only study: capacity (parameters) up, predicted peak memory down."""
 MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 _TABLES = ("study", "data", "fixed", "space", "sampler", "enqueue")
 _STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")
@@ -337,15 +336,10 @@ class StudyFile:
 
 
 def parse_widths(value: Any) -> tuple[int, ...]:
-    """``"8,16,32"`` or ``[8, 16, 32]`` as a tuple of ints."""
-    if isinstance(value, str):
-        parts = [p for p in value.replace(" ", "").split(",") if p]
-        if not parts or not all(p.isdigit() for p in parts):
-            raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
-        return tuple(int(p) for p in parts)
-    if isinstance(value, Sequence) and value and all(_is_int(v) for v in value):
-        return tuple(value)
-    raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
+    """``"8,16,32"`` or ``[8, 16, 32]`` as a tuple of ints (:func:`revprof.spec.parse_int_list`)."""
+    if isinstance(value, int) or (isinstance(value, Sequence) and not value):
+        raise RevprofError(f"widths must look like 8,16,32; got {value!r}")
+    return tuple(parse_int_list("widths", value, "8,16,32"))
 
 
 def canonical_patch(value: Any) -> str:
@@ -354,7 +348,7 @@ def canonical_patch(value: Any) -> str:
 
 
 # ---- loading --------------------------------------------------------------------------------
-def load_study(path: str | Path) -> StudyFile:
+def read_study_file(path: str | Path) -> StudyFile:
     """Read and validate a study file.
 
     Raises:
@@ -374,8 +368,13 @@ def load_study(path: str | Path) -> StudyFile:
     return parse_study(raw, str(path))
 
 
+# The old name, still imported by revprof/cli/sweep.py (sweeplib's file in this wave); remove it
+# once that imports read_study_file.
+load_study = read_study_file
+
+
 def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
-    """Validate parsed TOML data (see :func:`load_study`)."""
+    """Validate parsed TOML data (see :func:`read_study_file`)."""
     p = _Parser(source)
     p.keys("", raw, _TABLES)
     study = p.table(raw, "study", required=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from revprof.errors import RevprofError
-from revprof.sweep.heartbeat import fail_stale_trials
+from revprof.sweep.heartbeat import fail_stale_trials, pid_alive
 from revprof.sweep.optuna_adapter import frozen_trial
 from revprof.sweep.objective import Outcome, RunSettings, interrupt_trial, run_trial
 from revprof.sweep.pareto import count_trials
@@ -68,7 +68,7 @@ def run_worker(study: Any, settings: RunSettings, target: int,
         counts = count_trials(study.get_trials(deepcopy=False))
         if counts.complete >= target:
             break
-        if parent_pid is not None and not _alive(parent_pid):
+        if parent_pid is not None and not pid_alive(parent_pid):
             break
         if counts.complete + counts.running >= target:
             time.sleep(poll)
@@ -90,16 +90,6 @@ def run_worker(study: Any, settings: RunSettings, target: int,
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -84,7 +84,8 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
     from revprof.data.preprocess import restore_labels
     from revprof.nn import build_model
     from revprof.train.infer import predict_volume
-    from revprof.train.run import PreparedData, default_crop, resolve_device, write_predictions
+    from revprof.environment import resolve_device
+    from revprof.train.run import PreparedData, default_crop, write_predictions
 
     checkpoint = load_checkpoint(model_path)
     window = parse_patch(patch) if patch is not None else checkpoint.patch

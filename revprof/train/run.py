@@ -19,36 +19,18 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from revprof.bounds import replace_file
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
-from revprof.environment import environment
+from revprof.environment import environment, resolve_device
 from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
-from revprof.step import PRECISIONS, make_optimizer, training_step
+from revprof.step import make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
 from revprof.train.settings import CaseDice, TrainResult, TrainSettings
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → the first CUDA device when visible, else the CPU.
-
-    Raises:
-        RevprofError: an unknown device or CUDA asked for without a GPU.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise RevprofError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise RevprofError(f"device {device!r} needs a CUDA GPU and none is visible; use --device cpu")
-    return resolved
 
 
 @dataclass
@@ -334,15 +316,11 @@ def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path,
     """Save ``{"spec", "state_dict"}`` and, when given, the training ``patch``, ``crop``,
     ``precision`` and ``spacing`` (what ``revprof predict`` needs to preprocess as training did)
     atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
     extra = {k: list(v) if isinstance(v, tuple) else v
              for k, v in (("patch", patch), ("crop", crop), ("precision", precision),
                           ("spacing", spacing)) if v is not None}
-    torch.save({"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}, temporary)
-    temporary.replace(path)
-    return path
+    checkpoint = {"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}
+    return replace_file(path, lambda temporary: torch.save(checkpoint, temporary), make_folder=True)
 
 
 def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
@@ -354,8 +332,8 @@ def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir
     written = []
     for case in data.validation:
         path = out_dir / f"{case.case_id}.nii.gz"
-        temporary = out_dir / f".{case.case_id}.tmp.nii.gz"
-        nib.save(nib.Nifti1Image(labels[case.case_id], case.affine), temporary)
-        temporary.replace(path)
+        image = nib.Nifti1Image(labels[case.case_id], case.affine)
+        replace_file(path, lambda temporary, image=image: nib.save(image, temporary),
+                     prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
         written.append(path)
     return written

@@ -8,8 +8,9 @@ end with up to ``workers - 1`` trials more than the target (each worker counts, 
 
 Local workers are ``python -m revprof.sweep.worker STUDY --worker K ...`` processes
 (:mod:`revprof.sweep.worker`) in their own sessions; the parent
-(:func:`revprof.sweep.run.run_sweep`) follows the store, reports each finished trial, forwards Ctrl-C to them (a second Ctrl-C kills
-them) and waits until they have recorded the running trials as interrupted.
+(:func:`revprof.sweep.run.run_sweep`) follows the store, reports each finished trial, forwards
+Ctrl-C to them (a second Ctrl-C kills them) and waits until they have recorded the running trials
+as interrupted.
 """
 
 from __future__ import annotations

@@ -559,6 +559,8 @@ def test_no_password_in_worker_command_lines(tmp_path: Path) -> None:
         for worker in pool.workers:
             cmdline = Path(f"/proc/{worker.process.pid}/cmdline").read_bytes()
             assert b"s3cret" not in cmdline and b"--worker" in cmdline
+            # a worker is its own module, not hidden flags of the public `revprof sweep`
+            assert cmdline.split(b"\x00")[1:3] == [b"-m", b"revprof.sweep.worker"], cmdline
             assert worker.process.args[-1] != url and url not in worker.process.args
         assert pool.wait(timeout=120)
         for worker in pool.workers:

@@ -4,7 +4,6 @@ outcomes the sampler learns from, resuming, and one-line errors."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import optuna
@@ -221,15 +220,6 @@ def test_errors_are_one_line_and_touch_nothing(in_tmp: Path, args: list[str], ex
     assert not (in_tmp / ".revprof").exists()
 
 
-def test_report_without_the_report_module_is_one_line(in_tmp: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    study_file = write_study(in_tmp, trials=1)
-    monkeypatch.setitem(sys.modules, "revprof.report", None)
-    result = sweep(str(study_file), "--memory-only", "--report")
-    assert result.exit_code == 1
-    assert result.output.strip().splitlines()[-1].startswith("error: --report needs revprof.report")
-
-
 def test_sqlite_store(in_tmp: Path) -> None:
     study_file = write_study(in_tmp, trials=2)
     url = f"sqlite:///{in_tmp / 'sweeps.db'}"
@@ -276,3 +266,60 @@ def test_a_network_proposed_again_reuses_its_figures(in_tmp: Path) -> None:
         assert again.values == first.values
         assert again.user_attrs["peak_bytes"] == first.user_attrs["peak_bytes"]
         assert again.user_attrs["spec"] == first.user_attrs["spec"]
+
+
+def test_run_sweep_from_python_reports_each_trial(tmp_path: Path) -> None:
+    """The library API: a memory-only sweep run from Python, each finished trial handed to
+    ``on_trial``, the summary's counts the store's; a rerun resumes with nothing to run."""
+    from revprof.sweep.run import SweepSummary, run_sweep
+    from revprof.sweep.studyfile import read_study_file
+
+    study_file = read_study_file(write_study(tmp_path, trials=3))
+    store = str(tmp_path / "store.journal")
+    seen: list[tuple[int, str, int]] = []
+    starts: list[str] = []
+    messages: list[str] = []
+
+    def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, target: int) -> None:
+        assert trial.state.is_finished()
+        seen.append((trial.number, trial.user_attrs["status"], target))
+
+    summary = run_sweep(study_file, store, memory_only=True, on_trial=on_trial,
+                        on_start=lambda start: starts.append(start.name),
+                        on_message=messages.append)
+    assert isinstance(summary, SweepSummary)
+    assert starts == ["tiny-memory"] and summary.name == "tiny-memory" and summary.ran
+    assert [number for number, _, _ in seen] == [0, 1, 2]
+    assert all(status == "ok" and target == 3 for _, status, target in seen)
+    stored = optuna.load_study(study_name="tiny-memory",
+                               storage=open_storage(store, create=False)).get_trials()
+    assert [t.state for t in stored] == [TrialState.COMPLETE] * 3
+    assert summary.before.complete == 0 and summary.counts.complete == 3
+    assert [t.number for t in summary.study.get_trials()] == [0, 1, 2]
+
+    seen.clear()
+    again = run_sweep(study_file, store, memory_only=True, on_trial=on_trial,
+                      on_message=messages.append)
+    assert not again.ran and seen == [] and again.counts.complete == 3
+    assert messages[-1] == "the study already holds 3 complete trials (target 3); nothing to run"
+
+
+def test_the_public_sweep_command_has_no_worker_flags() -> None:
+    result = CliRunner().invoke(app, ["sweep", "x.toml", "--worker", "0"])
+    assert result.exit_code == 2 and "No such option: --worker" in result.output
+
+
+def test_a_worker_without_its_store_is_one_line(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m revprof.sweep.worker`` takes the store only from the environment."""
+    from revprof.sweep.worker import main
+    from revprof.sweep.workers import STORAGE_ENV
+
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    code = main(["tiny.toml", "--worker", "0", "--study-name", "tiny", "--trials", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: no store") and STORAGE_ENV in err
+    assert len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):  # the store is never an option of the command line
+        main(["tiny.toml", "--worker", "0", "--study-name", "tiny", "--trials", "2",
+              "--storage", "x.journal"])

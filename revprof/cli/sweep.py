@@ -1,23 +1,26 @@
-"""``revprof sweep``: search the accuracy–memory Pareto front of a study file with Optuna."""
+"""``revprof sweep``: search the accuracy–memory Pareto front of a study file with Optuna.
+
+A thin skin over :func:`revprof.sweep.run.run_sweep`: parse and check the options, run the
+sweep, print its lines, the trials as they finish and the front (or ``--json``) at the end."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from revprof.cli._common import (
-    STORAGE_ENV, console, err_console, escape, fail, handle_errors, set_quiet, shown_storage,
+    STORAGE_ENV, console, err_console, escape, handle_errors, set_quiet, shown_storage,
     storage_help,
 )
 from revprof.errors import RevprofError
 from revprof.units import format_bytes
+
+if TYPE_CHECKING:
+    from revprof.sweep.run import SweepStart
 
 
 def sweep(
@@ -61,10 +64,6 @@ def sweep(
         "study NAME-stepsN so it never mixes with the study file's.")] = None,
     yes: Annotated[bool, typer.Option(
         "--yes", help="Start a CPU sweep estimated at hours without asking.")] = False,
-    worker: Annotated[int | None, typer.Option("--worker", hidden=True)] = None,
-    parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
-    stop_file: Annotated[Path | None, typer.Option("--stop-file", hidden=True)] = None,
-    device: Annotated[str | None, typer.Option("--device", hidden=True)] = None,
 ) -> None:
     """Search architectures: maximise Dice, minimise peak memory, under a memory budget.
 
@@ -72,12 +71,13 @@ def sweep(
     as infeasible without training. Re-running the same command resumes the study. Ctrl-C stops
     cleanly (exit 130); completed trials are kept.
     """
-    from revprof.sweep.storage import default_storage, describe, storage_kind
-    from revprof.sweep.studyfile import load_study
+    from revprof.sweep.run import SweepInterrupted, run_sweep
+    from revprof.sweep.storage import default_storage, storage_kind
+    from revprof.sweep.studyfile import read_study_file
 
     from revprof.bounds import MAX_TRIALS, MAX_WORKERS, check_int, check_name, check_seed
 
-    study_file = load_study(study_path)
+    study_file = read_study_file(study_path)
     check_seed(seed)
     if trials is not None:
         check_int("--trials", trials, 1, MAX_TRIALS)
@@ -89,106 +89,58 @@ def sweep(
     if data_folder is not None and not Path(data_folder).is_dir():
         raise RevprofError(f"data folder {data_folder!r} ({'--data' if data is not None else 'data.path'}"
                            f" of {study_path}) is not an existing folder")
-    if steps is not None and steps != study_file.fixed.steps:
-        import dataclasses
-
-        study_file = dataclasses.replace(study_file, name=f"{study_file.name}-steps{steps}",
-                                         fixed=dataclasses.replace(study_file.fixed, steps=steps))
     if report_path is not None and not report:
         raise RevprofError(f"unexpected argument {str(report_path)!r}; a report path goes after "
                            f"--report (revprof sweep STUDY.toml --report REPORT.html)")
-    target = trials or study_file.trials
-    if worker is not None and storage is None:
-        from revprof.sweep.workers import STORAGE_ENV
-
-        storage = os.environ.get(STORAGE_ENV)
     store = storage if storage is not None else default_storage()
-    storage_kind(store)
     if storage_kind(store) == "journal" and storage is not None:
         store = str(Path(store).resolve())
-    name = study_name or study_file.study_name(memory_only)
-
-    if worker is not None:
-        _run_as_worker(study_file, store, name, target, memory_only, worker, device, data, seed,
-                       parent_pid, stop_file)
-        return
-
     if as_json:  # stdout carries the JSON object only
         set_quiet()
     device_list = _parse_devices(devices)
     if workers is None:
         workers = len(device_list) if device_list else 1
-    from revprof import __version__
-    from revprof.sweep.study import prepare_study
 
-    handle = prepare_study(study_file, store, memory_only, study_name=name, seed=seed, data=data,
-                           version=__version__)
-    study = handle.study
-    mode = "memory only (predicted peak, no training)" if memory_only else "training"
-    budget = (f" · budget {format_bytes(study_file.budget_bytes)}"
-              if study_file.budget_bytes is not None else "")
-    console.print(f"[bold]study {escape(name)}[/] · {escape(describe(store))} · "
-                  f"{'new' if handle.created else 'resumed'}"
-                  f" · {mode}{budget} · target {target} complete trials · {workers} worker"
-                  f"{'s' if workers != 1 else ''}", highlight=False, markup=True)
-    if handle.enqueued:
-        console.print(f"enqueued {handle.enqueued} trials from {study_file.path}", highlight=False)
+    def info(text: str) -> None:
+        console.print(text, highlight=False, soft_wrap=True)
 
-    from revprof.sweep.heartbeat import fail_stale_trials
-    from revprof.sweep.pareto import count_trials
+    def warn(text: str) -> None:
+        err_console.print(text, highlight=False, soft_wrap=True)
 
-    stale = fail_stale_trials(study)
-    if stale:
-        console.print(f"marked {len(stale)} trial(s) of a stopped worker as interrupted: "
-                      f"{', '.join(map(str, stale))}", highlight=False)
-    from revprof.sweep.space import requeue_lost
-
-    requeued = requeue_lost(study)
-    if requeued:
-        console.print(f"re-queued {len(requeued)} interrupted or failed enqueued trial(s) with "
-                      f"the same parameters: {', '.join(map(str, requeued))}", highlight=False)
-    started = time.perf_counter()
-    before = count_trials(study.get_trials(deepcopy=False))
-    if not memory_only and before.complete < target and not device_list:
-        _check_estimate(study_file, target - before.complete, yes)
     try:
-        if before.complete >= target:
-            console.print(f"the study already holds {before.complete} complete trials "
-                          f"(target {target}); nothing to run", highlight=False)
-        elif workers == 1:
-            _run_in_process(study, study_file, memory_only, device_list[0] if device_list else None,
-                            data, target)
-        else:
-            _run_pool(study, study_file, store, name, target, workers, memory_only, device_list,
-                      data, seed, steps)
-    except KeyboardInterrupt:
-        counts = count_trials(study.get_trials(deepcopy=False))
-        err_console.print(f"interrupted; {counts.complete} complete trials kept; rerun to continue",
+        summary = run_sweep(study_file, store, trials=trials, workers=workers, devices=device_list,
+                            memory_only=memory_only, study_name=study_name, seed=seed, data=data,
+                            steps=steps, yes=yes, terminal=console.is_terminal,
+                            on_start=_print_start, on_trial=_print_trial, on_message=info,
+                            on_warning=warn)
+    except SweepInterrupted as stop:
+        err_console.print(f"interrupted; {stop.complete} complete trials kept; rerun to continue",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    elapsed = time.perf_counter() - started
+    study = summary.study
     if as_json:
-        written = _write_report(name, store, report_path) if report else None
-        print(json.dumps(_summary(study, store, target, elapsed, all_trials, written)))
+        written = _write_report(summary.name, store, report_path) if report else None
+        print(json.dumps(_summary(study, store, summary.target, summary.seconds, all_trials,
+                                  written)))
         return
-    _finish(study, target, elapsed, all_trials)
+    _finish(study, summary.target, summary.seconds, all_trials)
     if report:
-        _write_report(name, store, report_path)
+        _write_report(summary.name, store, report_path)
 
 
-def _check_estimate(study_file: Any, trials: int, yes: bool) -> None:
-    """On the CPU: print the sweep's estimated training time from one measured step, and refuse
-    one of hours without ``--yes``."""
-    from revprof.sweep.estimate import HOURS_NEED_CONSENT, estimate_sweep
+def _print_start(start: SweepStart) -> None:
+    from revprof.sweep.storage import describe
 
-    estimate = estimate_sweep(study_file, trials, study_file.fixed.device)
-    if estimate.device != "CPU":
-        return
-    console.print(f"estimate: {estimate.words()}", highlight=False, soft_wrap=True)
-    if estimate.seconds > HOURS_NEED_CONSENT * 3600 and not yes:
-        raise RevprofError(f"this sweep would take {estimate.words().split(':')[0]}; start it "
-                           f"with --yes, or shorten the trials with --steps N, or run the memory "
-                           f"side only with --memory-only")
+    mode = "memory only (predicted peak, no training)" if start.memory_only else "training"
+    budget = (f" · budget {format_bytes(start.budget_bytes)}"
+              if start.budget_bytes is not None else "")
+    console.print(f"[bold]study {escape(start.name)}[/] · {escape(describe(start.store))} · "
+                  f"{'new' if start.created else 'resumed'}"
+                  f" · {mode}{budget} · target {start.target} complete trials · {start.workers} "
+                  f"worker{'s' if start.workers != 1 else ''}", highlight=False, markup=True)
+    if start.enqueued:
+        console.print(f"enqueued {start.enqueued} trials from {start.study_path}",
+                      highlight=False)
 
 
 def _parse_devices(devices: str | None) -> list[str]:
@@ -208,147 +160,6 @@ def _parse_devices(devices: str | None) -> list[str]:
     if not result:
         raise RevprofError(f"--devices must list GPU indices like 0,1; got {devices!r}")
     return result
-
-
-PROGRESS_LINES_EVERY = 30.0
-"""Seconds between plain progress lines of a trial when the output is a log or a pipe."""
-
-
-def _settings(study_file: Any, memory_only: bool, device: str | None, data: str | None) -> Any:
-    from revprof.sweep.objective import RunSettings
-
-    terminal = console.is_terminal
-    return RunSettings(study_file=study_file, memory_only=memory_only, device=device, data=data,
-                       progress=terminal, progress_lines=None if terminal else PROGRESS_LINES_EVERY)
-
-
-def _run_in_process(study: Any, study_file: Any, memory_only: bool, device: str | None,
-                    data: str | None, target: int) -> None:
-    from revprof.interrupts import held_interrupts
-    from revprof.sweep.signals import interrupt_on_sigterm
-    from revprof.sweep.workers import run_worker
-
-    previous = signal.getsignal(signal.SIGTERM)
-    interrupt_on_sigterm()
-
-    def on_trial(trial: Any, outcome: Any) -> None:
-        _print_trial(study, trial, target)
-
-    try:
-        with held_interrupts() as checkpoint:  # Ctrl-C lands between trials or trial steps
-            run_worker(study, _settings(study_file, memory_only, device, data), target,
-                       on_trial=on_trial, checkpoint=checkpoint)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _run_as_worker(study_file: Any, store: str, name: str, target: int, memory_only: bool,
-                   index: int, device: str | None, data: str | None, seed: int | None,
-                   parent_pid: int | None, stop_file: Path | None = None) -> None:
-    from revprof.interrupts import held_interrupts
-    from revprof.sweep.signals import interrupt_on_sigterm
-    from revprof.sweep.study import load_study as open_study
-    from revprof.sweep.workers import run_worker
-
-    interrupt_on_sigterm()
-    study = open_study(study_file, store, name, seed_offset=index, seed=seed)
-    console.print(f"worker {index} on study {name} (target {target})", highlight=False)
-
-    def on_trial(trial: Any, outcome: Any) -> None:
-        _print_trial(study, trial, target)
-
-    # Started with Ctrl-C ignored (see spawn_workers); from here on it is held and raised at
-    # safe points: before each trial, and between the steps of a trial's work.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        with held_interrupts() as checkpoint:
-            run_worker(study, _settings(study_file, memory_only, device, data), target,
-                       on_trial=on_trial, parent_pid=parent_pid, checkpoint=checkpoint,
-                       stop_file=stop_file)
-    except KeyboardInterrupt:
-        console.print(f"worker {index} interrupted", highlight=False)
-        raise typer.Exit(130) from None
-
-
-def _run_pool(study: Any, study_file: Any, store: str, name: str, target: int, workers: int,
-              memory_only: bool, devices: list[str], data: str | None, seed: int | None,
-              steps: int | None = None) -> None:
-    from optuna.trial import TrialState
-
-    from revprof.interrupts import held_interrupts
-    from revprof.sweep.workers import spawn_workers
-
-    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-
-    def report_new() -> None:
-        for trial in study.get_trials(deepcopy=False):
-            if trial.state.is_finished() and trial.number not in finished:
-                finished.add(trial.number)
-                _print_trial(study, trial, target)
-
-    # Ctrl-C is held and acted on once a second: raised anywhere else (say, in a lock callback
-    # while the workers start) it can be swallowed, and the workers would never be stopped.
-    with held_interrupts() as checkpoint:
-        pool = spawn_workers(study_file.path, store, name, target, workers, memory_only, devices,
-                             data, seed, steps=steps)
-        console.print(f"started {workers} workers (logs in {pool.workers[0].log.parent})",
-                      highlight=False, soft_wrap=True)
-        shown: dict[int, float] = {}
-        try:
-            while pool.alive():
-                time.sleep(1.0)
-                checkpoint()
-                report_new()
-                _report_progress(study, shown)
-        except KeyboardInterrupt:
-            _stop_pool(pool, study, report_new)
-            raise
-    report_new()
-    broken = [w for w in pool.workers if w.process.returncode not in (0, 130)]
-    for w in broken:
-        err_console.print(f"worker {w.index} exited with status {w.process.returncode}; the end "
-                          f"of {w.log}:\n{w.tail()}", highlight=False)
-    running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
-    if broken and not any(w.process.returncode == 0 for w in pool.workers):
-        raise RevprofError(f"all {len(broken)} workers failed; see {pool.workers[0].log.parent}"
-                           + (f" ({len(running)} trials left running)" if running else ""))
-
-
-def _report_progress(study: Any, shown: dict[int, float]) -> None:
-    """Print, at most every :data:`PROGRESS_LINES_EVERY` seconds per trial, the progress each
-    running trial of the local workers recorded in the store."""
-    from optuna.trial import TrialState
-
-    from revprof.sweep.objective import PROGRESS_KEY, progress_words
-
-    now = time.monotonic()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        state = trial.user_attrs.get(PROGRESS_KEY)
-        if not isinstance(state, dict) or now - shown.get(trial.number, 0.0) < PROGRESS_LINES_EVERY:
-            continue
-        shown[trial.number] = now
-        worker = trial.user_attrs.get("worker") or {}
-        who = f" (pid {worker['pid']})" if isinstance(worker, dict) and worker.get("pid") else ""
-        console.print(f"  trial {trial.number}{who}: {progress_words(state)}", highlight=False,
-                      soft_wrap=True)
-
-
-def _stop_pool(pool: Any, study: Any, report_new: Any) -> None:
-    """Stop the workers after Ctrl-C (a second Ctrl-C, or two minutes, kills them) and record
-    what they left running as interrupted."""
-    from revprof.sweep.heartbeat import fail_stale_trials
-
-    err_console.print("stopping the workers (Ctrl-C again to kill them)", highlight=False)
-    pool.stop()
-    try:
-        if not pool.wait(timeout=120):
-            pool.signal(signal.SIGKILL)
-            pool.wait()
-    except KeyboardInterrupt:
-        pool.signal(signal.SIGKILL)
-        pool.wait()
-    fail_stale_trials(study)
-    report_new()
 
 
 def _print_trial(study: Any, trial: Any, target: int) -> None:
@@ -430,10 +241,8 @@ def _summary(study: Any, store: str, target: int, elapsed: float, all_trials: bo
 
 
 def _write_report(name: str, store: str, report_path: Path | None) -> Path:
-    try:
-        from revprof.report import write_report
-    except ImportError as error:
-        raise fail(f"--report needs revprof.report, which cannot be imported ({error})") from None
+    from revprof.report import write_report
+
     out = report_path or Path("reports") / f"{name}.html"
     written = write_report(name, store, out)
     console.print(f"report: {written}", highlight=False)

@@ -10,6 +10,9 @@ Modules:
 - :mod:`~revprof.sweep.heartbeat`: no trial stays RUNNING after its worker died.
 - :mod:`~revprof.sweep.study`: create or resume the study, samplers.
 - :mod:`~revprof.sweep.workers`: the worker loop and local worker processes.
+- :mod:`~revprof.sweep.worker`: one local worker process (``python -m revprof.sweep.worker``).
+- :mod:`~revprof.sweep.run`: a whole sweep (:func:`~revprof.sweep.run.run_sweep`), in this process
+  or in local workers, with Ctrl-C handling; ``revprof sweep`` prints what it reports.
 - :mod:`~revprof.sweep.pareto`: the Pareto front and tables, from the store alone.
 """
 

@@ -302,15 +302,9 @@ def _reuse_training(source: Any, settings: RunSettings, record: TrialWriter, spe
 
 def train_settings(settings: RunSettings, patch: tuple[int, int, int] | None = None) -> Any:
     """The :class:`revprof.train.TrainSettings` of this worker's trials (``patch`` default: the
-    study's fixed patch).
+    study's fixed patch)."""
+    from revprof.train import TrainSettings
 
-    Raises:
-        RevprofError: training is not available (revprof.train cannot be imported).
-    """
-    try:
-        from revprof.train import TrainSettings
-    except ImportError as error:
-        raise RevprofError(f"training is not available ({error}); use --memory-only") from None
     study_file = settings.study_file
     fixed, data = study_file.fixed, study_file.data
     data_path = settings.data or data.path
@@ -456,13 +450,10 @@ def _finite(value: Any) -> bool:
 
 
 def _is_oom(error: BaseException) -> bool:
-    try:
-        import torch
+    import torch
 
-        if isinstance(error, torch.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
     return isinstance(error, MemoryError) or "out of memory" in str(error).lower()
 
 

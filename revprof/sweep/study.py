@@ -151,11 +151,6 @@ def open_worker_study(study_file: StudyFile, storage: str, name: str, seed_offse
     return study
 
 
-# The old name, still imported by revprof/cli/sweep.py (sweeplib's file in this wave); remove it
-# once that imports open_worker_study.
-load_study = open_worker_study
-
-
 def _find(backend: Any, name: str) -> Any:
     import optuna
 

@@ -368,11 +368,6 @@ def read_study_file(path: str | Path) -> StudyFile:
     return parse_study(raw, str(path))
 
 
-# The old name, still imported by revprof/cli/sweep.py (sweeplib's file in this wave); remove it
-# once that imports read_study_file.
-load_study = read_study_file
-
-
 def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     """Validate parsed TOML data (see :func:`read_study_file`)."""
     p = _Parser(source)

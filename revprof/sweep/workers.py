@@ -6,10 +6,11 @@ It does not start a trial while the complete and running ones already reach the 
 instead, in case a running trial fails and must be replaced. With several workers the study may
 end with up to ``workers - 1`` trials more than the target (each worker counts, then asks).
 
-Local workers are ``python -m revprof sweep STUDY --worker K ...`` processes in their own
-sessions; the parent follows the store, prints each finished trial, forwards Ctrl-C to them
-(a second Ctrl-C kills them) and waits until they have recorded the running trials as
-interrupted.
+Local workers are ``python -m revprof.sweep.worker STUDY --worker K ...`` processes
+(:mod:`revprof.sweep.worker`) in their own sessions; the parent
+(:func:`revprof.sweep.run.run_sweep`) follows the store, reports each finished trial, forwards
+Ctrl-C to them (a second Ctrl-C kills them) and waits until they have recorded the running trials
+as interrupted.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
                   memory_only: bool, devices: Sequence[str] | None = None, data: str | None = None,
                   seed: int | None = None, log_dir: Path = LOG_DIR,
                   steps: int | None = None) -> WorkerPool:
-    """Start ``count`` worker processes (``python -m revprof sweep ... --worker K``).
+    """Start ``count`` worker processes (``python -m revprof.sweep.worker STUDY --worker K ...``;
+    the store goes in the environment variable :data:`STORAGE_ENV`, never on the command line).
 
     On the CPU each gets ``cores // count`` threads; with ``devices`` worker ``k`` trains on
     ``devices[k % len(devices)]``. Each writes its output to ``log_dir/NAME-worker-K.log``.
@@ -157,7 +159,7 @@ def spawn_workers(study_path: str, storage: str, study_name: str, target: int, c
     threads = max(1, (os.cpu_count() or 1) // count)
     for index in range(count):
         device = devices[index % len(devices)] if devices else None
-        command = [sys.executable, "-m", "revprof", "sweep", study_path, "--worker", str(index),
+        command = [sys.executable, "-m", "revprof.sweep.worker", study_path, "--worker", str(index),
                    "--study-name", study_name, "--trials", str(target),
                    "--parent-pid", str(os.getpid()), "--stop-file", str(pool.stop_file)]
         if memory_only:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from revprof.errors import RevprofError
 from revprof.spec import ArchSpec
-from revprof.sweep.record import STATUSES, TrialRecord, record_of
+from revprof.sweep.record import TrialRecord, record_of
 
 DEFAULT_STORE = Path(".revprof") / "studies.journal"
 """The sweep's embedded store, relative to the working directory."""

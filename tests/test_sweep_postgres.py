@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from pg_server import postgres_server  # noqa: F401 - the fixture
 from revprof.sweep.pareto import pareto_front
 from revprof.sweep.storage import open_storage
+from study_helpers import TINY_TRAINING
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -22,17 +23,7 @@ STUDY = """
 [study]
 name = "shared"
 trials = {trials}
-
-[data]
-synthetic_cases = 3
-synthetic_shape = 32
-
-[fixed]
-patch = 16
-steps = 3
-val_cases = 1
-device = "cpu"
-
+""" + TINY_TRAINING + """
 [space]
 levels = 2
 width = [4, 6, 8]

@@ -14,23 +14,14 @@ from typer.testing import CliRunner
 from revprof.cli.app import app
 from revprof.sweep.pareto import pareto_front
 from revprof.sweep.storage import open_storage
+from study_helpers import TINY_TRAINING
 
 TINY = """
 [study]
 name = "tiny"
 trials = {trials}
 {budget}
-
-[data]
-synthetic_cases = 3
-synthetic_shape = 32
-
-[fixed]
-patch = 16
-steps = 3
-val_cases = 1
-device = "cpu"
-
+""" + TINY_TRAINING + """
 [space]
 levels = 2
 width = [4, 8]

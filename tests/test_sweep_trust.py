@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from revprof.cli.app import app
 from revprof.sweep.pareto import pareto_front
 from revprof.sweep.storage import open_storage
+from study_helpers import TINY_TRAINING
 
 pytestmark = pytest.mark.slow  # each trains a tiny network (about 10 s on a loaded 2-core CPU)
 
@@ -20,17 +21,7 @@ STUDY = """
 [study]
 name = "trust"
 trials = {trials}
-
-[data]
-synthetic_cases = 3
-synthetic_shape = 32
-
-[fixed]
-patch = 16
-steps = 3
-val_cases = 1
-device = "cpu"
-
+""" + TINY_TRAINING + """
 [space]
 levels = 2
 width = 8

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from revprof.sweep.pareto import pareto_front
 from revprof.sweep.storage import open_storage
+from study_helpers import TINY_TRAINING
 
 pytestmark = pytest.mark.slow
 
@@ -23,17 +24,7 @@ TRAIN = """
 [study]
 name = "train2"
 trials = 6
-
-[data]
-synthetic_cases = 3
-synthetic_shape = 32
-
-[fixed]
-patch = 16
-steps = 3
-val_cases = 1
-device = "cpu"
-
+""" + TINY_TRAINING + """
 [space]
 levels = 2
 width = [4, 8]

@@ -11,12 +11,19 @@ class RevprofError(Exception):
 
     The CLI prints the message and exits with status 1, without a traceback. Any password in
     the message (a store URL, a driver's ``password=...``) is masked when the error is made.
+
+    Attributes:
+        field: the setting the problem is about (``"precision"``, ``"sampler.name"``), when one is.
+        problem: what is wrong with it, without the field or the file (``"must be one of ..."``),
+            so a caller can restate it under another name instead of rewriting the message.
     """
 
-    def __init__(self, *args: object) -> None:
+    def __init__(self, *args: object, field: str | None = None, problem: str | None = None) -> None:
         from revprof.redaction import redact_text
 
         super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+        self.field = field
+        self.problem = redact_text(problem) if problem is not None else None
 
 
 class RevprofWarning(UserWarning):
@@ -42,6 +49,5 @@ def look_up(name: str, value: str, choices: Iterable[str]) -> str:
     options = list(choices)
     if value in options:
         return value
-    raise RevprofError(
-        f"{name} must be one of {', '.join(options)}; got {value!r}{closest(value, options)}"
-    )
+    problem = f"must be one of {', '.join(options)}; got {value!r}{closest(value, options)}"
+    raise RevprofError(f"{name} {problem}", field=name, problem=problem)

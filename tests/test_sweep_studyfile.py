@@ -199,3 +199,21 @@ def test_study_file_dict_is_json_and_identity_ignores_trials() -> None:
     assert a.identity() != parse({"fixed": {"steps": 3}}).identity()
     raw = tomllib.loads((STUDIES / "quick.toml").read_text())
     assert parse_study(raw, "q").to_dict()["fixed"]["patch"] == [32, 32, 32]
+
+
+def test_errors_carry_their_field_and_problem() -> None:
+    """Callers restate a problem under another field through ``RevprofError.problem``, not by
+    rewriting message text."""
+    with pytest.raises(RevprofError) as raised:
+        parse({"sampler": {"name": "grid"},
+               "space": {"levels": [2, 3], "width": 8, "encoder_depth": {"low": 1, "high": 3},
+                         "per_level_depth": True}})
+    assert raised.value.field == "sampler.name"
+    assert str(raised.value) == ("t.toml: sampler.name needs a fixed number of levels when "
+                                 "per_level_depth or per_level_reversible is set")
+    from revprof.errors import look_up
+
+    with pytest.raises(RevprofError) as raised:
+        look_up("precision", "fp23", ["fp32", "bf16"])
+    assert (raised.value.field, raised.value.problem) == (
+        "precision", "must be one of fp32, bf16; got 'fp23' (did you mean 'fp32'?)")

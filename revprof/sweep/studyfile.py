@@ -315,8 +315,10 @@ class StudyFile:
             grid[key] = dim.values()
         if self.per_level_depth or self.per_level_reversible:
             if len(levels) != 1:
-                raise RevprofError(f"{self.path}: sampler 'grid' needs a fixed number of levels "
-                                   f"when per_level_depth or per_level_reversible is set")
+                problem = ("needs a fixed number of levels when per_level_depth or "
+                           "per_level_reversible is set")
+                raise RevprofError(f"{self.path}: sampler 'grid' {problem}", field="sampler",
+                                   problem=problem)
             for i in range(levels[0]):
                 if self.per_level_depth:
                     for key in _DEPTH_DIMS:
@@ -499,7 +501,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
         try:
             size = math.prod(len(v) for v in result.grid().values())
         except RevprofError as error:
-            raise p.error("sampler.name", str(error).split(": ", 1)[-1]) from None
+            raise p.error("sampler.name", error.problem or str(error)) from None
         if size < 1:
             raise p.error("sampler.name", "the grid is empty")
     return result
@@ -511,7 +513,8 @@ class _Parser:
         self.source = source
 
     def error(self, key: str, problem: str) -> RevprofError:
-        return RevprofError(f"{self.source}: {key} {problem}" if key else f"{self.source}: {problem}")
+        return RevprofError(f"{self.source}: {key} {problem}" if key else f"{self.source}: {problem}",
+                            field=key or None, problem=problem)
 
     def keys(self, where: str, table: Mapping[str, Any], allowed: Sequence[str]) -> None:
         for key in table:

@@ -45,7 +45,8 @@ def test_version_and_completion() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"revprof {__version__}"
     script = invoke("--show-completion", "bash")
-    assert script.exit_code == 0 and "complete" in script.output and "_COMPLETE" in script.output
+    assert script.exit_code == 0 and "complete" in script.output and "_COMPLETE" in script.output, \
+        (script.exit_code, script.output, script.exception)
 
 
 def test_every_option_has_help_and_help_reads_as_sentences() -> None:

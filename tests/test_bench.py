@@ -214,6 +214,7 @@ def test_update_docs_keeps_what_is_outside_the_markers(tmp_path):
     assert "hand-written" in text and "tail" in text and "new tables" in text and "old" not in text
 
 
+@pytest.mark.slow
 def test_bench_quick_writes_json_markdown_and_docs(tmp_path):
     docs = tmp_path / "docs.md"
     docs.write_text("# Benchmarks\n\nintro by others\n")

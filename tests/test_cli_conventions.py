@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,9 +46,14 @@ def _commands() -> list[tuple[str, object]]:
 def test_version_and_completion() -> None:
     result = invoke("--version")
     assert result.exit_code == 0 and result.output.strip() == f"revprof {__version__}"
-    script = invoke("--show-completion", "bash")
-    assert script.exit_code == 0 and "complete" in script.output and "_COMPLETE" in script.output, \
-        (script.exit_code, script.output, script.exception)
+    # Typer detects the shell from the process's ancestors (shellingham), so the check runs
+    # under bash as a user's shell would; a test process with no shell above it (a job
+    # re-parented to init) made an in-process `--show-completion bash` exit 1.
+    # ("; exit $?" keeps bash from exec-ing the command in its own place)
+    script = subprocess.run(["bash", "-c", f"'{sys.executable}' -m revprof --show-completion; exit $?"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert script.returncode == 0, (script.returncode, script.stdout, script.stderr)
+    assert "complete -o" in script.stdout and "_REVPROF_COMPLETE" in script.stdout, script.stdout
 
 
 def test_every_option_has_help_and_help_reads_as_sentences() -> None:

@@ -75,6 +75,7 @@ def test_largest_patch_too_small_budget_is_an_error():
         largest_patch(TINY, 1024, criterion=ALLOCATED)
 
 
+@pytest.mark.slow
 def test_best_networks_fit_and_are_ordered_by_parameters():
     budget = _peak(TINY.with_depth(3), (16, 16, 16))
     plan = best_networks(TINY, (16, 16, 16), budget, max_depth=4, width_scales=(0.5, 1.0, 2.0),

@@ -46,6 +46,7 @@ def expected_points(data) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study, figures", [
     ("quick", [s[0] for s in SECTIONS]),
     ("memory", [s[0] for s in SECTIONS if s[0] != "fig-dice"]),

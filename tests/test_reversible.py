@@ -98,6 +98,7 @@ def _saved_bytes(spec: ArchSpec, part: str) -> int:
     return sum(storages.values())
 
 
+@pytest.mark.slow
 def test_saved_bytes_do_not_grow_with_depth_when_reversible():
     base = spec_from_options(width=8, levels=2)
     reversible = [_saved_bytes(base.with_depth(d).with_execution("reversible"), "sequence") for d in (1, 2, 4)]

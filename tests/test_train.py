@@ -37,6 +37,7 @@ def _settings(dataset, **overrides) -> TrainSettings:
     return TrainSettings(**values)
 
 
+@pytest.mark.slow
 def test_loss_curves_equal_across_executions(dataset, tmp_path):
     curves = {}
     for execution in ("reversible", "plain", "checkpoint"):
@@ -48,6 +49,7 @@ def test_loss_curves_equal_across_executions(dataset, tmp_path):
     assert np.allclose(curves["checkpoint"], curves["plain"], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_on_cpu(dataset, tmp_path):
     first = run_training(TINY, _settings(dataset), progress=False, cache_dir=tmp_path)
     second = run_training(TINY, _settings(dataset), progress=False, cache_dir=tmp_path)
@@ -97,6 +99,7 @@ def test_non_finite_loss_is_recorded_as_diverged(tmp_path):
     assert result.steps_done == 1
 
 
+@pytest.mark.slow
 def test_measure_steps_json_and_results_table(dataset, tmp_path):
     runner = CliRunner()
     table = tmp_path / "results" / "runs.csv"
@@ -148,6 +151,7 @@ def test_bad_training_input(args, message, tmp_path):
     assert not (tmp_path / "r.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_short_run_on_the_real_brats2021_case(tmp_path):
     require(REAL_SAMPLES.is_dir(), f"real samples not found at {REAL_SAMPLES}")
@@ -158,6 +162,7 @@ def test_short_run_on_the_real_brats2021_case(tmp_path):
     assert all(math.isfinite(loss) for loss in result.losses)
 
 
+@pytest.mark.slow
 def test_saved_predictions_evaluate_to_the_runs_dice(dataset, tmp_path):
     """One Dice everywhere: ``evaluate`` on what ``measure --steps`` saved gives the run's Dice."""
     from revprof.evaluation import evaluate

@@ -112,5 +112,6 @@ _unwrap_help(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m revprof``, which is named revprof too, so its
+    usage lines and its completion script are the installed command's)."""
+    app(prog_name="revprof")

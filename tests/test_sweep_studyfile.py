@@ -217,3 +217,84 @@ def test_errors_carry_their_field_and_problem() -> None:
         look_up("precision", "fp23", ["fp32", "bf16"])
     assert (raised.value.field, raised.value.problem) == (
         "precision", "must be one of fp32, bf16; got 'fp23' (did you mean 'fp32'?)")
+
+
+def _toml_value(stored: dict) -> object:
+    """A dimension's stored form (``Dim.to_dict``) written back as a ``[space]`` value."""
+    if "fixed" in stored:
+        return stored["fixed"]
+    if "choices" in stored:
+        return stored["choices"]
+    return {k: stored[k] for k in ("low", "high", "step", "log")}
+
+
+def test_each_dimension_kind_round_trips_through_parsing() -> None:
+    """The three kinds of dimension keep the stored form older stores were written with (a
+    resumed study compares it), and that form parses back to the same dimension."""
+    from revprof.sweep.studyfile.dims import Choice, Fixed, IntRange
+
+    def parse_space(space: dict) -> object:
+        return parse_study({"study": {"name": "t"}, "fixed": {"steps": 2}, "space": space}, "t.toml")
+
+    study = parse_space({"levels": 3, "width": [4, 8], "depth": {"low": 1, "high": 5, "step": 2},
+                         "encoder_depth": {"low": 1, "high": 4, "log": True},
+                         "patch": [16, "16,32,16"]})
+    assert study.space == {
+        "levels": Fixed(3), "width": Choice((4, 8)), "depth": IntRange(1, 5, 2, False),
+        "encoder_depth": IntRange(1, 4, 1, True), "patch": Choice(("16,16,16", "16,32,16"))}
+    stored = {k: d.to_dict() for k, d in study.space.items()}
+    assert stored == {
+        "levels": {"fixed": 3}, "width": {"choices": [4, 8]},
+        "depth": {"low": 1, "high": 5, "step": 2, "log": False},
+        "encoder_depth": {"low": 1, "high": 4, "step": 1, "log": True},
+        "patch": {"choices": ["16,16,16", "16,32,16"]}}
+    assert study.to_dict()["space"] == stored
+    again = parse_space({k: _toml_value(v) for k, v in stored.items()})
+    assert again.space == study.space
+    assert [d.searched for d in study.space.values()] == [False, True, True, True, True]
+    assert [d.count for d in study.space.values()] == [1, 2, 3, 4, 2]
+    assert study.space["depth"].values() == [1, 3, 5]
+    assert study.space["depth"].contains(3) and not study.space["depth"].contains(2)
+    assert not study.space["depth"].contains(True) and not Choice((4, 8)).contains(6)
+    assert Choice((4,)).searched is False and Choice((4,)).suggest(None, "width") == 4
+
+
+def test_each_dimension_kind_is_the_optuna_distribution_it_records() -> None:
+    """Suggesting a dimension in a real Optuna trial records exactly ``Dim.distribution()``,
+    whose values are the dimension's values; a fixed value is not asked at all."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from revprof.sweep.studyfile.dims import PER_LEVEL_FLAG, Fixed
+
+    study_file = parse({"space": {"levels": 3, "width": [4, 8], "encoder_depth": {"low": 1, "high": 5, "step": 2},
+                                  "depth": {"low": 1, "high": 4, "log": True}}})
+    dims = {**study_file.space, "reversible_0": PER_LEVEL_FLAG}
+    expected = {"width": CategoricalDistribution([4, 8]),
+                "encoder_depth": IntDistribution(1, 5, step=2),
+                "depth": IntDistribution(1, 4, log=True),
+                "reversible_0": CategoricalDistribution([True, False])}
+    assert {k: d.distribution() for k, d in dims.items() if d.searched} == expected
+    assert dims["levels"].distribution() == CategoricalDistribution([3])
+    assert Fixed("all").distribution().choices == ("all",)
+    for dist, dim in zip(expected.values(), (dims[k] for k in expected), strict=True):
+        if isinstance(dist, IntDistribution):
+            assert list(range(dist.low, dist.high + 1, dist.step)) == dim.values()
+        else:
+            assert list(dist.choices) == dim.values()
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {k: d.suggest(trial, k) for k, d in dims.items()}
+        seen.append(values)
+        assert all(dims[k].contains(v) for k, v in values.items())
+        return 0.0
+
+    study.optimize(objective, n_trials=6)
+    for trial, values in zip(study.trials, seen, strict=True):
+        assert trial.distributions == expected
+        assert trial.params == {k: v for k, v in values.items() if k != "levels"}
+        assert values["levels"] == 3

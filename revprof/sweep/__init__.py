@@ -2,9 +2,11 @@
 
 Modules:
 
-- :mod:`~revprof.sweep.studyfile`: study files (``studies/*.toml``) → :class:`StudyFile`.
-- :mod:`~revprof.sweep.space`: an Optuna trial → network and patch (the only ``suggest_*`` calls);
-  the study file's enqueued trials.
+- :mod:`~revprof.sweep.studyfile`: study files (``studies/*.toml``) → :class:`StudyFile`
+  (``schema``, ``parse``, and ``dims``: the search space's dimensions and their
+  ``optuna.distributions``).
+- :mod:`~revprof.sweep.space`: an Optuna trial → network and patch; the study file's enqueued
+  trials.
 - :mod:`~revprof.sweep.objective`: one trial: predict, skip or train, record (docs/store-schema.md).
 - :mod:`~revprof.sweep.storage`: the journal file / SQLite / PostgreSQL store.
 - :mod:`~revprof.sweep.heartbeat`: no trial stays RUNNING after its worker died.

@@ -1,8 +1,10 @@
-"""From an Optuna trial to a network: the one place that calls ``trial.suggest_*``.
+"""From an Optuna trial to a network, through the study file's search space.
 
 :func:`suggest` turns a trial into an :class:`~revprof.spec.ArchSpec` and a patch size following
 the study file's ``[space]``; :func:`enqueue` puts the study file's ``[[enqueue]]`` trials in the
-study once, before the sampler proposes its own.
+study once, before the sampler proposes its own; :func:`requeue_lost` puts an enqueued trial that
+was interrupted or crashed back. Each dimension asks the trial itself
+(:mod:`revprof.sweep.studyfile.dims`: ``suggest`` is the only caller of ``trial.suggest_*``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from typing import Any
 
 from revprof.errors import RevprofError
 from revprof.spec import ArchSpec, parse_patch, validate_patch
-from revprof.sweep.studyfile import StudyFile, spec_for
+from revprof.sweep.studyfile.dims import PER_LEVEL_FLAG
+from revprof.sweep.studyfile.schema import StudyFile, spec_for, widths_levels
 
 ENQUEUED_KEY = "revprof:enqueued"
 """Study system attribute set once the study file's ``[[enqueue]]`` trials are in the study."""
@@ -53,7 +56,7 @@ def _suggest_spec(trial: Any, study: StudyFile) -> ArchSpec:
     values["arch"] = take("arch") or "revunet"
     if "widths" in space:
         values["widths"] = take("widths")
-        levels = len(values["widths"].split(","))
+        levels = widths_levels(values["widths"])
     else:
         for key in ("levels", "width", "growth", "max_width"):
             values[key] = take(key)
@@ -71,8 +74,7 @@ def _suggest_spec(trial: Any, study: StudyFile) -> ArchSpec:
             for key in depth_keys:
                 values[key] = take(key)
         if study.per_level_reversible:
-            flags = [bool(trial.suggest_categorical(f"reversible_{i}", [True, False]))
-                     for i in range(levels)]
+            flags = [bool(PER_LEVEL_FLAG.suggest(trial, f"reversible_{i}")) for i in range(levels)]
             values["encoder_reversible"] = flags
             values["decoder_reversible"] = flags
         else:
@@ -139,7 +141,7 @@ def check_enqueued(study_file: StudyFile) -> None:
     """
     for index, entry in enumerate(study_file.enqueue):
         try:
-            suggest(_FixedTrial(entry.params, entry.user_attrs(), study_file), study_file)
+            suggest(_FixedTrial(entry.params, entry.user_attrs()), study_file)
         except RevprofError as error:
             raise RevprofError(f"{study_file.path}: enqueue[{index}] gives an invalid network: "
                                f"{error}") from None
@@ -150,17 +152,16 @@ def first_network(study_file: StudyFile) -> tuple[ArchSpec, tuple[int, int, int]
     choice of every searched dimension."""
     if study_file.enqueue:
         entry = study_file.enqueue[0]
-        return suggest(_FixedTrial(entry.params, entry.user_attrs(), study_file), study_file)
-    return suggest(_FixedTrial({}, {}, study_file), study_file)
+        return suggest(_FixedTrial(entry.params, entry.user_attrs()), study_file)
+    return suggest(_FixedTrial({}, {}), study_file)
 
 
 class _FixedTrial:
     """A stand-in trial that answers enqueued values and the first choice otherwise."""
 
-    def __init__(self, params: dict[str, Any], user_attrs: dict[str, Any], study: StudyFile) -> None:
+    def __init__(self, params: dict[str, Any], user_attrs: dict[str, Any]) -> None:
         self.params = params
         self.user_attrs = user_attrs
-        self._study = study
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
         return self.params.get(name, choices[0])

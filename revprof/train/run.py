@@ -30,7 +30,7 @@ from revprof.nn import build_model
 from revprof.spec import PRECISIONS, ArchSpec, validate_patch
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
-from revprof.train.settings import CaseDice, TrainResult, TrainSettings
+from revprof.train.settings import SCHEDULES, CaseDice, TrainResult, TrainSettings
 
 
 @dataclass
@@ -283,9 +283,6 @@ def _oom_words(oom: dict) -> str:
     requested = format_bytes(oom["requested_bytes"]) if oom.get("requested_bytes") else "unknown"
     capacity = format_bytes(oom["capacity_bytes"]) if oom.get("capacity_bytes") else "unknown"
     return f"out of memory (requested {requested}, device capacity {capacity}): {oom['message']}"
-
-
-SCHEDULES = ("constant", "poly")
 
 
 def _schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LRScheduler:

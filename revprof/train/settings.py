@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+Schedule = Literal["constant", "poly"]
+"""Learning-rate schedules: the paper's constant rate, or nnU-Net's polynomial decay."""
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class TrainSettings:
     synthetic_shape: tuple[int, int, int] = (64, 64, 64)
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
     lr: float = 1e-4
-    schedule: str = "constant"
+    schedule: Schedule = "constant"
     foreground: float = 0.0
 
 

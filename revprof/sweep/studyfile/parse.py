@@ -22,8 +22,9 @@ from revprof.spec import (ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_i
 from revprof.sweep.studyfile.dims import Choice, Dim, Fixed, IntRange
 from revprof.sweep.studyfile.schema import (
     DATA_KEYS, DEPTH_DIMS, DIM_MAX, FIXED_KEYS, INT_DIMS, OBJECTIVES, SAMPLER_KEYS, SAMPLERS,
-    SCHEDULES, SPACE_KEYS, STUDY_KEYS, TABLES, DataSettings, EnqueuedTrial, FixedSettings,
+    SPACE_KEYS, STUDY_KEYS, TABLES, DataSettings, EnqueuedTrial, FixedSettings,
     SamplerSettings, StudyFile, spec_for)
+from revprof.train.settings import SCHEDULES
 from revprof.units import parse_bytes
 
 _GRID_LIMIT = 20000

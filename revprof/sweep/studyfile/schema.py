@@ -22,7 +22,6 @@ MEMORY_ONLY_OBJECTIVES = ("params", "peak_bytes")
 """Objectives of a memory-only study: capacity (parameters) up, predicted peak memory down."""
 MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
-SCHEDULES = ("constant", "poly")
 
 TABLES = ("study", "data", "fixed", "space", "sampler", "enqueue")
 STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")

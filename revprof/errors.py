@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import TypeVar
+
+Choice = TypeVar("Choice", bound=str)
 
 
 class RevprofError(Exception):
@@ -39,7 +42,7 @@ def closest(value: str, choices: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def look_up(name: str, value: str, choices: Iterable[str]) -> str:
+def look_up(name: str, value: str, choices: Iterable[Choice]) -> Choice:
     """Return ``value`` when it is one of ``choices``; otherwise raise a message naming the field.
 
     Raises:
@@ -47,7 +50,8 @@ def look_up(name: str, value: str, choices: Iterable[str]) -> str:
             suggests the closest.
     """
     options = list(choices)
-    if value in options:
-        return value
+    for option in options:
+        if value == option:
+            return option
     problem = f"must be one of {', '.join(options)}; got {value!r}{closest(value, options)}"
     raise RevprofError(f"{name} {problem}", field=name, problem=problem)

@@ -16,15 +16,28 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
 from revprof.bounds import MAX_DEPTH, MAX_GROWTH, MAX_LEVELS, MAX_PATCH, MAX_WIDTH, check_float
 from revprof.errors import RevprofError, look_up
 
-ARCHS = ("revunet", "nonewnet")
-EXECUTIONS = ("reversible", "plain", "checkpoint")
-PRECISIONS = ("fp32", "bf16", "fp16")
-REVERSIBLE_NAMES = ("all", "none", "encoder", "decoder")
+Arch = Literal["revunet", "nonewnet"]
+"""The architectures: the paper's partially reversible U-Net and its No New-Net baseline."""
+Execution = Literal["reversible", "plain", "checkpoint"]
+"""How a sequence of blocks runs: inputs recomputed from outputs, ordinary autograd, or
+activation checkpointing."""
+NetworkExecution = Literal["reversible", "plain", "checkpoint", "mixed"]
+"""How a whole network runs: one :data:`Execution` everywhere, or ``"mixed"`` per level."""
+Precision = Literal["fp32", "bf16", "fp16"]
+"""Training precision: float32, or autocast to bfloat16 / float16."""
+ReversibleName = Literal["all", "none", "encoder", "decoder"]
+"""The named reversibility patterns (a per-level list such as ``1,1,1,0,0`` is the other form)."""
+
+# The choices as tuples, in the order of their types (what messages and help list).
+ARCHS: tuple[Arch, ...] = get_args(Arch)
+EXECUTIONS: tuple[Execution, ...] = get_args(Execution)
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+REVERSIBLE_NAMES: tuple[ReversibleName, ...] = get_args(ReversibleName)
 
 PAPER_REVUNET_WIDTHS = (60, 120, 240, 360, 480)
 PAPER_WIDE_WIDTHS = (100, 200, 300, 400, 500)
@@ -52,7 +65,7 @@ class ArchSpec:
         RevprofError: on any invalid field, naming the field, the rule and the value.
     """
 
-    arch: str = "revunet"
+    arch: Arch = "revunet"
     widths: tuple[int, ...] = PAPER_REVUNET_WIDTHS
     encoder_depth: tuple[int, ...] = (1, 1, 1, 1, 1)
     decoder_depth: tuple[int, ...] = (1, 1, 1, 1, 1)
@@ -76,7 +89,7 @@ class ArchSpec:
         return len(self.widths)
 
     @property
-    def execution(self) -> str:
+    def execution(self) -> NetworkExecution:
         """``"reversible"`` when every level is reversible, ``"plain"`` or ``"checkpoint"`` when
         none is, ``"mixed"`` otherwise."""
         reversible = self.encoder_reversible + self.decoder_reversible
@@ -86,14 +99,14 @@ class ArchSpec:
             return "checkpoint" if self.checkpoint else "plain"
         return "mixed"
 
-    def level_execution(self, level: int, side: str) -> str:
+    def level_execution(self, level: int, side: Literal["encoder", "decoder"]) -> Execution:
         """How the ``side`` (``"encoder"``/``"decoder"``) sequence of ``level`` runs."""
         reversible = (self.encoder_reversible if side == "encoder" else self.decoder_reversible)[level]
         if reversible:
             return "reversible"
         return "checkpoint" if self.checkpoint else "plain"
 
-    def with_execution(self, execution: str) -> ArchSpec:
+    def with_execution(self, execution: Execution) -> ArchSpec:
         """The same network executed ``"reversible"``, ``"plain"`` or ``"checkpoint"`` everywhere."""
         look_up("execution", execution, EXECUTIONS)
         if execution == "reversible" and self.arch != "revunet":
@@ -346,7 +359,7 @@ def widths_from(width: int, levels: int, growth: float = 2.0, max_width: int | N
 
 def spec_from_options(
     *,
-    arch: str = "revunet",
+    arch: Arch = "revunet",
     levels: int | None = None,
     width: int | None = None,
     widths: str | Sequence[int] | None = None,
@@ -355,7 +368,7 @@ def spec_from_options(
     depth: int | str | Sequence[int] | None = None,
     encoder_depth: int | str | Sequence[int] | None = None,
     decoder_depth: int | str | Sequence[int] | None = None,
-    reversible: str | Sequence[Any] | None = None,
+    reversible: ReversibleName | str | Sequence[Any] | None = None,
     checkpoint: bool = False,
     in_channels: int = 4,
     out_channels: int = 3,
@@ -419,7 +432,7 @@ def spec_from_options(
     )
 
 
-def default_groups(arch: str, widths: Sequence[int]) -> int:
+def default_groups(arch: Arch, widths: Sequence[int]) -> int:
     """The paper's 30 GroupNorm groups where they fit, else the largest count ≤ 30 that divides
     every normalised channel count (the coupling halves for revunet, the widths for nonewnet)."""
     channels = [w // 2 if arch == "revunet" else w for w in widths]

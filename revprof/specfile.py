@@ -29,7 +29,7 @@ from typing import Any
 
 from revprof.bounds import replace_file
 from revprof.errors import RevprofError
-from revprof.spec import PRECISIONS, ArchSpec, parse_patch
+from revprof.spec import PRECISIONS, ArchSpec, Precision, parse_patch
 
 FORMAT_VERSION = 1
 _KEYS = ("revprof_spec_file", "header", "spec", "patch", "batch", "precision", "train")
@@ -53,7 +53,7 @@ class SpecFile:
     spec: ArchSpec
     patch: tuple[int, int, int]
     batch: int = 1
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     train: dict[str, Any] = field(default_factory=dict)
     header: dict[str, Any] = field(default_factory=dict)
 

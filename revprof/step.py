@@ -18,7 +18,7 @@ from torch import nn
 
 from revprof.errors import look_up
 from revprof.losses import soft_dice_loss
-from revprof.spec import PRECISIONS
+from revprof.spec import PRECISIONS, Precision
 
 _AUTOCAST_DTYPES = dict(zip(PRECISIONS, (None, torch.bfloat16, torch.float16), strict=True))
 LEARNING_RATE = 1e-4
@@ -31,7 +31,7 @@ def make_optimizer(model: nn.Module) -> torch.optim.Adam:
                             foreach=True)
 
 
-def autocast_for(precision: str, device_type: str) -> AbstractContextManager[object]:
+def autocast_for(precision: Precision, device_type: str) -> AbstractContextManager[object]:
     """The autocast context of ``precision`` (``fp32``: none)."""
     dtype = _AUTOCAST_DTYPES[look_up("precision", precision, PRECISIONS)]
     if dtype is None:
@@ -102,7 +102,7 @@ def is_step_counter(name: str, tensor: torch.Tensor) -> bool:
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,
-                  target: torch.Tensor, precision: str,
+                  target: torch.Tensor, precision: Precision,
                   on_phase: Callable[[str, int], None] | None = None, step: int = 0,
                   loss_fn: Callable[[Any, Any], torch.Tensor] | None = None) -> torch.Tensor:
     """One step: forward, soft Dice loss, backward, Adam step, gradients set to ``None``.

@@ -74,7 +74,7 @@ def test_nonewnet_peer_is_the_paper_baseline():
 @pytest.mark.parametrize("frozen", [False, True], ids=["fast-path", "autograd-path"])
 def test_residual_backward_reconstructs_and_differentiates_exactly(frozen):
     torch.manual_seed(3)
-    function = ResidualFunction(4, 2).double()
+    function = ResidualFunction(4, groups=2).double()
     with torch.no_grad():
         function.norm.weight.uniform_(0.5, 1.5)
         function.norm.bias.uniform_(-0.5, 0.5)
@@ -102,7 +102,7 @@ def test_residual_backward_reconstructs_and_differentiates_exactly(frozen):
 
 def _sequence() -> ReversibleSequence:
     torch.manual_seed(0)
-    return ReversibleSequence([CouplingBlock(8, 2) for _ in range(2)]).double()
+    return ReversibleSequence([CouplingBlock(8, groups=2) for _ in range(2)]).double()
 
 
 def test_caller_gradient_is_not_overwritten():

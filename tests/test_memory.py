@@ -243,15 +243,32 @@ def _oom_factory(spec: ArchSpec, when: str):
 
 @pytest.mark.parametrize("when", ["forward", "backward"])
 def test_out_of_memory_is_a_result(when):
-    from revprof.memory.measure import measure_model
-
-    report = measure_model(TINY, (16, 16, 16), 1, "fp32", "cpu", build=_oom_factory(TINY, when))
+    report = measure_memory(TINY, (16, 16, 16), batch=1, precision="fp32", backend="cpu",
+                            build=_oom_factory(TINY, when))
     assert report.status == "oom"
     assert report.oom["requested_bytes"] == 20 * 2**20
     assert report.oom["message"].startswith("CUDA out of memory")
     assert report.peak_bytes > 0 and sum(report.breakdown.values()) == report.peak_bytes
     assert report.peak_step == 1  # up to the moment it ran out
     assert json.loads(json.dumps(report.to_dict()))["status"] == "oom"
+
+
+def test_build_measures_another_execution_of_the_spec_like_the_default():
+    """``build=`` (how revprof bench passes RevTorch's execution) is measured exactly like
+    ``build_model(spec)``: the same network through it gives the same bytes, op by op."""
+    from revprof import build_model
+
+    default = measure_memory(TINY, 16, backend="simulate")
+    built = measure_memory(TINY, 16, backend="simulate", build=lambda: build_model(TINY))
+    assert built.peak_bytes == default.peak_bytes
+    assert built.breakdown == default.breakdown
+    assert built.timeline.bytes == default.timeline.bytes
+    plain = measure_memory(TINY, 16, backend="simulate",
+                           build=lambda: build_model(TINY.with_execution("plain")))
+    assert plain.peak_bytes > default.peak_bytes  # the callable really builds the network
+    assert plain.spec == TINY  # the spec still names the report
+    with pytest.raises(RevprofError, match="build= makes another execution of an ArchSpec"):
+        measure_memory(model="monai:unet", patch=16, backend="simulate", build=lambda: build_model(TINY))
 
 
 def test_out_of_memory_in_a_bench_row_keeps_the_table(monkeypatch):

@@ -58,7 +58,7 @@ def test_gradients_equal_across_executions(spec, dtype, tolerance):
 
 def test_inversion_reconstructs_inputs():
     torch.manual_seed(1)
-    blocks = [CouplingBlock(8, 2).double() for _ in range(4)]
+    blocks = [CouplingBlock(8, groups=2).double() for _ in range(4)]
     x = torch.randn(2, 8, 6, 6, 6, dtype=torch.float64)
     with torch.no_grad():
         z = x.clone()
@@ -71,7 +71,7 @@ def test_inversion_reconstructs_inputs():
 
 
 def test_in_place_forward_matches_autograd_forward():
-    block = CouplingBlock(8, 4).double()
+    block = CouplingBlock(8, groups=4).double()
     x = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64)
     with torch.no_grad():
         assert torch.allclose(block.forward_(x.clone()), block(x), rtol=0, atol=1e-14)
@@ -139,7 +139,7 @@ def test_no_grad_inference_matches_and_saves_nothing():
 
 def test_autograd_grad_reaches_parameters_through_reversible_sequence():
     """Parameters are inputs of the reversible Function, so torch.autograd.grad sees them."""
-    sequence = ReversibleSequence([CouplingBlock(8, 2) for _ in range(2)]).double()
+    sequence = ReversibleSequence([CouplingBlock(8, groups=2) for _ in range(2)]).double()
     x = torch.randn(1, 8, 4, 4, 4, dtype=torch.float64, requires_grad=True)
     grads = torch.autograd.grad(sequence(x).square().sum(), [x, *sequence.parameters()])
     plain = ReversibleSequence(sequence.blocks, execution="plain")
@@ -202,7 +202,7 @@ def test_model_command_bad_input_is_one_line():
 def _sequence_pair(frozen_norm: bool = False, depth: int = 3, width: int = 8):
     """A float64 reversible sequence and a plain one sharing its weights."""
     torch.manual_seed(3)
-    sequence = ReversibleSequence([CouplingBlock(width, 2) for _ in range(depth)]).double()
+    sequence = ReversibleSequence([CouplingBlock(width, groups=2) for _ in range(depth)]).double()
     if frozen_norm:
         for name, p in sequence.named_parameters():
             if ".norm." in name:
@@ -290,13 +290,13 @@ def test_nn_layer_validates_its_arguments():
     from revprof import RevprofError
 
     with pytest.raises(RevprofError, match=r"execution must be one of .*got 'plian' \(did you mean 'plain'\?\)"):
-        ReversibleSequence([CouplingBlock(8, 2)], execution="plian")
+        ReversibleSequence([CouplingBlock(8, groups=2)], execution="plian")
     with pytest.raises(RevprofError, match="channels=7 must be even"):
-        CouplingBlock(7, 1)
+        CouplingBlock(7, groups=1)
     with pytest.raises(RevprofError, match="groups=3 must divide"):
-        CouplingBlock(8, 3)
+        CouplingBlock(8, groups=3)
     with pytest.raises(RevprofError, match="width 8"):
-        ReversibleSequence([CouplingBlock(8, 2), CouplingBlock(4, 2)])
+        ReversibleSequence([CouplingBlock(8, groups=2), CouplingBlock(4, groups=2)])
 
 
 def test_private_torch_internals_still_work():

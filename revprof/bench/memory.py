@@ -6,7 +6,7 @@ counted by :class:`~revprof.memory.tracker.StorageTracker` with CUDA's 512-byte 
 fake tensors (``simulate``: exact, nothing allocated) or real CPU tensors (``cpu``); or, on a
 GPU, the CUDA caching allocator's ``max_memory_allocated`` (``cuda``).
 
-It runs :func:`revprof.memory.measure.measure_model` with the network built by
+It runs :func:`revprof.memory.measure_memory` with the network built by
 :func:`~revprof.bench.peers.build_peer`, so the RevTorch peer is measured exactly like the others.
 """
 
@@ -20,7 +20,7 @@ import torch
 
 from revprof.bench.peers import build_peer, peer_spec
 from revprof.errors import RevprofError
-from revprof.memory.measure import measure_model, resolve_backend
+from revprof.memory import measure_memory
 from revprof.memory.tracker import rounded
 from revprof.spec import ArchSpec, validate_patch
 
@@ -99,8 +99,8 @@ def measure_peer(peer: str, spec: ArchSpec, patch: Sequence[int] | int, backend:
     patch = validate_patch(built, patch)
     if backend not in ("simulate", "cpu", "cuda"):
         raise RevprofError(f"backend must be simulate, cpu or cuda; got {backend!r}")
-    report = measure_model(built, patch, 1, "fp32", resolve_backend(backend), steps, seed,
-                           build=lambda: build_peer(peer, spec))
+    report = measure_memory(built, patch, batch=1, precision="fp32", backend=backend, steps=steps,
+                            seed=seed, build=lambda: build_peer(peer, spec))
     with torch.device("meta"):
         params = list(build_peer(peer, spec).parameters())
     return PeakRow(

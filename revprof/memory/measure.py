@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -39,10 +39,13 @@ from revprof.memory.model_step import model_loss, model_targets
 from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.nn import build_model
 from revprof.nn._ownership import OWNERSHIP, reuse_status
-from revprof.nn.factory import ModelSpec, model_spec
-from revprof.spec import PRECISIONS, ArchSpec, validate_patch
+from revprof.nn.factory import Loss, ModelSpec, model_spec
+from revprof.spec import PRECISIONS, ArchSpec, Precision, validate_patch
 
-BACKENDS = ("auto", "cuda", "cpu", "simulate")
+Backend = Literal["auto", "cuda", "cpu", "simulate"]
+"""Where a measurement runs (see the module docstring); ``auto`` resolves to ``cuda`` or
+``simulate``."""
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
 
 
 @dataclass
@@ -101,8 +104,8 @@ class MemoryReport:
     spec: ArchSpec | ModelSpec
     patch: tuple[int, int, int]
     batch: int
-    precision: str
-    backend: str
+    precision: Precision
+    backend: Backend
     device: str
     params: int
     peak_bytes: int
@@ -156,7 +159,7 @@ class MemoryReport:
         return cls(**values)
 
 
-def resolve_backend(backend: str) -> str:
+def resolve_backend(backend: Backend | str) -> Backend:
     """``auto`` → ``cuda`` when a GPU is visible, else ``simulate``; checks ``cuda`` is usable."""
     backend = look_up("backend", backend, BACKENDS)
     if backend == "auto":
@@ -170,8 +173,8 @@ def measure_memory(
     spec: ArchSpec | ModelSpec | None = None,
     patch: Sequence[int] | int | str | None = None,
     batch: int = 1,
-    precision: str = "fp32",
-    backend: str = "auto",
+    precision: Precision = "fp32",
+    backend: Backend = "auto",
     steps: int = 2,
     seed: int = 0,
     alloc_conf: str | None = None,
@@ -179,7 +182,8 @@ def measure_memory(
     model: str | Callable[[], torch.nn.Module] | torch.nn.Module | None = None,
     in_channels: int | None = None,
     out_channels: int | None = None,
-    loss: str = "dice",
+    loss: Loss = "dice",
+    build: Callable[[], torch.nn.Module] | None = None,
 ) -> MemoryReport:
     """Peak memory of ``steps`` training steps of ``spec`` on ``(batch, in_channels, *patch)``.
 
@@ -197,12 +201,20 @@ def measure_memory(
             output is a tensor ``(B, C, *patch)`` or a list/tuple of them (deep supervision, full
             resolution first), trained with ``loss`` (see :data:`revprof.nn.factory.LOSSES`).
         in_channels, out_channels: of ``model`` (found from the network when not given).
+        build: a zero-argument callable making another execution of ``spec``'s network (an
+            :class:`ArchSpec`): the same channels, the same ``stem``/``encoders``/``decoders``/
+            ``head`` parts and the same sigmoid regions, measured exactly like ``build_model(spec)``
+            (``revprof bench`` passes RevTorch's execution this way). ``spec`` names the report.
+            Unlike ``model``, it is not treated as a foreign network.
 
     Raises:
         RevprofError: an invalid patch, batch, precision, backend, step count or allocator option;
             for ``model``, a factory that cannot be loaded, raises or returns outputs of the wrong
             shape.
     """
+    if build is not None and (model is not None or not isinstance(spec, ArchSpec)):
+        raise RevprofError("build= makes another execution of an ArchSpec's network; give an "
+                           "ArchSpec (for any other network use model=)")
     if model is not None:
         if spec is not None:
             raise RevprofError("give a spec or a model, not both")
@@ -222,7 +234,8 @@ def measure_memory(
     backend = resolve_backend(backend)
     parse_alloc_conf(alloc_conf_of(alloc_conf))  # bad options fail before the run
     with held_interrupts():  # Ctrl-C lands after the measurement, never inside an op
-        return measure_model(spec, patch, batch, precision, backend, steps, seed, alloc_conf=alloc_conf)
+        return _measure_model(spec, patch, batch, precision, backend, steps, seed, build=build,
+                              alloc_conf=alloc_conf)
 
 
 def alloc_conf_of(alloc_conf: str | None) -> str:
@@ -291,15 +304,15 @@ def oom_record(error: BaseException, device: torch.device | str) -> dict[str, An
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
-def measure_model(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
-                  backend: str, steps: int = 2, seed: int = 0,
-                  build: Callable[[], torch.nn.Module] | None = None,
-                  alloc_conf: str | None = None) -> MemoryReport:
+def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batch: int,
+                   precision: Precision, backend: Backend, steps: int = 2, seed: int = 0,
+                   build: Callable[[], torch.nn.Module] | None = None,
+                   alloc_conf: str | None = None) -> MemoryReport:
     """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
 
-    ``measure_memory`` with the arguments already checked and the backend resolved; ``build``
+    :func:`measure_memory` with the arguments already checked and the backend resolved; ``build``
     makes the network (default ``build_model(spec)``; the benchmark passes other executions of
-    the same blocks, such as RevTorch's). ``spec`` gives the channels and names the report; a
+    the same blocks, such as RevTorch's, through ``measure_memory(..., build=)``). ``spec`` gives the channels and names the report; a
     checked :class:`~revprof.nn.factory.ModelSpec` builds its own network and brings its targets
     and loss (:mod:`revprof.memory.model_step`).
 

@@ -28,20 +28,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 from revprof.errors import RevprofError, look_up
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.device import device_need
 from revprof.memory.measure import alloc_conf_of, measure_memory
 from revprof.memory.tracker import rounded
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import ArchSpec, Precision, validate_patch
 from revprof.units import format_bytes
 
 DEFAULT_MAX_PATCH = (240, 240, 160)
 """The BraTS field of view (240×240×155) rounded up to a multiple of 16 along z."""
 
 WIDTH_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-CRITERIA = ("device", "reserved", "allocated")
+CriterionName = Literal["device", "reserved", "allocated"]
+"""What must fit a budget: the device need (reserved + CUDA context + workspace), the reserved
+or the allocated bytes."""
+CRITERIA: tuple[CriterionName, ...] = get_args(CriterionName)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class Criterion:
         alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` modelled (``None``: the environment's).
     """
 
-    name: str = "device"
+    name: CriterionName = "device"
     margin: float = 0.0
     context: int | None = None
     workspace: int | None = None
@@ -153,7 +157,7 @@ class Plan:
 class _Predictor:
     """Cached simulate predictions with the allocator model and the device-need parts."""
 
-    def __init__(self, batch: int, precision: str, criterion: Criterion,
+    def __init__(self, batch: int, precision: Precision, criterion: Criterion,
                  on_evaluate: Callable[[Candidate], None] | None) -> None:
         self.batch = batch
         self.precision = precision
@@ -254,7 +258,7 @@ def largest_patch(
     budget_bytes: int,
     max_patch: Sequence[int] = DEFAULT_MAX_PATCH,
     batch: int = 1,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,
     median_shape: Sequence[float] | None = None,
@@ -374,7 +378,7 @@ def best_networks(
     search_depth: bool = True,
     search_width: bool = True,
     batch: int = 1,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     top: int = 5,
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,
@@ -433,7 +437,7 @@ def largest_batch(
     spec: ArchSpec,
     patch: Sequence[int],
     budget_bytes: int,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     max_batch: int = 256,
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,

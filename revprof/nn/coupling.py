@@ -25,7 +25,7 @@ class ResidualFunction(nn.Module):
         groups: GroupNorm groups; must divide ``channels``.
     """
 
-    def __init__(self, channels: int, groups: int) -> None:
+    def __init__(self, channels: int, *, groups: int) -> None:
         super().__init__()
         self.norm = nn.GroupNorm(groups, channels)
         self.conv = nn.Conv3d(channels, channels, kernel_size=3, padding=1, bias=False)
@@ -114,7 +114,7 @@ class CouplingBlock(nn.Module):
         RevprofError: an odd or non-positive ``channels``, or ``groups`` not dividing ``C / 2``.
     """
 
-    def __init__(self, channels: int, groups: int) -> None:
+    def __init__(self, channels: int, *, groups: int) -> None:
         if channels < 2 or channels % 2:
             raise RevprofError(f"CouplingBlock channels={channels} must be even and at least 2 "
                                "(the block splits them into two halves)")
@@ -123,8 +123,8 @@ class CouplingBlock(nn.Module):
                                f"{channels // 2} (GroupNorm of each half)")
         super().__init__()
         self.channels = channels
-        self.f = ResidualFunction(channels // 2, groups)
-        self.g = ResidualFunction(channels // 2, groups)
+        self.f = ResidualFunction(channels // 2, groups=groups)
+        self.g = ResidualFunction(channels // 2, groups=groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x1, x2 = halves(x)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -22,7 +22,10 @@ from torch import nn
 from revprof.errors import RevprofError, closest
 from revprof.nn.presets import PRESETS, preset_levels
 
-LOSSES = {
+Loss = Literal["dice", "dice_ce"]
+"""The losses a factory network trains with (:data:`LOSSES` says what each computes)."""
+
+LOSSES: dict[Loss, str] = {
     "dice": "sigmoid per output channel (regions), soft Dice",
     "dice_ce": "softmax over the output channels (classes), soft Dice over the foreground classes "
                "plus cross-entropy over all",
@@ -126,7 +129,7 @@ class ModelSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     in_channels: int = 1
     out_channels: int | None = None
-    loss: str = "dice"
+    loss: Loss = "dice"
     levels: int = 1
     bottleneck_edge: int = 1
     outputs: tuple[tuple[int, ...], ...] = ()
@@ -257,7 +260,7 @@ def _infer_in_channels(model: nn.Module, kwargs: Mapping[str, Any]) -> int | Non
 
 
 def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping[str, Any] | None = None,
-               in_channels: int | None = None, out_channels: int | None = None, loss: str = "dice",
+               in_channels: int | None = None, out_channels: int | None = None, loss: Loss = "dice",
                patch_multiple: int | None = None) -> ModelSpec:
     """A :class:`ModelSpec` for a preset or ``PACKAGE.MODULE:FACTORY`` name, a factory or a module.
 

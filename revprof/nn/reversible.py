@@ -48,7 +48,7 @@ from revprof.nn._ownership import (
     python_references,
 )
 from revprof.nn.coupling import CouplingBlock, ResidualFunction, halves
-from revprof.spec import EXECUTIONS
+from revprof.spec import EXECUTIONS, Execution
 
 __all__ = ["OWNERSHIP", "ReversibleSequence"]
 
@@ -215,7 +215,7 @@ class ReversibleSequence(nn.Module):
     The parameter names do not depend on ``execution``, so one ``state_dict`` serves all three.
     """
 
-    def __init__(self, blocks: Sequence[CouplingBlock], execution: str = "reversible") -> None:
+    def __init__(self, blocks: Sequence[CouplingBlock], *, execution: Execution = "reversible") -> None:
         execution = look_up("execution", execution, EXECUTIONS)
         blocks = list(blocks)
         for index, block in enumerate(blocks):

@@ -15,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from revprof.nn.coupling import NEGATIVE_SLOPE, CouplingBlock
 from revprof.nn.reversible import ReversibleSequence
-from revprof.spec import ArchSpec
+from revprof.spec import ArchSpec, Execution
 
 
 def _upsample(x: torch.Tensor) -> torch.Tensor:
@@ -25,12 +25,13 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
 class RevEncoderLevel(nn.Module):
     """Encoder level ``i``: (max-pool ×2 and 1×1×1 conv to the width, when ``i > 0``), then blocks."""
 
-    def __init__(self, in_width: int, width: int, depth: int, groups: int, execution: str,
+    def __init__(self, in_width: int, width: int, *, depth: int, groups: int, execution: Execution,
                  downsample: bool) -> None:
         super().__init__()
         self.downsample = downsample
         self.channels = nn.Conv3d(in_width, width, kernel_size=1) if downsample else None
-        self.blocks = ReversibleSequence([CouplingBlock(width, groups) for _ in range(depth)], execution)
+        self.blocks = ReversibleSequence([CouplingBlock(width, groups=groups) for _ in range(depth)],
+                                         execution=execution)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels is not None:
@@ -41,10 +42,11 @@ class RevEncoderLevel(nn.Module):
 class RevDecoderLevel(nn.Module):
     """Decoder level ``i``: blocks, then (1×1×1 conv to the next width and trilinear ×2, when ``i > 0``)."""
 
-    def __init__(self, width: int, out_width: int, depth: int, groups: int, execution: str,
+    def __init__(self, width: int, out_width: int, *, depth: int, groups: int, execution: Execution,
                  upsample: bool) -> None:
         super().__init__()
-        self.blocks = ReversibleSequence([CouplingBlock(width, groups) for _ in range(depth)], execution)
+        self.blocks = ReversibleSequence([CouplingBlock(width, groups=groups) for _ in range(depth)],
+                                         execution=execution)
         self.channels = nn.Conv3d(width, out_width, kernel_size=1) if upsample else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +64,7 @@ class UNet3D(nn.Module):
     be divisible by ``2**(levels - 1)``.
     """
 
-    def __init__(self, spec: ArchSpec, stem: nn.Module, encoders: list[nn.Module],
+    def __init__(self, spec: ArchSpec, *, stem: nn.Module, encoders: list[nn.Module],
                  decoders: list[nn.Module], head: nn.Module) -> None:
         super().__init__()
         self.spec = spec
@@ -89,24 +91,24 @@ def build_revunet(spec: ArchSpec) -> UNet3D:
     """The partially reversible U-Net of Brügger et al. (2019) described by ``spec``."""
     w = spec.widths
     encoders = [
-        RevEncoderLevel(w[max(i - 1, 0)], w[i], spec.encoder_depth[i], spec.groups,
-                        spec.level_execution(i, "encoder"), downsample=i > 0)
+        RevEncoderLevel(w[max(i - 1, 0)], w[i], depth=spec.encoder_depth[i], groups=spec.groups,
+                        execution=spec.level_execution(i, "encoder"), downsample=i > 0)
         for i in range(spec.levels)
     ]
     decoders = [
-        RevDecoderLevel(w[i], w[max(i - 1, 0)], spec.decoder_depth[i], spec.groups,
-                        spec.level_execution(i, "decoder"), upsample=i > 0)
+        RevDecoderLevel(w[i], w[max(i - 1, 0)], depth=spec.decoder_depth[i], groups=spec.groups,
+                        execution=spec.level_execution(i, "decoder"), upsample=i > 0)
         for i in range(spec.levels)
     ]
     stem = nn.Conv3d(spec.in_channels, w[0], kernel_size=3, padding=1, bias=False)
     head = nn.Conv3d(w[0], spec.out_channels, kernel_size=1)
-    return UNet3D(spec, stem, encoders, decoders, head)
+    return UNet3D(spec, stem=stem, encoders=encoders, decoders=decoders, head=head)
 
 
 class ConvNormAct(nn.Sequential):
     """3×3×3 conv (no bias) → GroupNorm → LeakyReLU (in place)."""
 
-    def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, groups: int) -> None:
         super().__init__(
             nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
             nn.GroupNorm(groups, out_channels),
@@ -117,7 +119,7 @@ class ConvNormAct(nn.Sequential):
 class _Checkpointed(nn.Module):
     """Runs ``body`` under non-reentrant activation checkpointing when ``enabled`` and grad is on."""
 
-    def __init__(self, body: nn.Module, enabled: bool) -> None:
+    def __init__(self, body: nn.Module, *, enabled: bool) -> None:
         super().__init__()
         self.body = body
         self.enabled = enabled
@@ -139,19 +141,19 @@ def build_nonewnet(spec: ArchSpec) -> UNet3D:
     encoders: list[nn.Module] = []
     for i in range(spec.levels):
         units: list[nn.Module] = [nn.MaxPool3d(2)] if i > 0 else []
-        units.append(ConvNormAct(w[i - 1] if i > 0 else spec.in_channels, w[i], g))
+        units.append(ConvNormAct(w[i - 1] if i > 0 else spec.in_channels, w[i], groups=g))
         if i < last:
-            units.append(ConvNormAct(w[i], w[i], g))
-        encoders.append(_Checkpointed(nn.Sequential(*units), spec.checkpoint))
+            units.append(ConvNormAct(w[i], w[i], groups=g))
+        encoders.append(_Checkpointed(nn.Sequential(*units), enabled=spec.checkpoint))
     decoders: list[nn.Module] = []
     for i in range(spec.levels):
-        units = [ConvNormAct(w[i], w[i], g)] if i < last else []
-        units.append(ConvNormAct(w[i], w[max(i - 1, 0)], g))
+        units = [ConvNormAct(w[i], w[i], groups=g)] if i < last else []
+        units.append(ConvNormAct(w[i], w[max(i - 1, 0)], groups=g))
         if i > 0:
             units.append(nn.Upsample(scale_factor=2, mode="trilinear", align_corners=False))
-        decoders.append(_Checkpointed(nn.Sequential(*units), spec.checkpoint))
+        decoders.append(_Checkpointed(nn.Sequential(*units), enabled=spec.checkpoint))
     head = nn.Conv3d(w[0], spec.out_channels, kernel_size=1)
-    return UNet3D(spec, nn.Identity(), encoders, decoders, head)
+    return UNet3D(spec, stem=nn.Identity(), encoders=encoders, decoders=decoders, head=head)
 
 
 def build_model(spec: ArchSpec) -> UNet3D:

@@ -162,3 +162,105 @@ def test_an_error_naming_a_control_character_stays_one_line(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [result.stderr.rstrip("\n")]
     assert result.stderr.startswith("error: ") and "x\\x1e.journal" in result.stderr
+
+
+# ---- typed choices: listed in --help, a wrong one is the library's one-line message -----------
+def _choices() -> list[object]:
+    from revprof.evaluation.evaluate import HD95_UNITS
+    from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
+    from revprof.memory import BACKENDS
+    from revprof.memory.device import DEVICE_CLASSES
+    from revprof.memory.planner import CRITERIA
+    from revprof.nn.factory import LOSSES
+    from revprof.spec import ARCHS, PRECISIONS
+
+    return [
+        pytest.param("measure", "--arch", ARCHS, id="arch"),
+        pytest.param("measure", "--precision", PRECISIONS, id="precision"),
+        pytest.param("measure", "--backend", BACKENDS, id="backend"),
+        pytest.param("measure", "--loss", tuple(LOSSES), id="loss"),
+        pytest.param("plan", "--criterion", CRITERIA, id="criterion"),
+        pytest.param("plan", "--device-class", DEVICE_CLASSES, id="device-class"),
+        pytest.param("plan", "--search", ("depth", "width", "both"), id="search"),
+        pytest.param("evaluate", "--hd95-units", HD95_UNITS, id="hd95-units"),
+        pytest.param("evaluate", "--lesion-rules", LESION_STYLES, id="lesion-rules"),
+        pytest.param("evaluate", "--challenge", tuple(CHALLENGES), id="challenge"),
+    ]
+
+
+@pytest.mark.parametrize(("command", "option", "choices"), _choices())
+def test_help_lists_the_choices_of_a_choice_option(command: str, option: str,
+                                                    choices: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines()  # the option's own row
+            if re.match(rf"^\W*{re.escape(option)}\s", line)]
+    assert rows and f"<{'|'.join(choices)}>" in rows[0], rows
+
+
+@pytest.mark.parametrize(("args", "line", "code"), [
+    pytest.param(["measure", "--precision", "fp64"], "error: precision must be one of fp32, bf16, "
+                 "fp16; got 'fp64' (did you mean 'fp16'?)", 1, id="precision"),
+    pytest.param(["measure", "--arch", "revnet"], "error: arch must be one of revunet, nonewnet; "
+                 "got 'revnet' (did you mean 'revunet'?)", 1, id="arch"),
+    pytest.param(["measure", "--backend", "simulat"], "error: backend must be one of auto, cuda, "
+                 "cpu, simulate; got 'simulat' (did you mean 'simulate'?)", 1, id="backend"),
+    pytest.param(["measure", "--model", "monai:unet", "--loss", "dic"], "error: loss must be one of "
+                 "dice, dice_ce; got 'dic' (did you mean 'dice'?)", 1, id="loss"),
+    pytest.param(["plan", "--budget", "1GiB", "--criterion", "devic"], "error: criterion must be "
+                 "one of device, reserved, allocated; got 'devic' (did you mean 'device'?)", 1,
+                 id="criterion"),
+    pytest.param(["plan", "--budget", "1GiB", "--device-class", "consumr"], "error: device class "
+                 "must be one of default, consumer, datacenter, eager-loading; got 'consumr' (did "
+                 "you mean 'consumer'?)", 1, id="device-class"),
+    pytest.param(["plan", "--budget", "1GiB", "--patch", "16", "--search", "dept"], "error: Invalid "
+                 "value for --search: must be one of depth, width, both; got 'dept' (did you mean "
+                 "'depth'?) (see revprof plan --help)", 2, id="search"),
+    pytest.param(["evaluate", "--pred", ".", "--ref", ".", "--hd95-units", "mn"], "error: "
+                 "--hd95-units must be one of mm, voxel; got 'mn' (did you mean 'mm'?)", 1,
+                 id="hd95-units"),
+    pytest.param(["evaluate", "--pred", ".", "--ref", ".", "--lesion-rules", "oficial"], "error: "
+                 "lesion rules must be one of official, brats2023; got 'oficial' (did you mean "
+                 "'official'?)", 1, id="lesion-rules"),
+    pytest.param(["evaluate", "--pred", ".", "--ref", ".", "--challenge", "glx"], "error: challenge "
+                 "must be one of GLI, SSA, MEN, PED, MET; got 'GLX' (did you mean 'GLI'?)", 1,
+                 id="challenge"),
+])
+def test_a_wrong_choice_is_one_line_naming_it_and_the_choices(args: list[str], line: str,
+                                                               code: int) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [line]
+
+
+def test_a_wrong_choice_stops_before_any_work(tmp_path: Path) -> None:
+    """The choice is checked while the options are parsed: a training run with a wrong
+    precision writes nothing."""
+    results = tmp_path / "runs.csv"
+    result = CliRunner().invoke(app, ["measure", *TINY_NET, "--steps", "1", "--results", str(results),
+                                      "--precision", "fp8"])
+    assert result.exit_code == 1 and result.stderr.startswith("error: precision must be one of")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_choice_is_accepted_in_any_case_only_where_the_library_accepts_it() -> None:
+    from revprof.cli._common import choice
+
+    assert choice("challenge", ("GLI", "MET"), normalize=str.upper)("met") == "MET"
+    with pytest.raises(Exception, match="precision must be one of fp32, bf16; got 'FP32'"):
+        choice("precision", ("fp32", "bf16"))("FP32")
+
+
+def test_the_choice_types_and_the_tables_keyed_by_them_agree() -> None:
+    """Where a choice also keys a table (what each loss computes, each device class's context
+    allowance, each challenge's lesion settings), the table has exactly the type's values."""
+    from typing import get_args
+
+    from revprof.evaluation.lesions import CHALLENGES, ChallengeName
+    from revprof.memory.device import CONTEXT_BYTES, DeviceClass
+    from revprof.nn.factory import LOSSES, Loss
+
+    assert tuple(LOSSES) == get_args(Loss)
+    assert tuple(CONTEXT_BYTES) == get_args(DeviceClass)
+    assert tuple(CHALLENGES) == get_args(ChallengeName)

@@ -348,3 +348,28 @@ def test_retain_graph_works_when_the_output_is_held_and_raises_when_consumed():
     torch.autograd.grad(loss, x, retain_graph=True)
     with pytest.raises(RuntimeError, match="backpropagated once"):
         torch.autograd.grad(loss, x)
+
+
+def test_nn_constructors_take_their_settings_by_keyword():
+    """Past the obvious first arguments, the nn layer's constructors are keyword-only, so a call
+    cannot swap depth and groups (both whole numbers) without an error."""
+    from torch import nn
+
+    from revprof.nn.coupling import ResidualFunction
+    from revprof.nn.unet import ConvNormAct, RevDecoderLevel, RevEncoderLevel, UNet3D
+
+    blocks = [CouplingBlock(8, groups=2)]
+    calls = [
+        lambda: ResidualFunction(4, 2),
+        lambda: CouplingBlock(8, 2),
+        lambda: ReversibleSequence(blocks, "plain"),
+        lambda: RevEncoderLevel(8, 8, 1, 2, "plain", True),
+        lambda: RevDecoderLevel(8, 8, 1, 2, "plain", True),
+        lambda: ConvNormAct(4, 8, 2),
+        lambda: UNet3D(ArchSpec(), nn.Identity(), [], [], nn.Identity()),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="positional argument"):
+            call()
+    level = RevEncoderLevel(8, 8, depth=2, groups=2, execution="plain", downsample=True)
+    assert len(level.blocks.blocks) == 2 and level.blocks.execution == "plain"

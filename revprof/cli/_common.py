@@ -11,14 +11,15 @@ import functools
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from revprof.errors import RevprofError, RevprofWarning
+from revprof.cli._click_errors import ClickException
+from revprof.errors import Choice, RevprofError, RevprofWarning, look_up
 from revprof.redaction import redact_text
 
 P = ParamSpec("P")
@@ -39,7 +40,7 @@ def _console(stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
-__all__ = ["console", "err_console", "escape", "fail", "handle_errors", "parameter"]
+__all__ = ["choice", "console", "err_console", "escape", "fail", "handle_errors", "parameter"]
 
 
 def one_line(text: str) -> str:
@@ -103,6 +104,35 @@ def parameter(name: str, parse: Callable[[str], R]) -> Callable[[str | None], R 
             raise typer.BadParameter(str(error), param_hint=name) from None
 
     return callback
+
+
+def choice(name: str, choices: Iterable[Choice], *, normalize: Callable[[str], str] | None = None,
+           usage: bool = False) -> Callable[[str], Choice]:
+    """A Typer ``parser=`` for an option annotated with the ``Literal`` type of ``choices``.
+
+    Typer reads the choices from the annotation (``--help`` lists them as ``<a|b|c>``, shell
+    completion offers them); this parser gives a wrong value the library's own message
+    (:func:`revprof.errors.look_up`: ``name``, the valid choices, the value and the closest
+    choice), printed as one ``error:`` line with exit status 1, as when the library rejects it.
+    With ``usage`` it is a usage error instead (exit status 2, ``Invalid value for --name``).
+    ``normalize`` prepares the value first (e.g. ``str.upper`` for a case-insensitive choice).
+
+    Example:
+        >>> parse = choice("precision", ("fp32", "bf16", "fp16"))
+        >>> parse("bf16")
+        'bf16'
+    """
+    options = tuple(choices)
+
+    def parse(value: str) -> Choice:
+        try:
+            return look_up(name, normalize(value) if normalize is not None else value, options)
+        except RevprofError as error:
+            if usage:
+                raise typer.BadParameter(error.problem or str(error), param_hint=f"--{name}") from None
+            raise ClickException(str(error)) from None
+
+    return parse
 
 
 #: Environment variable that gives ``--storage`` its default (a journal path or a database URL).

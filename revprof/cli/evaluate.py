@@ -11,13 +11,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from revprof.cli._common import console, err_console, escape, handle_errors
+from revprof.cli._common import choice, console, err_console, escape, handle_errors
 from revprof.cli.render import empty_reference_note
 from revprof.data.conventions import CONVENTIONS, REGIONS
 from revprof.bounds import replace_file
 from revprof.errors import RevprofError
-from revprof.evaluation.evaluate import HD95_UNITS, EvaluationResult, ScoringOptions, evaluate, scoring_options
-from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES
+from revprof.evaluation.evaluate import (
+    HD95_UNITS, EvaluationResult, Hd95Unit, ScoringOptions, evaluate, scoring_options,
+)
+from revprof.evaluation.lesions import CHALLENGES, LESION_STYLES, ChallengeName, LesionStyle
 
 _PROGRESS_MIN_CASES = 5
 
@@ -145,8 +147,8 @@ def evaluate_command(
         None, "--csv", help="Also write one row per case and region (case, region, dice, hd95)."
     ),
     no_hd95: bool = typer.Option(False, "--no-hd95", help="Skip HD95 (faster)."),
-    hd95_units: Optional[str] = typer.Option(
-        None, "--hd95-units",
+    hd95_units: Optional[Hd95Unit] = typer.Option(
+        None, "--hd95-units", parser=choice("--hd95-units", HD95_UNITS),
         help=f"HD95 in {' or '.join(HD95_UNITS)}. Default mm: the distance in the scan, from the "
         "header's spacing, comparable between anisotropic scans (the official tool's global "
         "HD95 is in voxels: use --official to reproduce it).",
@@ -156,14 +158,14 @@ def evaluate_command(
         help="HD95 of a region or lesion present on one side only (default 373.13, the "
         "official tool's; 374 with --lesion-rules brats2023).",
     ),
-    lesion_rules: str = typer.Option(
-        "official", "--lesion-rules",
+    lesion_rules: LesionStyle = typer.Option(
+        "official", "--lesion-rules", parser=choice("lesion rules", LESION_STYLES),
         help=f"Lesion-wise rules: {', '.join(LESION_STYLES)} (official: the current official "
         "tool, 26-connected lesions matched one-to-one by maximum total Dice; brats2023: the "
         "2023 reference script, reference dilation and a minimum lesion volume per challenge).",
     ),
-    challenge: Optional[str] = typer.Option(
-        None, "--challenge",
+    challenge: Optional[ChallengeName] = typer.Option(
+        None, "--challenge", parser=choice("challenge", CHALLENGES, normalize=str.upper),
         help=f"BraTS challenge ({', '.join(CHALLENGES)}): the 2023 rules' dilation and minimum "
         "lesion volume.",
     ),

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from revprof.cli._common import console, handle_errors
+from revprof.cli._common import choice, console, handle_errors
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
@@ -17,19 +17,23 @@ from revprof.cli.spec_options import (
 )
 from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
-from revprof.memory import measure_memory, resolve_backend
+from revprof.memory import BACKENDS, measure_memory, resolve_backend
+from revprof.memory.measure import Backend as BackendName
 from revprof.memory.device import device_need
 from revprof.cli.render import report_tables, training_tables
-from revprof.spec import ArchSpec, parse_patch, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, parse_patch, validate_patch
+from revprof.spec import Precision as PrecisionName
 from revprof.sweep.record import TrialRecord
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
 Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).")]
-Backend = Annotated[str, typer.Option("--backend", help="auto (cuda if a GPU is visible, else "
-                                      "simulate), cuda, cpu or simulate.")]
+Precision = Annotated[PrecisionName, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).",
+                                                  parser=choice("precision", PRECISIONS))]
+Backend = Annotated[BackendName, typer.Option("--backend", help="auto (cuda if a GPU is visible, else "
+                                              "simulate), cuda, cpu or simulate.",
+                                              parser=choice("backend", BACKENDS))]
 
 
 def measure(

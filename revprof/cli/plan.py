@@ -6,13 +6,13 @@ import json
 import time
 import statistics
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from revprof.cli._common import console, err_console, handle_errors
+from revprof.cli._common import choice, console, err_console, handle_errors
 from revprof.errors import RevprofError
 from revprof.cli.measure import Batch, Precision
 from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
@@ -20,9 +20,10 @@ from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
 )
-from revprof.memory.device import CONTEXT_BYTES
+from revprof.memory.device import DEVICE_CLASSES, DeviceClass
 from revprof.memory.planner import (
-    DEFAULT_MAX_PATCH, Candidate, Criterion, Plan, best_networks, largest_batch, largest_patch,
+    CRITERIA, DEFAULT_MAX_PATCH, Candidate, Criterion, CriterionName, Plan, best_networks, largest_batch,
+    largest_patch,
 )
 from revprof.spec import parse_patch
 from revprof.units import format_bytes, parse_bytes
@@ -132,19 +133,23 @@ def plan(
                                               "(depth and width); without it, find the largest patch.")] = None,
     max_patch: Annotated[str, typer.Option("--max-patch", help="Largest patch to consider.")] =
         ",".join(map(str, DEFAULT_MAX_PATCH)),
-    search: Annotated[str, typer.Option("--search", help="With --patch: depth, width or both.")] = "both",
+    search: Annotated[Literal["depth", "width", "both"], typer.Option(
+        "--search", help="With --patch: depth, width or both.",
+        parser=choice("search", ("depth", "width", "both"), usage=True))] = "both",
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Deepest network considered.")] = 8,
     top: Annotated[int, typer.Option("--top", min=1, help="Candidates to print.")] = 5,
     batch: Batch = 1, precision: Precision = "fp32",
-    criterion: Annotated[str, typer.Option("--criterion", help="What must fit: device (reserved + "
-                                           "CUDA context + workspace), reserved or allocated.")] = "device",
+    criterion: Annotated[CriterionName, typer.Option(
+        "--criterion", help="What must fit: device (reserved + CUDA context + workspace), reserved "
+        "or allocated.", parser=choice("criterion", CRITERIA))] = "device",
     margin: Annotated[str, typer.Option("--margin", help="Share of the budget kept free, e.g. 5%.")] = "0%",
     context: Annotated[str | None, typer.Option("--context", help="CUDA context size, e.g. 450MiB "
                                                 "(default: the allowance of --device-class).")] = None,
     workspace: Annotated[str | None, typer.Option("--workspace", help="cuDNN/cuBLAS workspace "
                                                   "allowance, e.g. 512MiB (default 256MiB).")] = None,
-    device_class: Annotated[str, typer.Option("--device-class", help="Context allowance: "
-                                              + ", ".join(CONTEXT_BYTES) + ".")] = "default",
+    device_class: Annotated[DeviceClass, typer.Option(
+        "--device-class", help="Context allowance: " + ", ".join(DEVICE_CLASSES) + ".",
+        parser=choice("device class", DEVICE_CLASSES))] = "default",
     alloc_conf: Annotated[str | None, typer.Option("--alloc-conf", help="PYTORCH_CUDA_ALLOC_CONF to "
                                                    "model (default: the environment's).")] = None,
     data: Annotated[Path | None, typer.Option("--data", exists=True, file_okay=False, help="Dataset "
@@ -174,8 +179,6 @@ def plan(
     if loaded is not None:  # the trial's batch and precision; --patch stays what it says
         batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
         precision = file_default(ctx, "precision", precision, loaded, loaded.precision)
-    if search not in ("depth", "width", "both"):
-        raise typer.BadParameter(f"must be depth, width or both; got {search!r}", param_hint="--search")
     started = time.monotonic()
     predicted: list[Candidate] = []
     # Progress goes to stderr, so it shows with --json too (stdout keeps the one JSON object).

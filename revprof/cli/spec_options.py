@@ -8,14 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
+from revprof.cli._common import choice
 from revprof.errors import RevprofError
-from revprof.spec import ArchSpec, spec_from_options
+from revprof.spec import ARCHS, ArchSpec, spec_from_options
+from revprof.spec import Arch as ArchName
 from revprof.specfile import SpecFile, read_spec_file
 
 _PANEL = "Architecture"
 
-Arch = Annotated[str, typer.Option("--arch", help="revunet (partially reversible) or nonewnet (baseline).",
-                                   rich_help_panel=_PANEL)]
+Arch = Annotated[ArchName, typer.Option("--arch", help="revunet (partially reversible) or nonewnet "
+                                        "(baseline).", parser=choice("arch", ARCHS),
+                                        rich_help_panel=_PANEL)]
 Levels = Annotated[int | None, typer.Option("--levels", help="Resolution levels (default 5).",
                                             rich_help_panel=_PANEL)]
 Width = Annotated[int | None, typer.Option("--width", help="Top-level width, doubled per level "
@@ -99,7 +102,7 @@ def file_default(ctx: typer.Context, name: str, value: Any, loaded: SpecFile | N
 class SpecOptions:
     """The raw architecture options of one command invocation."""
 
-    arch: str = "revunet"
+    arch: ArchName = "revunet"
     levels: int | None = None
     width: int | None = None
     widths: str | None = None

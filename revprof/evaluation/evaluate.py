@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -30,11 +30,12 @@ from revprof.errors import RevprofError, look_up
 from revprof.evaluation.dice import dice_score
 from revprof.evaluation.hausdorff import hd95 as hd95_distance
 from revprof.evaluation.io import Segmentation, load_segmentation
-from revprof.evaluation.lesions import LesionRules, LesionScores, lesion_rules, lesion_scores
+from revprof.evaluation.lesions import LesionRules, LesionScores, LesionStyle, lesion_rules, lesion_scores
 from revprof.evaluation.pairing import CasePair, pair_files
 
 __all__ = [
     "HD95_UNITS",
+    "Hd95Unit",
     "CaseResult",
     "EvaluationResult",
     "ProgressCallback",
@@ -47,7 +48,8 @@ __all__ = [
     "scoring_options",
 ]
 
-HD95_UNITS = ("mm", "voxel")
+Hd95Unit = Literal["mm", "voxel"]
+HD95_UNITS: tuple[Hd95Unit, ...] = get_args(Hd95Unit)
 """HD95 units: millimetres from the header's spacing (default), or voxels (the official tool's
 global HD95)."""
 
@@ -66,7 +68,7 @@ class ScoringOptions:
     """
 
     hd95: bool = True
-    hd95_units: str = "mm"
+    hd95_units: Hd95Unit = "mm"
     lesions: LesionRules | None = LesionRules()
     official: bool = False
 
@@ -82,8 +84,8 @@ class ScoringOptions:
         return f"HD95 in {self.hd95_units}"
 
 
-def scoring_options(*, hd95: bool = True, hd95_units: str | None = None, lesion_wise: bool = True,
-                    lesion_style: str = "official", challenge: str | None = None,
+def scoring_options(*, hd95: bool = True, hd95_units: Hd95Unit | None = None, lesion_wise: bool = True,
+                    lesion_style: LesionStyle = "official", challenge: str | None = None,
                     empty_penalty: float | None = None, official: bool = False) -> ScoringOptions:
     """Validated :class:`ScoringOptions` from command-line style settings.
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy import ndimage
@@ -39,7 +40,9 @@ from revprof.evaluation.hausdorff import HD95_EMPTY_PENALTY, hd95
 
 __all__ = [
     "CHALLENGES",
+    "ChallengeName",
     "LESION_STYLES",
+    "LesionStyle",
     "LEGACY_2023_PENALTY",
     "LesionMatch",
     "LesionRules",
@@ -51,7 +54,8 @@ __all__ = [
 LEGACY_2023_PENALTY = 374.0
 """HD95 penalty of the 2023 lesion-wise reference script."""
 
-LESION_STYLES = ("official", "brats2023")
+LesionStyle = Literal["official", "brats2023"]
+LESION_STYLES: tuple[LesionStyle, ...] = get_args(LesionStyle)
 """Lesion rules: the current official tool's, or the 2023 reference script's."""
 
 
@@ -70,7 +74,10 @@ class Challenge:
     min_volume: float
 
 
-CHALLENGES: dict[str, Challenge] = {
+ChallengeName = Literal["GLI", "SSA", "MEN", "PED", "MET"]
+"""The BraTS 2023 challenges the lesion-wise script knows (see :data:`CHALLENGES`)."""
+
+CHALLENGES: dict[ChallengeName, Challenge] = {
     "GLI": Challenge("GLI", dilation=3, min_volume=50.0),
     "SSA": Challenge("SSA", dilation=3, min_volume=50.0),
     "MEN": Challenge("MEN", dilation=1, min_volume=50.0),
@@ -99,7 +106,7 @@ class LesionRules:
     challenge: str | None = None
 
 
-def lesion_rules(style: str = "official", challenge: str | None = None,
+def lesion_rules(style: LesionStyle = "official", challenge: ChallengeName | str | None = None,
                  penalty: float | None = None) -> LesionRules:
     """Rules for ``style`` and ``challenge``.
 
@@ -116,7 +123,7 @@ def lesion_rules(style: str = "official", challenge: str | None = None,
     style = look_up("lesion rules", style, LESION_STYLES)
     name = None
     if challenge is not None:
-        name = look_up("challenge", challenge.upper(), CHALLENGES)
+        name = look_up("challenge", challenge.upper(), get_args(ChallengeName))
     if penalty is not None and not (np.isfinite(penalty) and penalty > 0):
         raise RevprofError(f"--empty-penalty must be a positive number; got {penalty}")
     if style == "official":

@@ -15,13 +15,18 @@ wherever the total is. The two parts a CPU cannot see are explicit allowances:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from revprof.errors import look_up
 from revprof.units import format_bytes
 
 MiB = 2**20
 
-CONTEXT_BYTES: dict[str, int] = {
+DeviceClass = Literal["default", "consumer", "datacenter", "eager-loading"]
+"""The device classes with a CUDA-context allowance in :data:`CONTEXT_BYTES`."""
+DEVICE_CLASSES: tuple[DeviceClass, ...] = get_args(DeviceClass)
+
+CONTEXT_BYTES: dict[DeviceClass, int] = {
     "default": 512 * MiB,
     "consumer": 384 * MiB,
     "datacenter": 576 * MiB,
@@ -69,7 +74,7 @@ class DeviceNeed:
 
 
 def device_need(reserved: int, context: int | None = None, workspace: int | None = None,
-                device_class: str = "default") -> DeviceNeed:
+                device_class: DeviceClass = "default") -> DeviceNeed:
     """The card's need for a step whose allocator reserves ``reserved`` bytes.
 
     Args:
@@ -81,7 +86,7 @@ def device_need(reserved: int, context: int | None = None, workspace: int | None
     Raises:
         RevprofError: an unknown device class.
     """
-    look_up("device class", device_class, CONTEXT_BYTES)
+    look_up("device class", device_class, DEVICE_CLASSES)
     return DeviceNeed(reserved,
                       CONTEXT_BYTES[device_class] if context is None else context,
                       DEFAULT_WORKSPACE_BYTES if workspace is None else workspace,

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 
 from revprof.errors import RevprofError, look_up
 from revprof.memory.allocator import parse_alloc_conf, replay
-from revprof.memory.device import device_need
+from revprof.memory.device import DeviceClass, device_need
 from revprof.memory.measure import alloc_conf_of, measure_memory
 from revprof.memory.tracker import rounded
 from revprof.spec import ArchSpec, Precision, validate_patch
@@ -64,7 +64,7 @@ class Criterion:
     margin: float = 0.0
     context: int | None = None
     workspace: int | None = None
-    device_class: str = "default"
+    device_class: DeviceClass = "default"
     alloc_conf: str | None = None
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ Arch = Literal["revunet", "nonewnet"]
 Execution = Literal["reversible", "plain", "checkpoint"]
 """How a sequence of blocks runs: inputs recomputed from outputs, ordinary autograd, or
 activation checkpointing."""
-NetworkExecution = Literal["reversible", "plain", "checkpoint", "mixed"]
+NetworkExecution = Literal[Execution, "mixed"]
 """How a whole network runs: one :data:`Execution` everywhere, or ``"mixed"`` per level."""
 Precision = Literal["fp32", "bf16", "fp16"]
 """Training precision: float32, or autocast to bfloat16 / float16."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from revprof.bench.peers import build_peer, peer_spec
+from revprof.bench.peers import Peer, build_peer, peer_spec
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory
 from revprof.memory.tracker import rounded
@@ -83,7 +83,8 @@ def state_bytes(parameters: Iterable[torch.Tensor]) -> int:
     return 4 * sum(rounded(p.numel() * p.element_size()) for p in parameters)
 
 
-def measure_peer(peer: str, spec: ArchSpec, patch: Sequence[int] | int, backend: str = "simulate",
+def measure_peer(peer: Peer, spec: ArchSpec, patch: Sequence[int] | int,
+                 backend: Literal["simulate", "cpu", "cuda"] = "simulate",
                  steps: int = 2, seed: int = 0, table: str = "paper") -> PeakRow:
     """Peak memory of ``steps`` training steps of ``peer`` built for the revunet ``spec``.
 

@@ -17,7 +17,7 @@ says whether it is installed and the benchmark leaves the peer out otherwise.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -25,14 +25,15 @@ from torch import nn
 from revprof.errors import RevprofError
 from revprof.nn import build_model
 from revprof.nn.reversible import ReversibleSequence
-from revprof.spec import EXECUTIONS as SPEC_EXECUTIONS
-from revprof.spec import ArchSpec, spec_from_options
+from revprof.spec import ArchSpec, Execution, spec_from_options
 
-EXECUTIONS = (*SPEC_EXECUTIONS, "revtorch")
-"""The executions of one revunet, side by side (same weights layout)."""
-
-PEERS = (*EXECUTIONS, "nonewnet")
+PeerExecution = Literal[Execution, "revtorch"]
+"""The executions of one revunet, side by side (same weights layout): revprof's and RevTorch's."""
+Peer = Literal[PeerExecution, "nonewnet"]
 """Everything the benchmark can build: the executions and the paper's No New-Net baseline."""
+
+EXECUTIONS: tuple[PeerExecution, ...] = get_args(PeerExecution)
+PEERS: tuple[Peer, ...] = get_args(Peer)
 
 
 def revtorch_available() -> bool:
@@ -79,7 +80,7 @@ def _use_revtorch(model: nn.Module) -> nn.Module:
     return model
 
 
-def peer_spec(peer: str, spec: ArchSpec) -> ArchSpec:
+def peer_spec(peer: Peer, spec: ArchSpec) -> ArchSpec:
     """The spec a peer builds for the revunet ``spec``.
 
     The executions keep the architecture and change only how sequences run (``revtorch`` is
@@ -96,7 +97,7 @@ def peer_spec(peer: str, spec: ArchSpec) -> ArchSpec:
     return spec.with_execution("reversible" if peer == "revtorch" else peer)
 
 
-def build_peer(peer: str, spec: ArchSpec) -> nn.Module:
+def build_peer(peer: Peer, spec: ArchSpec) -> nn.Module:
     """The network of ``peer`` for the revunet ``spec`` (see :func:`peer_spec`).
 
     The executions of one ``spec`` share parameter names and shapes, so one ``state_dict``
@@ -108,7 +109,7 @@ def build_peer(peer: str, spec: ArchSpec) -> nn.Module:
     return model
 
 
-def peer_note(peer: str) -> str:
+def peer_note(peer: Peer) -> str:
     """One line on what the peer is, for the report."""
     return {
         "reversible": "revprof reversible sequences (inputs reconstructed in place)",

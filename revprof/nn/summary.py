@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from revprof.spec import ArchSpec
+from revprof.spec import ArchSpec, Execution
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class PartSummary:
     part: str
     width: int
     blocks: int
-    execution: str
+    execution: Execution
     parameters: int
 
 

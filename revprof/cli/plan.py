@@ -6,7 +6,7 @@ import json
 import time
 import statistics
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -105,6 +105,9 @@ def _median_shape(data: Path) -> tuple[float, float, float]:
     return tuple(float(statistics.median(s[a] for s in shapes)) for a in range(3))  # type: ignore[return-value]
 
 
+Search = Literal["depth", "width", "both"]
+"""What ``plan --patch`` varies: the depth, the width or both."""
+
 class _OutOfTime(Exception):
     """--max-seconds passed: the search stops after the prediction in progress."""
 
@@ -133,9 +136,9 @@ def plan(
                                               "(depth and width); without it, find the largest patch.")] = None,
     max_patch: Annotated[str, typer.Option("--max-patch", help="Largest patch to consider.")] =
         ",".join(map(str, DEFAULT_MAX_PATCH)),
-    search: Annotated[Literal["depth", "width", "both"], typer.Option(
+    search: Annotated[Search, typer.Option(
         "--search", help="With --patch: depth, width or both.",
-        parser=choice("search", ("depth", "width", "both"), usage=True))] = "both",
+        parser=choice("search", get_args(Search), usage=True))] = "both",
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Deepest network considered.")] = 8,
     top: Annotated[int, typer.Option("--top", min=1, help="Candidates to print.")] = 5,
     batch: Batch = 1, precision: Precision = "fp32",

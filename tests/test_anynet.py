@@ -273,7 +273,8 @@ def test_cli_measure_plan_and_model_with_a_factory(user_factories: str):
     assert json.loads(result.output)["question"].startswith("largest batch: ")
     result = runner.invoke(app, ["model", "--model", f"{user_factories}:ok", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["parameters"] == 4 * 3 * 27 + 3
+    summary = json.loads(result.output)
+    assert summary["kind"] == "model" and summary["parameters"] == 4 * 3 * 27 + 3
 
 
 @pytest.mark.slow

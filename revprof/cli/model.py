@@ -55,7 +55,7 @@ def model(
 
 def _print_factory(summary: FactoryModelSummary, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({"kind": "model", **summary.to_dict()}, indent=2))
         return
     spec = summary.spec
     table = Table(title=f"{spec.describe()} · input channels {spec.in_channels}")  # type: ignore[attr-defined]

@@ -49,6 +49,15 @@ def test_cuda_measurement_matches_simulate(options, label):
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(torch.version.cuda is None, reason="needs a CUDA build of torch")
+def test_private_cublas_clear_still_exists():
+    from revprof.memory._cuda_private import _CLEAR_NAME
+
+    assert callable(getattr(torch._C, _CLEAR_NAME, None)), \
+        f"torch {torch.__version__} has no torch._C.{_CLEAR_NAME}: update revprof/memory/_cuda_private.py"
+
+
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_real_cuda_out_of_memory_is_a_result():
     from revprof.memory import measure_memory

@@ -26,6 +26,7 @@ import torch
 from revprof.environment import environment, require_cuda
 from revprof.errors import RevprofError, look_up
 from revprof.interrupts import held_interrupts
+from revprof.memory._cuda_private import clear_cublas_workspaces
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.step import (
@@ -257,9 +258,7 @@ def warm_up_cuda(device: torch.device) -> None:
     conv(x).sum().backward()
     torch.cuda.synchronize(device)
     del x, conv
-    clear = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)  # private; absent: nothing to do
-    if clear is not None:
-        clear()
+    clear_cublas_workspaces()
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
 

@@ -177,7 +177,8 @@ def test_trained_trial_reruns_from_its_spec_file(tmp_path: Path,
 def test_report_names_each_front_point_and_its_spec_file(memory_study: tuple[Path, Path],
                                                          tmp_path: Path) -> None:
     from revprof.report.inputs import load_study
-    from revprof.report.prepare import pareto_info, table_info
+    from revprof.report.panels.pareto import pareto_info
+    from revprof.report.panels.table import table_info
 
     _, journal = memory_study
     source = load_study("tiny-memory", str(journal))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from revprof.cli.app import app
 from revprof.report.inputs import load_study
-from revprof.report.prepare import pareto_info
+from revprof.report.panels.pareto import pareto_info
 from revprof.sweep.pareto import non_dominated, pareto_front
 from revprof.sweep.record import FIELDS, TrialRecord, TrialWriter, record_of
 from revprof.sweep.storage import open_storage

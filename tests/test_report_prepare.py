@@ -11,12 +11,16 @@ import pandas as pd
 import pytest
 
 from revprof.errors import RevprofError
-from revprof.memory import MemoryReport, Timeline
+from revprof.memory import CATEGORIES, MemoryReport, Timeline
 from revprof.report.inputs import Dice, Source, TrialRow, load_results, load_study, open_storage
-from revprof.report.prepare import (
-    CATEGORIES, DEPTHS, Cell, Memory, PointGroup, Series, pareto_front, pareto_info, patch_sizes,
-    prepare, reference_trial, timeline_panel,
-)
+from revprof.report.panels.common import Series
+from revprof.report.panels.memory import Memory
+from revprof.report.panels.pareto import PointGroup, pareto_front, pareto_info
+from revprof.report.panels.reference import reference_trial
+from revprof.report.panels.scaling import DEPTHS, patch_sizes
+from revprof.report.panels.table import Cell
+from revprof.report.panels.timeline import timeline_panel
+from revprof.report.prepare import prepare
 from revprof.spec import ArchSpec
 
 from test_report_support import journal, tiny

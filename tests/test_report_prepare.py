@@ -354,3 +354,28 @@ def test_paper_study_report_has_the_depth_figure_and_no_unused_training_settings
     facts = dict(data.header.facts)
     assert "steps" not in facts["fixed settings"] and "val_cases" not in facts["fixed settings"]
     assert "patch 128³" in facts["fixed settings"] and "data" not in facts
+
+
+def test_each_report_simulates_each_configuration_once_and_shares_nothing():
+    """A report simulates every configuration it needs exactly once (14 here: 12 depth points
+    less the 3 that trials measured, 2 smaller patches for each of 2 executions, and the
+    reference's own breakdown, which its trial did not record); a second report in the same
+    process simulates again, into its own cache."""
+    calls: list[tuple] = []
+
+    def counting(spec, patch, batch, precision):
+        calls.append((spec, patch, batch, precision))
+        return fake_report(spec, patch, batch, precision)
+
+    ref = row(0, tiny(2), dice=0.8)
+    known = row(1, tiny(1, "plain"), dice=0.5)
+    trials = [ref, known, row(2, tiny(1), dice=0.6)]
+    first = Memory(trials, simulator=counting)
+    data = prepare(source(trials, budget=10**9), memory=first, date="d")
+    assert len(calls) == 14 and len(set(calls)) == 14
+    assert first.simulated == calls
+    # the figures that need the same configuration twice (breakdown, timeline) got one simulation
+    assert (tiny(2, "plain"), PATCH, 1, "fp32") in calls and data.timeline is not None
+    second = Memory(trials, simulator=counting)
+    assert prepare(source(trials, budget=10**9), memory=second, date="d") == data
+    assert len(calls) == 28 and calls[14:] == calls[:14] and second.simulated == calls[14:]

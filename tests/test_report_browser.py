@@ -12,7 +12,7 @@ import pytest
 
 from revprof.report import write_report
 from revprof.report.html import SECTIONS
-from revprof.report.inputs import load_study
+from revprof.report.inputs import study_source
 from revprof.report.prepare import prepare
 
 from browser import external_references, render, screenshot
@@ -54,7 +54,7 @@ def expected_points(data) -> dict[str, list[int]]:
 def test_report_renders_offline_in_chromium(store, tmp_path, study, figures):
     page = write_report(study, str(store), tmp_path / f"{study}.html")
     assert external_references(page.read_text(encoding="utf-8")) == []
-    data = prepare(load_study(study, str(store)))
+    data = prepare(study_source(study, str(store)))
 
     summary = render(page)
 

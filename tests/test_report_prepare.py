@@ -12,7 +12,7 @@ import pytest
 
 from revprof.errors import RevprofError
 from revprof.memory import CATEGORIES, MemoryReport, Timeline
-from revprof.report.inputs import Dice, Source, TrialRow, load_results, load_study, open_storage
+from revprof.report.inputs import Dice, Source, TrialRow, load_results, study_source
 from revprof.report.panels.common import Series
 from revprof.report.panels.memory import Memory
 from revprof.report.panels.pareto import PointGroup, pareto_front, pareto_info
@@ -22,6 +22,7 @@ from revprof.report.panels.table import Cell
 from revprof.report.panels.timeline import timeline_panel
 from revprof.report.prepare import prepare
 from revprof.spec import ArchSpec
+from revprof.sweep.storage import open_storage
 
 from test_report_support import journal, tiny
 
@@ -228,7 +229,7 @@ def test_load_study_from_a_journal_and_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     _study(url)
     for storage in (str(path), url):
-        src = load_study("quick", storage)
+        src = study_source("quick", storage)
         assert [(t.number, t.state, t.status) for t in src.trials] == [
             (0, "COMPLETE", "ok"), (1, "COMPLETE", "infeasible"), (2, "FAIL", "failed")]
         assert src.budget_bytes == 5000 and src.data == "synthetic" and not src.memory_only
@@ -241,32 +242,32 @@ def test_load_study_from_a_journal_and_sqlite(tmp_path):
 def test_default_store_is_the_sweeps_journal(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RevprofError, match=r"no study store at \.revprof/studies\.journal"):
-        load_study("quick")
+        study_source("quick")
     (tmp_path / ".revprof").mkdir()
     _study(journal(tmp_path / ".revprof" / "studies.journal"))
-    assert len(load_study("quick").trials) == 3
+    assert len(study_source("quick").trials) == 3
 
 
 def test_unknown_study_and_empty_store_are_clear(tmp_path):
     path = tmp_path / "s.journal"
     _study(journal(path))
     with pytest.raises(RevprofError) as error:
-        load_study("quik", str(path))
+        study_source("quik", str(path))
     assert str(error.value) == (f"no study named 'quik' in {path} (did you mean 'quick'?); "
                                 f"studies there: quick")
     empty = tmp_path / "empty.journal"
     journal(empty)
     empty.touch()
     with pytest.raises(RevprofError, match="holds no studies"):
-        load_study("quick", str(empty))
+        study_source("quick", str(empty))
     with pytest.raises(RevprofError, match="no such journal file"):
-        load_study("quick", str(tmp_path / "missing.journal"))
+        study_source("quick", str(tmp_path / "missing.journal"))
     with pytest.raises(RevprofError, match="no such database file"):
-        open_storage(f"sqlite:///{tmp_path / 'missing.db'}")
+        open_storage(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "missing.journal").exists()
     optuna.create_study(study_name="bare", storage=journal(path))
     with pytest.raises(RevprofError, match="has no finished trials with a spec"):
-        load_study("bare", str(path))
+        study_source("bare", str(path))
 
 
 # ---- loading results files --------------------------------------------------------------------

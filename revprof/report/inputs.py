@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from revprof.errors import RevprofError
+from revprof.redaction import redact_url
 from revprof.spec import ArchSpec
 from revprof.sweep.record import TrialRecord, record_of
-
-DEFAULT_STORE = Path(".revprof") / "studies.journal"
-"""The sweep's embedded store, relative to the working directory."""
+from revprof.sweep.storage import DEFAULT_JOURNAL, load_study
 
 REQUIRED_COLUMNS = ("spec", "peak_bytes")
 RESULT_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
@@ -93,51 +92,25 @@ class Source:
 
 
 # ---- studies ------------------------------------------------------------------------------
-def open_storage(storage: str | None) -> tuple[Any, str]:
-    """The Optuna storage for ``storage`` (``None``: the sweep's journal file) and its description.
-
-    Accepts what ``revprof sweep --storage`` accepts (``sqlite:///file.db``, ``postgresql://...``
-    or the path of a ``.journal`` file) and opens it the same way; a missing file is an error,
-    never created.
-    """
-    from revprof.sweep.storage import open_storage as open_store
-    from revprof.redaction import redact_url
-
-    if storage is None:
-        if not DEFAULT_STORE.exists():
-            raise RevprofError(f"no study store at {DEFAULT_STORE} (the sweep's default); run "
-                               f"`revprof sweep` first, or pass --storage URL or --results FILE")
-        storage = str(DEFAULT_STORE)
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
-        raise RevprofError(f"storage {storage}: no such database file {storage[len('sqlite:///'):]}")
-    if "://" not in storage and not Path(storage).exists():
-        raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
-                           f"postgresql://... or the path of a .journal file)")
-    return open_store(storage, create=False), redact_url(storage)
-
-
-def load_study(study_name: str, storage: str | None = None) -> Source:
+def study_source(study_name: str, storage: str | None = None) -> Source:
     """Every trial of ``study_name`` that carries a spec, with the study's settings.
+
+    ``storage`` is what ``revprof sweep --storage`` accepts (``sqlite:///file.db``,
+    ``postgresql://...`` or the path of a ``.journal`` file; ``None``: the sweep's journal
+    file), opened by :func:`revprof.sweep.storage.load_study`: a missing store is an error,
+    never created.
 
     Raises:
         RevprofError: no store, an empty store, an unknown study (listing the known ones), or a
             study with no revprof trials.
     """
-    import optuna
-
-    store, where = open_storage(storage)
-    try:
-        names = sorted(s.study_name for s in store.get_all_studies())
-    except Exception as error:
-        raise RevprofError(f"cannot read studies from {where}: {_one_line(error)}") from None
-    if not names:
-        raise RevprofError(f"the store {where} holds no studies; run `revprof sweep` first")
-    if study_name not in names:
-        from revprof.errors import closest
-
-        raise RevprofError(f"no study named {study_name!r} in {where}{closest(study_name, names)}; "
-                           f"studies there: {', '.join(names)}")
-    study = optuna.load_study(study_name=study_name, storage=store)
+    if storage is None:
+        if not DEFAULT_JOURNAL.exists():
+            raise RevprofError(f"no study store at {DEFAULT_JOURNAL} (the sweep's default); run "
+                               f"`revprof sweep` first, or pass --storage URL or --results FILE")
+        storage = str(DEFAULT_JOURNAL)
+    study = load_study(study_name, storage)
+    where = redact_url(storage)
     attrs = study.user_attrs
     trials = tuple(row for row in (_trial_row(t) for t in study.get_trials(deepcopy=False))
                    if row is not None)

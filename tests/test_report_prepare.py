@@ -22,6 +22,7 @@ from revprof.report.panels.table import Cell
 from revprof.report.panels.timeline import timeline_panel
 from revprof.report.prepare import prepare
 from revprof.spec import ArchSpec
+from revprof.sweep.record import TrialRecord
 from revprof.sweep.storage import open_storage
 
 from test_report_support import journal, tiny
@@ -297,6 +298,32 @@ def test_load_results_csv_and_json_lines(tmp_path, suffix):
     assert first.peak_bytes == 1000 and first.predicted_peak_bytes == 990
     assert first.dice.mean == pytest.approx(0.7)
     assert first.completed.isoformat() == "2025-01-01T10:00:00+00:00"
+
+
+def test_a_results_row_reads_back_as_the_trial_record_that_wrote_it(tmp_path):
+    """``revprof measure --steps`` writes ``TrialRecord.result_columns()``; the report reads the
+    same record back (``TrialRecord.from_result_columns``), through a real CSV file."""
+    spec = tiny(2, "plain")
+    record = TrialRecord(spec=spec.to_dict(), spec_words=spec.describe(), patch=[16, 16, 8],
+                         batch=2, precision="bf16", status="diverged", peak_bytes=12345,
+                         predicted_peak_bytes=12000, dice={"wt": 0.5, "tc": 0.25, "et": 0.0,
+                                                           "mean": 0.25},
+                         seconds_per_step=0.125, voxels_per_second=4096.0, device="cpu",
+                         environment={"torch": "2.13.0"}, error="loss is nan")
+    columns = {"timestamp": "2025-01-02T03:04:05+00:00", **record.result_columns(), "steps": 3}
+    back = TrialRecord.from_result_columns(columns)
+    assert back.spec == record.spec and back.patch == "16,16,8" and back.dice == record.dice
+    assert (back.batch, back.precision, back.status, back.error) == (2, "bf16", "diverged", "loss is nan")
+    assert back.extra["steps"] == 3 and back.environment is None  # nested columns stay text
+    path = tmp_path / "runs.csv"
+    pd.DataFrame([columns]).to_csv(path, index=False)
+    row = load_results(path).trials[0]
+    assert row.spec == spec and row.patch == (16, 16, 8) and row.batch == 2
+    assert (row.status, row.peak_bytes, row.predicted_peak_bytes) == ("diverged", 12345, 12000)
+    assert row.dice == Dice(0.5, 0.25, 0.0, 0.25) and row.seconds_per_step == 0.125
+    assert row.error == "loss is nan" and row.completed.isoformat() == "2025-01-02T03:04:05+00:00"
+    no_dice = {**columns, "dice_wt": math.nan, "dice_tc": "", "dice_et": None, "dice_mean": None}
+    assert TrialRecord.from_result_columns(no_dice).dice is None
 
 
 def test_results_with_missing_columns_or_rows_are_clear(tmp_path):

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from revprof.errors import RevprofError
 from revprof.redaction import redact_url
 from revprof.spec import ArchSpec
-from revprof.sweep.record import TrialRecord, record_of
+from revprof.sweep.record import DICE_KEYS, TrialRecord, missing_as_none, record_of
 from revprof.sweep.storage import DEFAULT_JOURNAL, load_study
 
 REQUIRED_COLUMNS = ("spec", "peak_bytes")
@@ -142,18 +142,32 @@ def _trial_row(trial: Any) -> TrialRow | None:
         trial.state.name, "failed")
     completed = trial.datetime_complete or trial.datetime_start
     try:
-        return _stored_trial_row(trial, record, spec, status, completed)
+        return trial_row(trial.number, trial.state.name, str(status), spec, record,
+                         f"trial {trial.number}", _utc(completed))
     except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
                            f"{_one_line(error)}") from None
 
 
-def _stored_trial_row(trial: Any, record: TrialRecord, spec: ArchSpec, status: Any,
-                      completed: Any) -> TrialRow:
+def trial_row(number: int, state: str, status: str, spec: ArchSpec, record: TrialRecord,
+              where: str, completed: datetime | None = None) -> TrialRow:
+    """The checked :class:`TrialRow` of a trial's (or a results row's) :class:`TrialRecord`.
+
+    Args:
+        number: the trial number (results: the row index).
+        state: Optuna's trial state name (``ROW`` for a results row).
+        status: the revprof status (the record's, or one its state implies).
+        spec: the record's spec, already checked.
+        where: ``trial 3`` or ``row 3``, for error messages.
+        completed: when the trial finished (UTC).
+
+    Raises:
+        RevprofError, TypeError, ValueError: a value that is not what the schema says.
+    """
     return TrialRow(
-        number=trial.number, state=trial.state.name, status=str(status), spec=spec,
+        number=number, state=state, status=status, spec=spec,
         spec_words=record.spec_words or spec.describe(),
-        patch=_patch(record.patch, f"trial {trial.number}"),
+        patch=_patch(record.patch, where),
         batch=_int_or_none(record.batch, "batch"), precision=record.precision,
         peak_bytes=_int_or_none(record.peak_bytes, "peak_bytes"),
         predicted_peak_bytes=_int_or_none(record.predicted_peak_bytes, "predicted_peak_bytes"),
@@ -162,10 +176,10 @@ def _stored_trial_row(trial: Any, record: TrialRecord, spec: ArchSpec, status: A
         params=_int_or_none(record.params, "params"),
         breakdown=_sizes(record.breakdown),
         activations_by_part=_sizes(record.activations_by_part),
-        dice=_dice(record.dice),
+        dice=_dice(record),
         seconds_per_step=_float_or_none(record.seconds_per_step, "seconds_per_step"),
         device=record.device, environment=dict(record.environment or {}),
-        error=record.error, completed=_utc(completed),
+        error=record.error, completed=completed,
     )
 
 
@@ -215,9 +229,9 @@ def load_results(path: Path) -> Source:
                   memory_only=all(r.dice is None for r in rows))
 
 
-def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+def _result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     try:
-        return _checked_result_row(index, record)
+        return _checked_result_row(index, columns)
     except (TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"row {index}: a value is not valid: {_one_line(error)}") from None
     except RevprofError as error:
@@ -226,53 +240,30 @@ def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
                            f"row {index}: {message}") from None
 
 
-def _checked_result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+def _checked_result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     where = f"row {index}"
-    raw_spec = _clean(record.get("spec"))
-    if raw_spec is None:
+    try:
+        record = TrialRecord.from_result_columns(columns)
+    except json.JSONDecodeError as error:
+        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
+    if record.spec is None:
         raise RevprofError(f"{where}: the spec column is empty")
     try:
-        spec = ArchSpec.from_dict(json.loads(raw_spec) if isinstance(raw_spec, str) else raw_spec)
-    except (json.JSONDecodeError, RevprofError) as error:
+        spec = ArchSpec.from_dict(record.spec)
+    except RevprofError as error:
         raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
-    parts = {k: _float_or_none(record.get(f"dice_{k}"), f"dice_{k}") for k in ("wt", "tc", "et", "mean")}
-    dice = None
-    if any(v is not None for v in parts.values()):
-        regions = [parts[k] for k in ("wt", "tc", "et")]
-        mean = parts["mean"]
-        if mean is None and all(v is not None for v in regions):
-            mean = sum(regions) / 3  # type: ignore[arg-type]
-        dice = Dice(*(math.nan if v is None else v for v in (*regions, mean)))
-    peak = _int_or_none(record.get("peak_bytes"), "peak_bytes")
-    if peak is None:
+    row = trial_row(index, "ROW", str(record.status or "ok"), spec, record, where,
+                    _timestamp(missing_as_none(columns.get("timestamp"))))
+    if row.peak_bytes is None:
         raise RevprofError(f"{where}: peak_bytes is empty")
-    return TrialRow(
-        number=index, state="ROW", status=str(_clean(record.get("status")) or "ok"), spec=spec,
-        spec_words=spec.describe(), patch=_patch(_clean(record.get("patch")), where),
-        batch=_int_or_none(record.get("batch"), "batch"), precision=_clean(record.get("precision")),
-        peak_bytes=peak, predicted_peak_bytes=_int_or_none(record.get("predicted_peak_bytes"), "predicted_peak_bytes"),
-        params=_int_or_none(record.get("params"), "params"), dice=dice,
-        seconds_per_step=_float_or_none(record.get("seconds_per_step"), "seconds_per_step"),
-        device=_clean(record.get("device")), completed=_timestamp(_clean(record.get("timestamp"))),
-    )
+    return row
 
 
 # ---- value helpers ------------------------------------------------------------------------
-def _clean(value: Any) -> Any:
-    """``None`` for missing values (``None``, NaN, empty text)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
 def _int_or_none(value: Any, name: str = "value") -> int | None:
     """A whole non-negative number (``None`` when missing); garbage, ``1e400`` or a negative
     count is an error naming the field."""
-    clean = _clean(value)
+    clean = missing_as_none(value)
     if isinstance(clean, int) and not isinstance(clean, bool) and clean >= 0:
         return clean  # exact, also past 2**53
     if isinstance(clean, str) and clean.strip().isdigit():
@@ -287,7 +278,7 @@ def _int_or_none(value: Any, name: str = "value") -> int | None:
 
 def _float_or_none(value: Any, name: str = "value") -> float | None:
     """A finite number (``None`` when missing); garbage, NaN text or infinity is an error."""
-    value = _clean(value)
+    value = missing_as_none(value)
     if value is None:
         return None
     try:
@@ -305,12 +296,16 @@ def _sizes(value: Any) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in value.items()}
 
 
-def _dice(value: Any) -> Dice | None:
-    if not isinstance(value, Mapping):
+def _dice(record: TrialRecord) -> Dice | None:
+    """The record's Dice, each a finite number (NaN where a region is missing); the mean, when
+    not recorded, is that of the three regions (NaN unless all three are there)."""
+    regions = record.dice_regions
+    if regions is None:
         return None
-    regions = [float(value.get(k, math.nan)) for k in ("wt", "tc", "et")]
-    mean = value.get("mean")
-    return Dice(*regions, float(mean) if mean is not None else sum(regions) / 3)
+    wt, tc, et, mean = (_float_or_none(value, f"dice_{key}") for key, value in zip(DICE_KEYS, regions))
+    if mean is None and wt is not None and tc is not None and et is not None:
+        mean = (wt + tc + et) / 3
+    return Dice(*(math.nan if v is None else v for v in (wt, tc, et, mean)))
 
 
 def _patch(value: Any, where: str) -> tuple[int, int, int] | None:

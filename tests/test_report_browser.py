@@ -16,7 +16,7 @@ from revprof.report.inputs import study_source
 from revprof.report.prepare import prepare
 
 from browser import external_references, render, screenshot
-from test_report_support import two_study_store
+from test_report_support import shared_simulations, two_study_store  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.browser
 

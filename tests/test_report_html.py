@@ -16,7 +16,7 @@ from revprof.report import write_report, write_report_from_results
 from revprof.report.html import SECTIONS
 
 from browser import external_references
-from test_report_support import two_study_store
+from test_report_support import shared_simulations, two_study_store  # noqa: F401 - autouse fixture
 
 runner = CliRunner()
 

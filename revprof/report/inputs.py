@@ -2,7 +2,9 @@
 
 Both sources become one :class:`Source` holding typed :class:`TrialRow` s, so everything after
 loading is the same for a sweep's store (``docs/store-schema.md``) and a ``revprof measure
---steps`` results file.
+--steps`` results file: a stored trial and a results row are both read as a
+:class:`~revprof.sweep.record.TrialRecord` first (``record_of``, ``from_result_columns``) and
+checked into a row by one function, :func:`trial_row`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ class Dice(NamedTuple):
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial of a study, or one row of a results table.
+    """One trial of a study, or one row of a results table, as the report uses it: the trial's
+    :class:`~revprof.sweep.record.TrialRecord` checked (an :class:`ArchSpec`, a ``(D, H, W)``
+    patch, a :class:`Dice`, whole byte counts) by :func:`trial_row`, with what Optuna keeps
+    beside it (number, state, completion time).
 
     ``number`` is the Optuna trial number (results rows: the row index). ``state`` is Optuna's
     trial state name (``ROW`` for a results row); ``status`` the revprof status of the schema.

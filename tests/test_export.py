@@ -176,11 +176,12 @@ def test_trained_trial_reruns_from_its_spec_file(tmp_path: Path,
 
 def test_report_names_each_front_point_and_its_spec_file(memory_study: tuple[Path, Path],
                                                          tmp_path: Path) -> None:
-    from revprof.report.inputs import load_study
-    from revprof.report.prepare import pareto_info, table_info
+    from revprof.report.inputs import study_source
+    from revprof.report.panels.pareto import pareto_info
+    from revprof.report.panels.table import table_info
 
     _, journal = memory_study
-    source = load_study("tiny-memory", str(journal))
+    source = study_source("tiny-memory", str(journal))
     info = pareto_info(source.trials, source.budget_bytes, source.name)
     front_group = next(g for g in info.groups if g.kind == "front")
     revprof_front = {t.number for t in pareto_front(_study(journal))}

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from revprof.cli.app import app
-from revprof.report.inputs import load_study
-from revprof.report.prepare import pareto_info
+from revprof.report.inputs import study_source
+from revprof.report.panels.pareto import pareto_info
 from revprof.sweep.pareto import non_dominated, pareto_front
 from revprof.sweep.record import FIELDS, TrialRecord, TrialWriter, record_of
 from revprof.sweep.storage import open_storage
@@ -103,7 +103,7 @@ def test_the_report_and_the_sweep_front_agree_on_one_store(tmp_path: Path) -> No
     statuses = {record_of(t).status for t in study.get_trials()}
     assert "infeasible" in statuses  # the budget leaves some out of both fronts
 
-    source = load_study("tiny-memory", str(journal))
+    source = study_source("tiny-memory", str(journal))
     info = pareto_info(source.trials, source.budget_bytes, source.name)
     assert info is not None
     report_front = next(g.numbers for g in info.groups if g.kind == "front")

@@ -577,12 +577,12 @@ def test_no_password_in_the_sweep_header_and_report(tmp_path: Path, monkeypatch:
     from revprof.sweep.storage import describe
 
     assert describe("postgresql://u@db/x?password=s3cret") == "postgresql://u@db/x?password=***"
-    from revprof.report.inputs import open_storage as report_open
+    from revprof.sweep.storage import open_storage
 
     sqlite = f"sqlite:///{tmp_path / 'x.db'}?password=s3cret"
     (tmp_path / "x.db").touch()
     with pytest.raises(Exception) as error:  # noqa: PT011 - any one-line error
-        report_open(sqlite)
+        open_storage(sqlite, create=False)
     assert "s3cret" not in str(error.value)
 
 

@@ -12,11 +12,11 @@ import pytest
 
 from revprof.report import write_report
 from revprof.report.html import SECTIONS
-from revprof.report.inputs import load_study
+from revprof.report.inputs import study_source
 from revprof.report.prepare import prepare
 
 from browser import external_references, render, screenshot
-from test_report_support import two_study_store
+from test_report_support import shared_simulations, two_study_store  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.browser
 
@@ -54,7 +54,7 @@ def expected_points(data) -> dict[str, list[int]]:
 def test_report_renders_offline_in_chromium(store, tmp_path, study, figures):
     page = write_report(study, str(store), tmp_path / f"{study}.html")
     assert external_references(page.read_text(encoding="utf-8")) == []
-    data = prepare(load_study(study, str(store)))
+    data = prepare(study_source(study, str(store)))
 
     summary = render(page)
 

@@ -16,7 +16,7 @@ from revprof.report import write_report, write_report_from_results
 from revprof.report.html import SECTIONS
 
 from browser import external_references
-from test_report_support import two_study_store
+from test_report_support import shared_simulations, two_study_store  # noqa: F401 - autouse fixture
 
 runner = CliRunner()
 
@@ -58,7 +58,7 @@ def test_memory_only_report_leaves_out_dice(store, tmp_path):
 
 
 def test_report_from_a_results_file(store, tmp_path):
-    from revprof.report.inputs import load_study
+    from revprof.report.inputs import study_source
 
     rows = [{"spec": t.spec.to_json(), "patch": ",".join(map(str, t.patch)), "batch": t.batch,
              "precision": t.precision, "status": t.status, "peak_bytes": t.peak_bytes,
@@ -66,7 +66,7 @@ def test_report_from_a_results_file(store, tmp_path):
              "dice_wt": t.dice.wt if t.dice else None, "dice_tc": t.dice.tc if t.dice else None,
              "dice_et": t.dice.et if t.dice else None, "dice_mean": t.dice.mean if t.dice else None,
              "seconds_per_step": t.seconds_per_step, "device": t.device}
-            for t in load_study("quick", str(store)).trials]
+            for t in study_source("quick", str(store)).trials]
     path = tmp_path / "runs.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = write_report_from_results(path, tmp_path / "runs.html").read_text(encoding="utf-8")

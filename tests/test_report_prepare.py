@@ -11,13 +11,19 @@ import pandas as pd
 import pytest
 
 from revprof.errors import RevprofError
-from revprof.memory import MemoryReport, Timeline
-from revprof.report.inputs import Dice, Source, TrialRow, load_results, load_study, open_storage
-from revprof.report.prepare import (
-    CATEGORIES, DEPTHS, Cell, Memory, PointGroup, Series, pareto_front, pareto_info, patch_sizes,
-    prepare, reference_trial, timeline_panel,
-)
+from revprof.memory import CATEGORIES, MemoryReport, Timeline
+from revprof.report.inputs import Dice, Source, TrialRow, load_results, study_source
+from revprof.report.panels.common import Series
+from revprof.report.panels.memory import Memory
+from revprof.report.panels.pareto import PointGroup, pareto_front, pareto_info
+from revprof.report.panels.reference import reference_trial
+from revprof.report.panels.scaling import DEPTHS, patch_sizes
+from revprof.report.panels.table import Cell
+from revprof.report.panels.timeline import timeline_panel
+from revprof.report.prepare import prepare
 from revprof.spec import ArchSpec
+from revprof.sweep.record import TrialRecord
+from revprof.sweep.storage import open_storage
 
 from test_report_support import journal, tiny
 
@@ -224,7 +230,7 @@ def test_load_study_from_a_journal_and_sqlite(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     _study(url)
     for storage in (str(path), url):
-        src = load_study("quick", storage)
+        src = study_source("quick", storage)
         assert [(t.number, t.state, t.status) for t in src.trials] == [
             (0, "COMPLETE", "ok"), (1, "COMPLETE", "infeasible"), (2, "FAIL", "failed")]
         assert src.budget_bytes == 5000 and src.data == "synthetic" and not src.memory_only
@@ -237,32 +243,32 @@ def test_load_study_from_a_journal_and_sqlite(tmp_path):
 def test_default_store_is_the_sweeps_journal(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RevprofError, match=r"no study store at \.revprof/studies\.journal"):
-        load_study("quick")
+        study_source("quick")
     (tmp_path / ".revprof").mkdir()
     _study(journal(tmp_path / ".revprof" / "studies.journal"))
-    assert len(load_study("quick").trials) == 3
+    assert len(study_source("quick").trials) == 3
 
 
 def test_unknown_study_and_empty_store_are_clear(tmp_path):
     path = tmp_path / "s.journal"
     _study(journal(path))
     with pytest.raises(RevprofError) as error:
-        load_study("quik", str(path))
+        study_source("quik", str(path))
     assert str(error.value) == (f"no study named 'quik' in {path} (did you mean 'quick'?); "
                                 f"studies there: quick")
     empty = tmp_path / "empty.journal"
     journal(empty)
     empty.touch()
     with pytest.raises(RevprofError, match="holds no studies"):
-        load_study("quick", str(empty))
+        study_source("quick", str(empty))
     with pytest.raises(RevprofError, match="no such journal file"):
-        load_study("quick", str(tmp_path / "missing.journal"))
+        study_source("quick", str(tmp_path / "missing.journal"))
     with pytest.raises(RevprofError, match="no such database file"):
-        open_storage(f"sqlite:///{tmp_path / 'missing.db'}")
+        open_storage(f"sqlite:///{tmp_path / 'missing.db'}", create=False)
     assert not (tmp_path / "missing.db").exists() and not (tmp_path / "missing.journal").exists()
     optuna.create_study(study_name="bare", storage=journal(path))
     with pytest.raises(RevprofError, match="has no finished trials with a spec"):
-        load_study("bare", str(path))
+        study_source("bare", str(path))
 
 
 # ---- loading results files --------------------------------------------------------------------
@@ -292,6 +298,32 @@ def test_load_results_csv_and_json_lines(tmp_path, suffix):
     assert first.peak_bytes == 1000 and first.predicted_peak_bytes == 990
     assert first.dice.mean == pytest.approx(0.7)
     assert first.completed.isoformat() == "2025-01-01T10:00:00+00:00"
+
+
+def test_a_results_row_reads_back_as_the_trial_record_that_wrote_it(tmp_path):
+    """``revprof measure --steps`` writes ``TrialRecord.result_columns()``; the report reads the
+    same record back (``TrialRecord.from_result_columns``), through a real CSV file."""
+    spec = tiny(2, "plain")
+    record = TrialRecord(spec=spec.to_dict(), spec_words=spec.describe(), patch=[16, 16, 8],
+                         batch=2, precision="bf16", status="diverged", peak_bytes=12345,
+                         predicted_peak_bytes=12000, dice={"wt": 0.5, "tc": 0.25, "et": 0.0,
+                                                           "mean": 0.25},
+                         seconds_per_step=0.125, voxels_per_second=4096.0, device="cpu",
+                         environment={"torch": "2.13.0"}, error="loss is nan")
+    columns = {"timestamp": "2025-01-02T03:04:05+00:00", **record.result_columns(), "steps": 3}
+    back = TrialRecord.from_result_columns(columns)
+    assert back.spec == record.spec and back.patch == "16,16,8" and back.dice == record.dice
+    assert (back.batch, back.precision, back.status, back.error) == (2, "bf16", "diverged", "loss is nan")
+    assert back.extra["steps"] == 3 and back.environment is None  # nested columns stay text
+    path = tmp_path / "runs.csv"
+    pd.DataFrame([columns]).to_csv(path, index=False)
+    row = load_results(path).trials[0]
+    assert row.spec == spec and row.patch == (16, 16, 8) and row.batch == 2
+    assert (row.status, row.peak_bytes, row.predicted_peak_bytes) == ("diverged", 12345, 12000)
+    assert row.dice == Dice(0.5, 0.25, 0.0, 0.25) and row.seconds_per_step == 0.125
+    assert row.error == "loss is nan" and row.completed.isoformat() == "2025-01-02T03:04:05+00:00"
+    no_dice = {**columns, "dice_wt": math.nan, "dice_tc": "", "dice_et": None, "dice_mean": None}
+    assert TrialRecord.from_result_columns(no_dice).dice is None
 
 
 def test_results_with_missing_columns_or_rows_are_clear(tmp_path):
@@ -350,3 +382,28 @@ def test_paper_study_report_has_the_depth_figure_and_no_unused_training_settings
     facts = dict(data.header.facts)
     assert "steps" not in facts["fixed settings"] and "val_cases" not in facts["fixed settings"]
     assert "patch 128³" in facts["fixed settings"] and "data" not in facts
+
+
+def test_each_report_simulates_each_configuration_once_and_shares_nothing():
+    """A report simulates every configuration it needs exactly once (14 here: 12 depth points
+    less the 3 that trials measured, 2 smaller patches for each of 2 executions, and the
+    reference's own breakdown, which its trial did not record); a second report in the same
+    process simulates again, into its own cache."""
+    calls: list[tuple] = []
+
+    def counting(spec, patch, batch, precision):
+        calls.append((spec, patch, batch, precision))
+        return fake_report(spec, patch, batch, precision)
+
+    ref = row(0, tiny(2), dice=0.8)
+    known = row(1, tiny(1, "plain"), dice=0.5)
+    trials = [ref, known, row(2, tiny(1), dice=0.6)]
+    first = Memory(trials, simulator=counting)
+    data = prepare(source(trials, budget=10**9), memory=first, date="d")
+    assert len(calls) == 14 and len(set(calls)) == 14
+    assert first.simulated == calls
+    # the figures that need the same configuration twice (breakdown, timeline) got one simulation
+    assert (tiny(2, "plain"), PATCH, 1, "fp32") in calls and data.timeline is not None
+    second = Memory(trials, simulator=counting)
+    assert prepare(source(trials, budget=10**9), memory=second, date="d") == data
+    assert len(calls) == 28 and calls[14:] == calls[:14] and second.simulated == calls[14:]

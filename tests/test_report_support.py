@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 
 from revprof.memory import measure_memory
 from revprof.spec import ArchSpec
@@ -29,11 +30,25 @@ def tiny(depth: int = 1, execution: str = "reversible", widths: tuple[int, ...] 
 _MEASURED: dict[Any, Any] = {}
 
 
-def measured(spec: ArchSpec, patch: tuple[int, int, int] = PATCH):
-    key = (spec, patch)
+def measured(spec: ArchSpec, patch: tuple[int, int, int] = PATCH, batch: int = 1,
+             precision: str = "fp32"):
+    """The simulate measurement of a tiny network, made once per test process."""
+    key = (spec, tuple(patch), batch, precision)
     if key not in _MEASURED:
-        _MEASURED[key] = measure_memory(spec, patch, backend="simulate")
+        _MEASURED[key] = measure_memory(spec, patch, batch=batch, precision=precision,
+                                        backend="simulate")
     return _MEASURED[key]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_simulations():
+    """Autouse where imported: reports in that test module take their simulations from
+    :func:`measured` (the same real simulate measurements, made once per process). Each report
+    still owns its cache (``tests/test_report_prepare.py`` counts its simulations); sharing
+    them between the tests of a module only keeps those tests fast."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("revprof.report.panels.memory.simulate", measured)
+        yield
 
 
 def trial_attrs(spec: ArchSpec, status: str = "ok", dice: tuple[float, float, float] | None = None,

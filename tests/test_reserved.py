@@ -96,7 +96,7 @@ def test_measure_command_shows_and_returns_reserved_and_device_need():
 
 def test_report_timeline_carries_the_reserved_series(report):
     from revprof.memory.allocator import reserved_timeline
-    from revprof.report.prepare import timeline_panel
+    from revprof.report.panels.timeline import timeline_panel
 
     series = reserved_timeline(report.allocation_log, len(report.timeline.bytes))
     assert max(series) == report.predicted_reserved_bytes

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from revprof.cli._common import STORAGE_ENV, console, handle_errors, shown_storage, storage_help
-from revprof.errors import RevprofError
 
 
 def export(
@@ -33,21 +32,13 @@ def export(
     The Pareto front (--front) or chosen trials (--trial N), one file each. Each file holds the network, its patch, batch and precision, the sweep's training
     settings and, in a header, the trial number and its measured and predicted figures; give it to
     revprof measure, model or plan with --spec FILE."""
-    import optuna
-
     from revprof.sweep.export import export_trials, select_trials
-    from revprof.sweep.storage import default_storage, open_storage, study_names
+    from revprof.sweep.storage import default_storage, load_study
     from revprof.sweep.study import quiet_optuna
 
     quiet_optuna()
     store = storage if storage is not None else default_storage()
-    backend = open_storage(store, create=False)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=backend)
-    except KeyError:
-        names = study_names(store)
-        raise RevprofError(f"no study {study!r} in {shown_storage(store)}; studies there: "
-                           f"{', '.join(names) or 'none'}") from None
+    loaded = load_study(study, store)
     trials = select_trials(loaded, front, trial or [])
     written = export_trials(loaded, trials, out, shown_storage(store))
     if as_json:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from revprof.report.html import render_html, write_atomic
-from revprof.report.inputs import Source, load_results, load_study
+from revprof.report.inputs import Source, load_results, study_source
 from revprof.report.prepare import ReportData, prepare as prepare_report
 
-__all__ = ["ReportData", "Source", "build_report", "load_results", "load_study", "prepare_report",
-           "render_html", "write_report", "write_report_from_results"]
+__all__ = ["ReportData", "Source", "build_report", "load_results", "prepare_report", "render_html",
+           "study_source", "write_report", "write_report_from_results"]
 
 
 def build_report(source: Source, out: Path, *, date: str | None = None,
@@ -43,7 +43,7 @@ def write_report(study_name: str, storage: str | None, out: Path, *, date: str |
     Raises:
         RevprofError: an unknown study, an empty store, bad trial data; nothing is written then.
     """
-    return build_report(load_study(study_name, storage), out, date=date, budget_bytes=budget_bytes,
+    return build_report(study_source(study_name, storage), out, date=date, budget_bytes=budget_bytes,
                         reference=reference)
 
 

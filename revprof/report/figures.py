@@ -1,4 +1,4 @@
-"""Plotly figures from the prepared data (:mod:`revprof.report.prepare`); no data work here."""
+"""Plotly figures from the prepared data (:mod:`revprof.report.panels`); no data work here."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import html
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from revprof.report.prepare import (
-    BreakdownInfo, DepthInfo, DiceInfo, ParetoInfo, PatchInfo, TimelineInfo, patch_text,
-)
+from revprof.report.panels.breakdown import BreakdownInfo
+from revprof.report.panels.common import patch_text
+from revprof.report.panels.dice import DiceInfo
+from revprof.report.panels.pareto import ParetoInfo
+from revprof.report.panels.scaling import DepthInfo, PatchInfo
+from revprof.report.panels.timeline import TimelineInfo
 from revprof.units import format_bytes
 
 TEMPLATE = "plotly_white"

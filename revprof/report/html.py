@@ -17,7 +17,8 @@ from plotly.offline import get_plotlyjs
 
 from revprof.bounds import replace_file
 from revprof.report import figures
-from revprof.report.prepare import Cell, ReportData
+from revprof.report.panels.table import Cell
+from revprof.report.prepare import ReportData
 
 PLOTLY_CONFIG = {
     "displaylogo": False,

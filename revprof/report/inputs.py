@@ -2,7 +2,9 @@
 
 Both sources become one :class:`Source` holding typed :class:`TrialRow` s, so everything after
 loading is the same for a sweep's store (``docs/store-schema.md``) and a ``revprof measure
---steps`` results file.
+--steps`` results file: a stored trial and a results row are both read as a
+:class:`~revprof.sweep.record.TrialRecord` first (``record_of``, ``from_result_columns``) and
+checked into a row by one function, :func:`trial_row`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from revprof.errors import RevprofError
+from revprof.redaction import redact_url
 from revprof.spec import ArchSpec
-from revprof.sweep.record import TrialRecord, record_of
-
-DEFAULT_STORE = Path(".revprof") / "studies.journal"
-"""The sweep's embedded store, relative to the working directory."""
+from revprof.sweep.record import DICE_KEYS, TrialRecord, missing_as_none, record_of
+from revprof.sweep.storage import DEFAULT_JOURNAL, load_study
 
 REQUIRED_COLUMNS = ("spec", "peak_bytes")
 RESULT_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json")
@@ -37,7 +38,10 @@ class Dice(NamedTuple):
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial of a study, or one row of a results table.
+    """One trial of a study, or one row of a results table, as the report uses it: the trial's
+    :class:`~revprof.sweep.record.TrialRecord` checked (an :class:`ArchSpec`, a ``(D, H, W)``
+    patch, a :class:`Dice`, whole byte counts) by :func:`trial_row`, with what Optuna keeps
+    beside it (number, state, completion time).
 
     ``number`` is the Optuna trial number (results rows: the row index). ``state`` is Optuna's
     trial state name (``ROW`` for a results row); ``status`` the revprof status of the schema.
@@ -93,51 +97,25 @@ class Source:
 
 
 # ---- studies ------------------------------------------------------------------------------
-def open_storage(storage: str | None) -> tuple[Any, str]:
-    """The Optuna storage for ``storage`` (``None``: the sweep's journal file) and its description.
-
-    Accepts what ``revprof sweep --storage`` accepts (``sqlite:///file.db``, ``postgresql://...``
-    or the path of a ``.journal`` file) and opens it the same way; a missing file is an error,
-    never created.
-    """
-    from revprof.sweep.storage import open_storage as open_store
-    from revprof.redaction import redact_url
-
-    if storage is None:
-        if not DEFAULT_STORE.exists():
-            raise RevprofError(f"no study store at {DEFAULT_STORE} (the sweep's default); run "
-                               f"`revprof sweep` first, or pass --storage URL or --results FILE")
-        storage = str(DEFAULT_STORE)
-    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
-        raise RevprofError(f"storage {storage}: no such database file {storage[len('sqlite:///'):]}")
-    if "://" not in storage and not Path(storage).exists():
-        raise RevprofError(f"storage {storage}: no such journal file (give sqlite:///FILE, "
-                           f"postgresql://... or the path of a .journal file)")
-    return open_store(storage, create=False), redact_url(storage)
-
-
-def load_study(study_name: str, storage: str | None = None) -> Source:
+def study_source(study_name: str, storage: str | None = None) -> Source:
     """Every trial of ``study_name`` that carries a spec, with the study's settings.
+
+    ``storage`` is what ``revprof sweep --storage`` accepts (``sqlite:///file.db``,
+    ``postgresql://...`` or the path of a ``.journal`` file; ``None``: the sweep's journal
+    file), opened by :func:`revprof.sweep.storage.load_study`: a missing store is an error,
+    never created.
 
     Raises:
         RevprofError: no store, an empty store, an unknown study (listing the known ones), or a
             study with no revprof trials.
     """
-    import optuna
-
-    store, where = open_storage(storage)
-    try:
-        names = sorted(s.study_name for s in store.get_all_studies())
-    except Exception as error:
-        raise RevprofError(f"cannot read studies from {where}: {_one_line(error)}") from None
-    if not names:
-        raise RevprofError(f"the store {where} holds no studies; run `revprof sweep` first")
-    if study_name not in names:
-        from revprof.errors import closest
-
-        raise RevprofError(f"no study named {study_name!r} in {where}{closest(study_name, names)}; "
-                           f"studies there: {', '.join(names)}")
-    study = optuna.load_study(study_name=study_name, storage=store)
+    if storage is None:
+        if not DEFAULT_JOURNAL.exists():
+            raise RevprofError(f"no study store at {DEFAULT_JOURNAL} (the sweep's default); run "
+                               f"`revprof sweep` first, or pass --storage URL or --results FILE")
+        storage = str(DEFAULT_JOURNAL)
+    study = load_study(study_name, storage)
+    where = redact_url(storage)
     attrs = study.user_attrs
     trials = tuple(row for row in (_trial_row(t) for t in study.get_trials(deepcopy=False))
                    if row is not None)
@@ -169,18 +147,32 @@ def _trial_row(trial: Any) -> TrialRow | None:
         trial.state.name, "failed")
     completed = trial.datetime_complete or trial.datetime_start
     try:
-        return _stored_trial_row(trial, record, spec, status, completed)
+        return trial_row(trial.number, trial.state.name, str(status), spec, record,
+                         f"trial {trial.number}", _utc(completed))
     except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
                            f"{_one_line(error)}") from None
 
 
-def _stored_trial_row(trial: Any, record: TrialRecord, spec: ArchSpec, status: Any,
-                      completed: Any) -> TrialRow:
+def trial_row(number: int, state: str, status: str, spec: ArchSpec, record: TrialRecord,
+              where: str, completed: datetime | None = None) -> TrialRow:
+    """The checked :class:`TrialRow` of a trial's (or a results row's) :class:`TrialRecord`.
+
+    Args:
+        number: the trial number (results: the row index).
+        state: Optuna's trial state name (``ROW`` for a results row).
+        status: the revprof status (the record's, or one its state implies).
+        spec: the record's spec, already checked.
+        where: ``trial 3`` or ``row 3``, for error messages.
+        completed: when the trial finished (UTC).
+
+    Raises:
+        RevprofError, TypeError, ValueError: a value that is not what the schema says.
+    """
     return TrialRow(
-        number=trial.number, state=trial.state.name, status=str(status), spec=spec,
+        number=number, state=state, status=status, spec=spec,
         spec_words=record.spec_words or spec.describe(),
-        patch=_patch(record.patch, f"trial {trial.number}"),
+        patch=_patch(record.patch, where),
         batch=_int_or_none(record.batch, "batch"), precision=record.precision,
         peak_bytes=_int_or_none(record.peak_bytes, "peak_bytes"),
         predicted_peak_bytes=_int_or_none(record.predicted_peak_bytes, "predicted_peak_bytes"),
@@ -189,10 +181,10 @@ def _stored_trial_row(trial: Any, record: TrialRecord, spec: ArchSpec, status: A
         params=_int_or_none(record.params, "params"),
         breakdown=_sizes(record.breakdown),
         activations_by_part=_sizes(record.activations_by_part),
-        dice=_dice(record.dice),
+        dice=_dice(record),
         seconds_per_step=_float_or_none(record.seconds_per_step, "seconds_per_step"),
         device=record.device, environment=dict(record.environment or {}),
-        error=record.error, completed=_utc(completed),
+        error=record.error, completed=completed,
     )
 
 
@@ -242,9 +234,9 @@ def load_results(path: Path) -> Source:
                   memory_only=all(r.dice is None for r in rows))
 
 
-def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+def _result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     try:
-        return _checked_result_row(index, record)
+        return _checked_result_row(index, columns)
     except (TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"row {index}: a value is not valid: {_one_line(error)}") from None
     except RevprofError as error:
@@ -253,53 +245,30 @@ def _result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
                            f"row {index}: {message}") from None
 
 
-def _checked_result_row(index: int, record: Mapping[str, Any]) -> TrialRow:
+def _checked_result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     where = f"row {index}"
-    raw_spec = _clean(record.get("spec"))
-    if raw_spec is None:
+    try:
+        record = TrialRecord.from_result_columns(columns)
+    except json.JSONDecodeError as error:
+        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
+    if record.spec is None:
         raise RevprofError(f"{where}: the spec column is empty")
     try:
-        spec = ArchSpec.from_dict(json.loads(raw_spec) if isinstance(raw_spec, str) else raw_spec)
-    except (json.JSONDecodeError, RevprofError) as error:
+        spec = ArchSpec.from_dict(record.spec)
+    except RevprofError as error:
         raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
-    parts = {k: _float_or_none(record.get(f"dice_{k}"), f"dice_{k}") for k in ("wt", "tc", "et", "mean")}
-    dice = None
-    if any(v is not None for v in parts.values()):
-        regions = [parts[k] for k in ("wt", "tc", "et")]
-        mean = parts["mean"]
-        if mean is None and all(v is not None for v in regions):
-            mean = sum(regions) / 3  # type: ignore[arg-type]
-        dice = Dice(*(math.nan if v is None else v for v in (*regions, mean)))
-    peak = _int_or_none(record.get("peak_bytes"), "peak_bytes")
-    if peak is None:
+    row = trial_row(index, "ROW", str(record.status or "ok"), spec, record, where,
+                    _timestamp(missing_as_none(columns.get("timestamp"))))
+    if row.peak_bytes is None:
         raise RevprofError(f"{where}: peak_bytes is empty")
-    return TrialRow(
-        number=index, state="ROW", status=str(_clean(record.get("status")) or "ok"), spec=spec,
-        spec_words=spec.describe(), patch=_patch(_clean(record.get("patch")), where),
-        batch=_int_or_none(record.get("batch"), "batch"), precision=_clean(record.get("precision")),
-        peak_bytes=peak, predicted_peak_bytes=_int_or_none(record.get("predicted_peak_bytes"), "predicted_peak_bytes"),
-        params=_int_or_none(record.get("params"), "params"), dice=dice,
-        seconds_per_step=_float_or_none(record.get("seconds_per_step"), "seconds_per_step"),
-        device=_clean(record.get("device")), completed=_timestamp(_clean(record.get("timestamp"))),
-    )
+    return row
 
 
 # ---- value helpers ------------------------------------------------------------------------
-def _clean(value: Any) -> Any:
-    """``None`` for missing values (``None``, NaN, empty text)."""
-    if value is None:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
 def _int_or_none(value: Any, name: str = "value") -> int | None:
     """A whole non-negative number (``None`` when missing); garbage, ``1e400`` or a negative
     count is an error naming the field."""
-    clean = _clean(value)
+    clean = missing_as_none(value)
     if isinstance(clean, int) and not isinstance(clean, bool) and clean >= 0:
         return clean  # exact, also past 2**53
     if isinstance(clean, str) and clean.strip().isdigit():
@@ -314,7 +283,7 @@ def _int_or_none(value: Any, name: str = "value") -> int | None:
 
 def _float_or_none(value: Any, name: str = "value") -> float | None:
     """A finite number (``None`` when missing); garbage, NaN text or infinity is an error."""
-    value = _clean(value)
+    value = missing_as_none(value)
     if value is None:
         return None
     try:
@@ -332,12 +301,16 @@ def _sizes(value: Any) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in value.items()}
 
 
-def _dice(value: Any) -> Dice | None:
-    if not isinstance(value, Mapping):
+def _dice(record: TrialRecord) -> Dice | None:
+    """The record's Dice, each a finite number (NaN where a region is missing); the mean, when
+    not recorded, is that of the three regions (NaN unless all three are there)."""
+    regions = record.dice_regions
+    if regions is None:
         return None
-    regions = [float(value.get(k, math.nan)) for k in ("wt", "tc", "et")]
-    mean = value.get("mean")
-    return Dice(*regions, float(mean) if mean is not None else sum(regions) / 3)
+    wt, tc, et, mean = (_float_or_none(value, f"dice_{key}") for key, value in zip(DICE_KEYS, regions))
+    if mean is None and wt is not None and tc is not None and et is not None:
+        mean = (wt + tc + et) / 3
+    return Dice(*(math.nan if v is None else v for v in (wt, tc, et, mean)))
 
 
 def _patch(value: Any, where: str) -> tuple[int, int, int] | None:

@@ -19,8 +19,8 @@ Modules:
 """
 
 from revprof.sweep.pareto import count_trials, pareto_front
-from revprof.sweep.storage import default_storage, open_storage
+from revprof.sweep.storage import default_storage, load_study, open_storage
 from revprof.sweep.studyfile import StudyFile, parse_study, read_study_file
 
-__all__ = ["StudyFile", "count_trials", "default_storage", "open_storage",
+__all__ = ["StudyFile", "count_trials", "default_storage", "load_study", "open_storage",
            "pareto_front", "parse_study", "read_study_file"]

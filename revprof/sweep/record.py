@@ -117,6 +117,36 @@ class TrialRecord:
             "error": self.error,
         }
 
+    @classmethod
+    def from_result_columns(cls, columns: Mapping[str, Any]) -> TrialRecord:
+        """The record of one results-table row: the inverse of :meth:`result_columns` (``spec``
+        JSON text decoded, ``dice_wt``/``dice_tc``/``dice_et``/``dice_mean`` gathered into
+        :attr:`dice`), and a ``params`` column. Missing cells (None, NaN, empty text) are
+        ``None``; other values are taken as read (``patch`` may be ``D,H,W`` text; the reader
+        checks them). The nested columns ``dice_per_case`` and ``environment`` (text in a CSV
+        file) and columns of the run's settings go to :attr:`extra`.
+
+        Raises:
+            json.JSONDecodeError: ``spec`` is text that is not JSON.
+        """
+        values = {str(k): missing_as_none(v) for k, v in columns.items()}
+        spec = values.pop("spec", None)
+        if isinstance(spec, str):
+            spec = json.loads(spec)
+        dice = {region: values.pop(f"dice_{region}", None) for region in DICE_KEYS}
+        known = {name: values.pop(name) for name in _RESULT_FIELDS if name in values}
+        return cls(spec=spec, dice=dice if any(v is not None for v in dice.values()) else None,
+                   **known, extra=values)
+
+    @property
+    def dice_regions(self) -> tuple[Any, Any, Any, Any] | None:
+        """The stored Dice of WT, TC, ET and their mean (``None`` for a missing one), or
+        ``None`` when the trial has no Dice."""
+        if self.dice is None:
+            return None
+        wt, tc, et, mean = (self.dice.get(k) for k in DICE_KEYS)
+        return wt, tc, et, mean
+
     @property
     def patch_text(self) -> str:
         """``128×128×128`` (empty when no patch was recorded)."""
@@ -126,6 +156,25 @@ class TrialRecord:
 _FIELDS = tuple(f.name for f in dataclasses.fields(TrialRecord) if f.name != "extra")
 FIELDS = _FIELDS
 """The user-attribute names a :class:`TrialRecord` has a field for."""
+
+DICE_KEYS = ("wt", "tc", "et", "mean")
+"""The keys of :attr:`TrialRecord.dice`: the regions, then their mean."""
+
+_RESULT_FIELDS = ("spec_words", "patch", "batch", "precision", "status", "peak_bytes",
+                  "predicted_peak_bytes", "params", "seconds_per_step", "voxels_per_second",
+                  "device", "error")
+"""Fields a results table holds in a column of their own name (:meth:`TrialRecord.result_columns`)."""
+
+
+def missing_as_none(value: Any) -> Any:
+    """``None`` for a missing table cell (``None``, NaN, empty or blank text), else ``value``."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
 
 def record_of(trial: Any) -> TrialRecord:

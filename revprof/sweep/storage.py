@@ -9,7 +9,8 @@
   workers on any number of machines can join one study.
 
 A store is named by one string everywhere (the CLI, worker processes, the report): a URL with a
-scheme, or else a journal file path. :func:`open_storage` opens it.
+scheme, or else a journal file path. :func:`open_storage` opens it; :func:`load_study` opens
+one study in it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from revprof.errors import RevprofError
+from revprof.errors import RevprofError, closest
 from revprof.redaction import redact_url
 
 DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
@@ -87,8 +88,9 @@ def open_storage(storage: str, create: bool = True) -> Any:
 
     Args:
         storage: a journal file path or a ``sqlite:///`` / ``postgresql://`` URL.
-        create: create a missing journal file (and its folder); otherwise a missing one is an
-            error.
+        create: create a missing journal file (and its folder); otherwise a missing journal or
+            SQLite file is an error and nothing is created (a report or an export never makes
+            an empty store).
 
     Raises:
         RevprofError: an unsupported URL, a missing driver, an unreachable server or a missing
@@ -105,7 +107,9 @@ def open_storage(storage: str, create: bool = True) -> Any:
         path = Path(storage)
         if not path.exists():
             if not create:
-                raise RevprofError(f"no study store at {storage} (run a sweep first, or pass --storage)")
+                raise RevprofError(f"no study store at {storage}: no such journal file (run a sweep "
+                                   f"first, or pass --storage with sqlite:///FILE, postgresql://... "
+                                   f"or the path of a .journal file)")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
@@ -126,6 +130,9 @@ def open_storage(storage: str, create: bool = True) -> Any:
             raise RevprofError(f"cannot open the study store {storage}: {error.strerror}") from None
         except ValueError as error:
             raise RevprofError(f"study store {storage} is not an Optuna journal file: {error}") from None
+    if kind == "sqlite" and not create and not Path(storage[len("sqlite:///"):]).exists():
+        raise RevprofError(f"no study store at {redact_url(storage)}: no such database file "
+                           f"{redact_url(storage)[len('sqlite:///'):]}")
     url = storage
     engine_kwargs: dict[str, Any]
     if kind == "postgresql":
@@ -216,10 +223,31 @@ def _repair_torn_tail(path: Path, lock: Any) -> None:
         lock.release()
 
 
-def study_names(storage: str) -> list[str]:
-    """Names of the studies in a store (empty when the journal file does not exist yet)."""
-    if storage_kind(storage) == "journal" and not Path(storage).exists():
-        return []
+def load_study(name: str, storage: str, sampler: Any = None) -> Any:
+    """The existing Optuna study ``name`` in ``storage`` (neither is ever created).
+
+    Args:
+        name: the study name.
+        storage: a store string (:func:`open_storage`).
+        sampler: the sampler the study runs with (default: Optuna's).
+
+    Raises:
+        RevprofError: a missing or unreadable store, a store without studies, or no study of
+            that name (the message lists the studies there and the closest name).
+    """
     import optuna
 
-    return [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+    backend = open_storage(storage, create=False)
+    where = redact_url(storage)
+    try:
+        names = sorted(s.study_name for s in backend.get_all_studies())
+    except Exception as error:  # a broken database or journal, in the driver's words
+        lines = str(error).strip().splitlines()
+        raise RevprofError(f"cannot read studies from {where}: "
+                           f"{lines[0] if lines else type(error).__name__}") from None
+    if not names:
+        raise RevprofError(f"the store {where} holds no studies; run `revprof sweep` first")
+    if name not in names:
+        raise RevprofError(f"no study named {name!r} in {where}{closest(name, names)}; "
+                           f"studies there: {', '.join(names)}")
+    return optuna.load_study(study_name=name, storage=backend, sampler=sampler)

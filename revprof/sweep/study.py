@@ -10,7 +10,7 @@ from revprof.errors import RevprofError
 from revprof.sweep.dataset import IDENTITY_KEY, check_data_exists, check_same_data, data_identity
 from revprof.sweep.objective import RunSettings, train_settings
 from revprof.sweep.space import check_enqueued, enqueue
-from revprof.sweep.storage import describe, open_storage
+from revprof.sweep.storage import describe, load_study, open_storage
 from revprof.sweep.studyfile import StudyFile
 
 
@@ -137,15 +137,8 @@ def prepare_study(study_file: StudyFile, storage: str, memory_only: bool,
 def open_worker_study(study_file: StudyFile, storage: str, name: str, seed_offset: int = 0,
                       seed: int | None = None) -> Any:
     """Open an existing study for a worker, with this worker's sampler."""
-    import optuna
-
     quiet_optuna()
-    backend = open_storage(storage, create=False)
-    try:
-        study = optuna.load_study(study_name=name, storage=backend,
-                                  sampler=make_sampler(study_file, seed_offset, seed))
-    except KeyError:
-        raise RevprofError(f"no study {name!r} in {describe(storage)}") from None
+    study = load_study(name, storage, sampler=make_sampler(study_file, seed_offset, seed))
     existing = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     study.sampler = make_sampler(study_file, seed_offset, seed, existing)
     return study

@@ -9,6 +9,13 @@ import pytest
 import torch
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist gives its workers COLUMNS=80; a serial run has none. Tests of what the
+    # commands print read it as piped output (revprof.cli._common.PIPED_WIDTH) either way;
+    # the width rules themselves are tested in test_cli_width.py.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 REAL_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "real-samples"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -161,3 +162,23 @@ def test_no_empty_region_no_extra_row(folders: tuple[Path, Path]) -> None:
     pred, ref = folders
     table = _invoke("--pred", str(pred), "--ref", str(ref), "--no-lesions").stdout
     assert "*" not in table and "non-empty" not in table
+
+
+def test_a_narrow_terminal_folds_case_names_and_never_cuts_a_figure(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from revprof.cli.evaluate import _table
+    from revprof.evaluation import evaluate
+
+    ref, pred = tmp_path / "ref", tmp_path / "pred"
+    _write(ref / "BraTS-MET-00001-000-seg.nii.gz", [3, 2])
+    _write(pred / "BraTS-MET-00001-000.nii.gz", [3, 2, 3])
+    _write(ref / "BraTS-MET-00002-000-seg.nii.gz", [1, 2])
+    _write(pred / "BraTS-MET-00002-000.nii.gz", [1, 2, 3])
+    screen = Console(width=80, record=True, file=open(os.devnull, "w"))
+    screen.print(_table(evaluate(pred, ref, convention="brats2023")))
+    text = screen.export_text()
+    assert "…" not in text, text
+    for figure in ("0.8000", "0.6667", "0.0000*", "0.3333", "373.13", "187.46"):
+        assert figure in text, (figure, text)
+    assert "BraTS-MET-00001-" in text  # the name folds onto a second line, whole

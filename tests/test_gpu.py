@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 from revprof import ArchSpec, spec_from_options
 from revprof.cli.app import app
 
+pytestmark = pytest.mark.xdist_group("gpu")  # one device: its tests run one after another
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_validate.py"
 

@@ -36,11 +36,12 @@ def _fmt(value: float | None, digits: int) -> str:
 def _table(result: EvaluationResult) -> Table:
     table = Table(title=f"BraTS evaluation ({result.convention} labels, {result.options.describe()})",
                   show_lines=False)
-    table.add_column("case", no_wrap=True, overflow="fold")
+    # On a narrow terminal the case names fold onto more lines; the figures are never cut.
+    table.add_column("case", overflow="fold", min_width=12)
     for region in REGIONS:
-        table.add_column(f"Dice {region.upper()}", justify="right")
+        table.add_column(f"Dice {region.upper()}", justify="right", no_wrap=True)
     for region in REGIONS:
-        table.add_column(f"HD95 {region.upper()}", justify="right")
+        table.add_column(f"HD95 {region.upper()}", justify="right", no_wrap=True)
     for case in result.cases:
         hd = case.hd95 or {}
         table.add_row(
@@ -72,10 +73,10 @@ def _lesion_table(result: EvaluationResult) -> Table:
     assert rules is not None
     where = f", {rules.challenge}" if rules.challenge else ""
     table = Table(title=f"lesion-wise ({rules.style} rules{where}, penalty {rules.penalty:g})")
-    for name in ("case", "region"):
-        table.add_column(name, no_wrap=True, overflow="fold")
+    for name, width in (("case", 12), ("region", 6)):
+        table.add_column(name, overflow="fold", min_width=width)
     for name in ("LW Dice", "LW HD95", "TP", "FP", "FN", "matched Dice"):
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", no_wrap=True)
     for case in result.cases:
         for r in REGIONS:
             les = case.lesions[r]  # type: ignore[index]

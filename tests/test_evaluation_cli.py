@@ -139,14 +139,19 @@ def test_shape_mismatch_is_reported_and_exit_zero(tmp_path: Path) -> None:
     assert "a: not scored" in result.stderr and "(7, 3, 3)" in result.stderr
 
 
-def test_empty_reference_regions_are_marked_and_a_non_empty_mean_offered(tmp_path: Path) -> None:
+def _one_case_without_et(tmp_path: Path) -> tuple[Path, Path]:
+    """brats2023 labels (1 NCR, 2 ED, 3 ET). Case 00001 has ET: ref x{0}, pred x{0,2} -> 2/3.
+    Case 00002 has none: the prediction's one ET voxel scores 0, as BraTS scores it."""
     ref, pred = tmp_path / "ref", tmp_path / "pred"
-    # brats2023 labels (1 NCR, 2 ED, 3 ET). Case 00001 has ET: ref x{0}, pred x{0,2} -> 2/3.
-    # Case 00002 has none: the prediction's one ET voxel scores 0, as BraTS scores it.
     _write(ref / "BraTS-MET-00001-000-seg.nii.gz", [3, 2])
     _write(pred / "BraTS-MET-00001-000.nii.gz", [3, 2, 3])
     _write(ref / "BraTS-MET-00002-000-seg.nii.gz", [1, 2])
     _write(pred / "BraTS-MET-00002-000.nii.gz", [1, 2, 3])
+    return pred, ref
+
+
+def test_empty_reference_regions_are_marked_and_a_non_empty_mean_offered(tmp_path: Path) -> None:
+    pred, ref = _one_case_without_et(tmp_path)
     data = json.loads(_invoke("--pred", str(pred), "--ref", str(ref), "--json").stdout)
     assert [c["empty_reference"] for c in data["cases"]] == [[], ["et"]]
     assert [c["dice"]["et"] for c in data["cases"]] == pytest.approx([2 / 3, 0.0])
@@ -170,11 +175,7 @@ def test_a_narrow_terminal_folds_case_names_and_never_cuts_a_figure(tmp_path: Pa
     from revprof.cli.evaluate import _table
     from revprof.evaluation import evaluate
 
-    ref, pred = tmp_path / "ref", tmp_path / "pred"
-    _write(ref / "BraTS-MET-00001-000-seg.nii.gz", [3, 2])
-    _write(pred / "BraTS-MET-00001-000.nii.gz", [3, 2, 3])
-    _write(ref / "BraTS-MET-00002-000-seg.nii.gz", [1, 2])
-    _write(pred / "BraTS-MET-00002-000.nii.gz", [1, 2, 3])
+    pred, ref = _one_case_without_et(tmp_path)
     screen = Console(width=80, record=True, file=open(os.devnull, "w"))
     screen.print(_table(evaluate(pred, ref, convention="brats2023")))
     text = screen.export_text()

@@ -36,6 +36,15 @@ class RevprofWarning(UserWarning):
     """
 
 
+def first_line(error: BaseException, *, with_type: bool = False) -> str:
+    """The first line of ``error``'s message, or its type's name when the message is empty; with
+    ``with_type``, the line is prefixed ``"TypeName: "`` (for errors from other libraries)."""
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    return f"{type(error).__name__}: {lines[0]}" if with_type else lines[0]
+
+
 def closest(value: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""`` when none is close."""
     match = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)

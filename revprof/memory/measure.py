@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 import torch
 
 from revprof.environment import environment, require_cuda
-from revprof.errors import RevprofError, look_up
+from revprof.errors import RevprofError, first_line, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory._cuda_private import clear_cublas_workspaces
 from revprof.memory.allocator import parse_alloc_conf, replay
@@ -286,7 +286,7 @@ def cuda_measurement(device: torch.device) -> Iterator[dict[str, Any]]:
 def oom_record(error: BaseException, device: torch.device | str) -> dict[str, Any]:
     """What an out-of-memory error says: its first line, the bytes requested (from the
     message, ``None`` when it does not say), the device's capacity and what was allocated."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = first_line(error)
     requested = None
     found = re.search(r"Tried to allocate ([0-9.]+) ?(B|KiB|MiB|GiB|TiB)", str(error))
     if found:

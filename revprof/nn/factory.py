@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from revprof.errors import RevprofError, closest
+from revprof.errors import RevprofError, closest, first_line
 from revprof.nn.presets import PRESETS, preset_levels
 
 Loss = Literal["dice", "dice_ce"]
@@ -34,11 +34,6 @@ LOSSES: dict[Loss, str] = {
 
 _FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IN_CHANNEL_KEYS = ("in_channels", "input_channels")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def load_factory(name: str) -> Callable[..., Any]:
@@ -61,9 +56,11 @@ def load_factory(name: str) -> Callable[..., Any]:
         hint = ""
         if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures"):
             hint = " (install revprof[monai] or revprof[nnunet]; see pyproject.toml)"
-        raise RevprofError(f"model {name!r}: cannot import {module_name!r}: {_first_line(error)}{hint}") from None
+        raise RevprofError(f"model {name!r}: cannot import {module_name!r}: "
+                           f"{first_line(error, with_type=True)}{hint}") from None
     except Exception as error:  # the user's module raised while importing
-        raise RevprofError(f"model {name!r}: importing {module_name!r} raised {_first_line(error)}") from None
+        raise RevprofError(f"model {name!r}: importing {module_name!r} raised "
+                           f"{first_line(error, with_type=True)}") from None
     value: Any = module
     for part in attr.split("."):
         if not hasattr(value, part):
@@ -152,7 +149,8 @@ class ModelSpec:
         except RevprofError:
             raise
         except Exception as error:
-            raise RevprofError(f"model {self.factory!r}: the factory raised {_first_line(error)}") from None
+            raise RevprofError(f"model {self.factory!r}: the factory raised "
+                               f"{first_line(error, with_type=True)}") from None
         if not isinstance(model, nn.Module):
             raise RevprofError(f"model {self.factory!r}: the factory returned a {type(model).__name__}, "
                                f"not a torch.nn.Module")
@@ -221,7 +219,7 @@ class ModelSpec:
                 output = model(torch.empty(batch, self.in_channels, *patch))
             except Exception as error:
                 raise RevprofError(f"model {self.factory!r}: the forward on a {words} input raised "
-                                   f"{_first_line(error)}") from None
+                                   f"{first_line(error, with_type=True)}") from None
             shapes = tuple(tuple(o.shape) for o in as_outputs(output, self.factory))
         first = shapes[0]
         channels = first[1] if len(first) == 5 else None

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from revprof.errors import RevprofError
+from revprof.errors import RevprofError, first_line
 from revprof.redaction import redact_url
 from revprof.spec import ArchSpec
 from revprof.sweep.record import DICE_KEYS, TrialRecord, missing_as_none, record_of
@@ -151,7 +151,7 @@ def _trial_row(trial: Any) -> TrialRow | None:
                          f"trial {trial.number}", _utc(completed))
     except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
         raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
-                           f"{_one_line(error)}") from None
+                           f"{first_line(error)}") from None
 
 
 def trial_row(number: int, state: str, status: str, spec: ArchSpec, record: TrialRecord,
@@ -222,7 +222,7 @@ def load_results(path: Path) -> Source:
     except pd.errors.EmptyDataError:
         raise RevprofError(f"results file {path} is empty") from None
     except Exception as error:
-        raise RevprofError(f"cannot read results file {path}: {_one_line(error)}") from None
+        raise RevprofError(f"cannot read results file {path}: {first_line(error)}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise RevprofError(f"results file {path} lacks required column(s) {', '.join(missing)} "
@@ -238,7 +238,7 @@ def _result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     try:
         return _checked_result_row(index, columns)
     except (TypeError, ValueError, OverflowError, AttributeError) as error:
-        raise RevprofError(f"row {index}: a value is not valid: {_one_line(error)}") from None
+        raise RevprofError(f"row {index}: a value is not valid: {first_line(error)}") from None
     except RevprofError as error:
         message = str(error)
         raise RevprofError(message if message.startswith(f"row {index}") else
@@ -250,13 +250,13 @@ def _checked_result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     try:
         record = TrialRecord.from_result_columns(columns)
     except json.JSONDecodeError as error:
-        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
+        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {first_line(error)}") from None
     if record.spec is None:
         raise RevprofError(f"{where}: the spec column is empty")
     try:
         spec = ArchSpec.from_dict(record.spec)
     except RevprofError as error:
-        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {_one_line(error)}") from None
+        raise RevprofError(f"{where}: spec is not a valid ArchSpec JSON: {first_line(error)}") from None
     row = trial_row(index, "ROW", str(record.status or "ok"), spec, record, where,
                     _timestamp(missing_as_none(columns.get("timestamp"))))
     if row.peak_bytes is None:
@@ -354,6 +354,3 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

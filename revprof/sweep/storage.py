@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from revprof.errors import RevprofError, closest
+from revprof.errors import RevprofError, closest, first_line
 from revprof.redaction import redact_url
 
 DEFAULT_JOURNAL = Path(".revprof") / "studies.journal"
@@ -242,9 +242,7 @@ def load_study(name: str, storage: str, sampler: Any = None) -> Any:
     try:
         names = sorted(s.study_name for s in backend.get_all_studies())
     except Exception as error:  # a broken database or journal, in the driver's words
-        lines = str(error).strip().splitlines()
-        raise RevprofError(f"cannot read studies from {where}: "
-                           f"{lines[0] if lines else type(error).__name__}") from None
+        raise RevprofError(f"cannot read studies from {where}: {first_line(error)}") from None
     if not names:
         raise RevprofError(f"the store {where} holds no studies; run `revprof sweep` first")
     if name not in names:

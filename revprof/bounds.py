@@ -30,9 +30,53 @@ MAX_SYNTHETIC_CASES = 10_000
 MAX_SYNTHETIC_AXIS = 512
 MAX_STUDY_NAME = 200       # characters (PostgreSQL's Optuna schema holds 512 bytes)
 MAX_SEARCH_VALUES = 1_000_000  # values of one integer search range
+MAX_SETTINGS_FILE = 16 * 2**20  # bytes of a settings file (JSON or TOML) revprof reads
 
 # Folders that are no place for files revprof writes.
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+
+
+def read_settings_text(path: Path | str, name: str, missing: str = "no such file") -> str:
+    """The text of a small settings file (a spec, recipe or study file), checked before it is read:
+    a regular file (a FIFO or device would block or never end), at most
+    :data:`MAX_SETTINGS_FILE` bytes, UTF-8.
+
+    Raises:
+        RevprofError: ``name PATH: <what is wrong>`` in one line (``missing`` when it does not exist).
+    """
+    path = Path(path)
+    try:
+        if not path.exists():
+            raise RevprofError(f"{name} {path}: {missing}")
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise RevprofError(f"{name} {path}: {kind}; give a file")
+        size = path.stat().st_size
+        if size > MAX_SETTINGS_FILE:
+            raise RevprofError(f"{name} {path}: {size:,} bytes is larger than a settings file can "
+                               f"be ({MAX_SETTINGS_FILE:,} bytes at most)")
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RevprofError(f"{name} {path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise RevprofError(f"{name} {path}: cannot read it ({error.strerror or error})") from None
+
+
+def read_json_file(path: Path | str, name: str, missing: str = "no such file") -> Any:
+    """A small JSON settings file, parsed (see :func:`read_settings_text`).
+
+    Raises:
+        RevprofError: as :func:`read_settings_text`, or not valid JSON (nested too deep included).
+    """
+    import json
+
+    text = read_settings_text(path, name, missing)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RevprofError(f"{name} {path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise RevprofError(f"{name} {path}: not valid JSON (nested too deep)") from None
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:

@@ -122,6 +122,36 @@ class ArchSpec:
         dec = enc if decoder is None else _per_level("decoder_depth", decoder, self.levels)
         return replace(self, encoder_depth=enc, decoder_depth=dec)
 
+    # ---- the network interface (revprof.network.Network) ---------------------------------
+    @property
+    def output_kind(self) -> Literal["probabilities", "logits"]:
+        """The U-Nets end in a sigmoid: their outputs are region probabilities."""
+        return "probabilities"
+
+    @property
+    def patch_multiple(self) -> int:
+        """Every patch axis must be a multiple of ``2**(levels-1)`` (it halves at each level)."""
+        return 2 ** (self.levels - 1)
+
+    def output_shapes(self, batch: int, patch: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+        """One output ``(batch, out_channels, *patch)``."""
+        return ((batch, self.out_channels, *patch),)
+
+    def checked(self, patch: Sequence[int], batch: int = 1, targets: str = "regions") -> ArchSpec:
+        """This spec, after checking it trains at ``patch`` against ``targets``.
+
+        Raises:
+            RevprofError: a patch axis not divisible by :attr:`patch_multiple`, or targets other
+                than ``regions`` (the U-Nets output sigmoid region probabilities).
+        """
+        validate_patch(self, patch)
+        if targets != "regions":
+            raise RevprofError(f"targets {targets!r} need a network that outputs logits; revprof's "
+                               f"{self.arch} ends in a sigmoid over its {self.out_channels} region "
+                               f"channels, so it trains against targets 'regions'",
+                               field="targets")
+        return self
+
     def describe(self) -> str:
         """A short human-readable summary, e.g. ``revunet 60-120-240-360-480 enc 1 dec 1 reversible``."""
         widths = "-".join(str(w) for w in self.widths)

@@ -171,14 +171,17 @@ def _choices() -> list[object]:
     from revprof.memory import BACKENDS
     from revprof.memory.device import DEVICE_CLASSES
     from revprof.memory.planner import CRITERIA
-    from revprof.nn.factory import LOSSES
+    from revprof.recipe import LOSS_NAMES, OPTIMIZERS, TARGETS, ZERO_GRADS
     from revprof.spec import ARCHS, PRECISIONS
 
     return [
         pytest.param("measure", "--arch", ARCHS, id="arch"),
         pytest.param("measure", "--precision", PRECISIONS, id="precision"),
         pytest.param("measure", "--backend", BACKENDS, id="backend"),
-        pytest.param("measure", "--loss", tuple(LOSSES), id="loss"),
+        pytest.param("measure", "--loss", LOSS_NAMES, id="loss"),
+        pytest.param("measure", "--optimizer", OPTIMIZERS, id="optimizer"),
+        pytest.param("plan", "--targets", TARGETS, id="targets"),
+        pytest.param("plan", "--zero-grad", ZERO_GRADS, id="zero-grad"),
         pytest.param("plan", "--criterion", CRITERIA, id="criterion"),
         pytest.param("plan", "--device-class", DEVICE_CLASSES, id="device-class"),
         pytest.param("plan", "--search", ("depth", "width", "both"), id="search"),
@@ -206,7 +209,10 @@ def test_help_lists_the_choices_of_a_choice_option(command: str, option: str,
     pytest.param(["measure", "--backend", "simulat"], "error: backend must be one of auto, cuda, "
                  "cpu, simulate; got 'simulat' (did you mean 'simulate'?)", 1, id="backend"),
     pytest.param(["measure", "--model", "monai:unet", "--loss", "dic"], "error: loss must be one of "
-                 "dice, dice_ce; got 'dic' (did you mean 'dice'?)", 1, id="loss"),
+                 "dice, dice_ce, ce; got 'dic' (did you mean 'dice'?)", 1, id="loss"),
+    pytest.param(["measure", "--optimizer", "adamm"], "error: optimizer must be one of "
+                 "sgd, adam, adamw, rmsprop, adagrad; got 'adamm' (did you mean 'adam'?)", 1,
+                 id="optimizer"),
     pytest.param(["plan", "--budget", "1GiB", "--criterion", "devic"], "error: criterion must be "
                  "one of device, reserved, allocated; got 'devic' (did you mean 'device'?)", 1,
                  id="criterion"),
@@ -253,14 +259,14 @@ def test_a_choice_is_accepted_in_any_case_only_where_the_library_accepts_it() ->
 
 
 def test_the_choice_types_and_the_tables_keyed_by_them_agree() -> None:
-    """Where a choice also keys a table (what each loss computes, each device class's context
+    """Where a choice also keys a table (each optimizer's defaults, each device class's context
     allowance, each challenge's lesion settings), the table has exactly the type's values."""
     from typing import get_args
 
     from revprof.evaluation.lesions import CHALLENGES, ChallengeName
     from revprof.memory.device import CONTEXT_BYTES, DeviceClass
-    from revprof.nn.factory import LOSSES, Loss
+    from revprof.recipe import OPTIMIZER_DEFAULTS, OptimizerName
 
-    assert tuple(LOSSES) == get_args(Loss)
+    assert tuple(OPTIMIZER_DEFAULTS) == get_args(OptimizerName)
     assert tuple(CONTEXT_BYTES) == get_args(DeviceClass)
     assert tuple(CHALLENGES) == get_args(ChallengeName)

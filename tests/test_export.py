@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from revprof.cli.app import app
 from revprof.spec import ArchSpec
-from revprof.specfile import read_spec_file
+from revprof.train.specfile import read_spec_file
 from revprof.sweep.pareto import pareto_front
 from revprof.sweep.storage import open_storage
 
@@ -67,8 +67,8 @@ def test_export_front_then_measure_gives_the_stored_peak_to_the_byte(
         assert loaded.header["predicted_peak_bytes"] == trial.user_attrs["predicted_peak_bytes"]
         assert loaded.header["objectives"] == {"params": trial.values[0],
                                                "peak_bytes": trial.values[1]}
-        assert loaded.precision == "fp32" and loaded.batch == 1
-        assert loaded.train["synthetic_cases"] == 3 and loaded.train["steps"] == 3
+        assert loaded.settings.recipe.precision == "fp32" and loaded.settings.recipe.batch == 1
+        assert loaded.settings.synthetic_cases == 3 and loaded.settings.recipe.steps == 3
 
         measured = invoke("measure", "--spec", str(path), "--backend", "simulate", "--json")
         assert measured.exit_code == 0, measured.output
@@ -151,13 +151,21 @@ def test_spec_conflicts_and_bad_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_trained_trial_reruns_from_its_spec_file(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("table", ["recipe", "fixed"])
+def test_trained_trial_reruns_from_its_spec_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 table: str) -> None:
     """A training sweep's trial, exported and rerun with measure --spec --steps (the sweep's
-    steps), trains on the same synthetic data with the same seed: the same Dice."""
+    steps), trains on the same synthetic data with the same seed and the same recipe (learning
+    rate, schedule, foreground oversampling, here set in [recipe] or, as older study files do,
+    in [fixed]): the same Dice."""
     monkeypatch.chdir(tmp_path)
     study_file = tmp_path / "tiny.toml"
+    run = 'lr = 0.02\nschedule = "poly"\nforeground = 0.9\n'
     text = (OLD_STORE / "tiny.toml").read_text().replace("trials = 3", "trials = 1")
+    if table == "recipe":
+        text = text.replace("[space]", f"[recipe]\noptimizer = \"sgd\"\nmomentum = 0.9\n{run}\n[space]")
+    else:
+        text = text.replace('device = "cpu"', f'device = "cpu"\n{run}')
     study_file.write_text(text)
     assert invoke("sweep", str(study_file)).exit_code == 0
     journal = tmp_path / ".revprof" / "studies.journal"
@@ -165,13 +173,17 @@ def test_trained_trial_reruns_from_its_spec_file(tmp_path: Path,
     trial = study.get_trials()[0]
     assert trial.user_attrs["status"] == "ok"
     assert invoke("export", "tiny", "--trial", "0", "--out", "specs").exit_code == 0
+    exported = read_spec_file(Path("specs/tiny-trial0000.json")).settings.recipe
+    assert (exported.lr, exported.schedule, exported.foreground) == (0.02, "poly", 0.9)
+    assert exported.optimizer == ("sgd" if table == "recipe" else "adam")
     rerun = invoke("measure", "--spec", "specs/tiny-trial0000.json", "--steps", "3", "--json",
                    "--results", str(tmp_path / "runs.csv"))
     assert rerun.exit_code == 0, rerun.output
     result = json.loads(rerun.output.strip().splitlines()[-1])
-    assert result["kind"] == "training"
+    assert result["kind"] == "training" and result["recipe"] == exported.to_dict()
     assert result["patch"] == trial.user_attrs["patch"]
     assert result["dice"]["mean"] == pytest.approx(trial.user_attrs["dice"]["mean"], abs=1e-6)
+    assert result["losses"] == pytest.approx(trial.user_attrs["losses"], abs=1e-6)
 
 
 def test_report_names_each_front_point_and_its_spec_file(memory_study: tuple[Path, Path],

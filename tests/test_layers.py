@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "revprof"
 
 # Rank of each top-level module or package of revprof; an import may only go to a rank <= its own.
 FOUNDATION = {"errors", "units", "interrupts", "bounds", "redaction"}
-ENGINE = {"spec", "specfile", "nn", "losses", "step", "environment", "memory", "__init__"}
+ENGINE = {"spec", "network", "recipe", "nn", "losses", "step", "environment", "memory", "__init__"}
 SERVICES = {"data", "evaluation", "train", "sweep", "report", "bench"}
 COMMAND_LINE = {"cli", "__main__"}
 RANK = {

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from revprof import ArchSpec, RevprofError, spec_from_options
 from revprof.cli.app import app
+from revprof.recipe import PAPER
 from revprof.memory import CATEGORIES, MemoryReport, StorageTracker, measure_memory
 from revprof.memory.tracker import rounded
 from revprof.units import format_bytes, parse_bytes
@@ -29,8 +30,9 @@ SPECS = [
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_simulate_equals_cpu_to_the_byte(spec):
-    cpu = measure_memory(spec, (16, 16, 8), batch=2, backend="cpu")
-    simulated = measure_memory(spec, (16, 16, 8), batch=2, backend="simulate")
+    recipe = PAPER.with_overrides({"batch": 2})
+    cpu = measure_memory(spec, (16, 16, 8), recipe, backend="cpu")
+    simulated = measure_memory(spec, (16, 16, 8), recipe, backend="simulate")
     assert simulated.peak_bytes == cpu.peak_bytes
     assert simulated.breakdown == cpu.breakdown
     assert simulated.timeline.bytes == cpu.timeline.bytes
@@ -99,10 +101,10 @@ def test_report_round_trips_through_json():
     ("kwargs", "message"),
     [
         pytest.param({"patch": 18}, "must be divisible by 2^(levels-1)=4", id="patch"),
-        pytest.param({"precision": "fp8"}, "precision must be one of fp32, bf16, fp16", id="precision"),
+        pytest.param({"recipe": "paper"}, "recipe must be a revprof.recipe.Recipe", id="recipe"),
         pytest.param({"backend": "gpu"}, "backend must be one of", id="backend"),
         pytest.param({"steps": 1}, "steps must be at least 2", id="steps"),
-        pytest.param({"batch": 0}, "batch must be at least 1", id="batch"),
+
     ],
 )
 def test_bad_measure_arguments(kwargs, message):
@@ -160,8 +162,9 @@ def test_format_bytes():
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_simulate_equals_cpu_under_autocast(execution, precision):
     spec = TINY.with_execution(execution)
-    cpu = measure_memory(spec, 16, precision=precision, backend="cpu")
-    simulated = measure_memory(spec, 16, precision=precision, backend="simulate")
+    recipe = PAPER.with_overrides({"precision": precision})  # fp16: with its GradScaler
+    cpu = measure_memory(spec, 16, recipe, backend="cpu")
+    simulated = measure_memory(spec, 16, recipe, backend="simulate")
     assert simulated.peak_bytes == cpu.peak_bytes
     assert simulated.timeline.bytes == cpu.timeline.bytes
 
@@ -243,8 +246,7 @@ def _oom_factory(spec: ArchSpec, when: str):
 
 @pytest.mark.parametrize("when", ["forward", "backward"])
 def test_out_of_memory_is_a_result(when):
-    report = measure_memory(TINY, (16, 16, 16), batch=1, precision="fp32", backend="cpu",
-                            build=_oom_factory(TINY, when))
+    report = measure_memory(TINY, (16, 16, 16), backend="cpu", build=_oom_factory(TINY, when))
     assert report.status == "oom"
     assert report.oom["requested_bytes"] == 20 * 2**20
     assert report.oom["message"].startswith("CUDA out of memory")
@@ -311,8 +313,8 @@ def test_short_run_out_of_memory_is_a_result(tmp_path, monkeypatch):
         return model
 
     monkeypatch.setattr(train_run, "build_model", build_with_oom)
-    settings = TrainSettings(patch=(8, 8, 8), steps=2, val_cases=1, device="cpu",
-                             synthetic_cases=3, synthetic_shape=(16, 16, 16))
+    settings = TrainSettings(patch=(8, 8, 8), recipe=PAPER.with_overrides({"steps": 2}), val_cases=1,
+                             device="cpu", synthetic_cases=3, synthetic_shape=(16, 16, 16))
     result = run_training(spec, settings, progress=False, cache_dir=tmp_path)
     assert result.status == "oom" and result.steps_done == 0
     assert result.oom["requested_bytes"] == int(1.5 * 2**30)

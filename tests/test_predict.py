@@ -25,6 +25,7 @@ runner = CliRunner()
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny network trained 2 steps on 3 synthetic cases, saved with --save-model's writer."""
     from revprof.data import synthesize
+    from revprof.recipe import PAPER
     from revprof.train import TrainSettings, run_training
 
     folder = tmp_path_factory.mktemp("predict")
@@ -32,7 +33,8 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     synthesize(data, 3, shape=(32, 28, 24), seed=3)
     spec = spec_from_options(levels=2, width=4, depth=1, reversible="all")
     model = folder / "model.pt"
-    run_training(spec, TrainSettings(data=data, patch=(16, 16, 16), steps=2, val_cases=1,
+    run_training(spec, TrainSettings(data=data, patch=(16, 16, 16),
+                                     recipe=PAPER.with_overrides({"steps": 2}), val_cases=1,
                                      device="cpu"), progress=False, save_model=model,
                  cache_dir=folder / "cache")
     return model, data

@@ -25,7 +25,8 @@ OLD_STORE = Path(__file__).parent / "data" / "old-store"
 def _full_record() -> TrialRecord:
     return TrialRecord(
         spec={"arch": "revunet", "levels": 2, "widths": [4, 8]}, spec_words="2 levels, 4-8",
-        patch=[16, 16, 16], batch=1, precision="fp32", status="ok", label="plain",
+        patch=[16, 16, 16], batch=1, precision="fp32", recipe={"name": "paper", "lr": 1e-4},
+        status="ok", label="plain",
         worker={"host": "h", "pid": 7}, heartbeat=1796110583.5, budget_bytes=1 << 20, predicted_peak_bytes=123_456,
         predicted_reserved_bytes=2 << 20, breakdown={"parameters": 10, "activations": 20},
         activations_by_part={"enc0": 5}, params=4321, predict_seconds=0.25, peak_bytes=130_000,

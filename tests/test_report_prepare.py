@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from revprof.errors import RevprofError
+from revprof.recipe import PAPER, Recipe
 from revprof.memory import CATEGORIES, MemoryReport, Timeline
 from revprof.report.inputs import Dice, Source, TrialRow, load_results, study_source
 from revprof.report.panels.common import Series
@@ -37,7 +38,7 @@ def fake_peak(spec: ArchSpec, patch: tuple[int, int, int]) -> int:
     return factor * spec.encoder_depth[0] * patch[0] * patch[1] * patch[2] + 1000
 
 
-def fake_report(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str) -> MemoryReport:
+def fake_report(spec: ArchSpec, patch: tuple[int, int, int], recipe: Recipe) -> MemoryReport:
     peak = fake_peak(spec, patch)
     breakdown = {"parameters": 100, "gradients": 10, "optimizer_state": 200, "activations": peak - 410,
                  "other": 100}
@@ -47,7 +48,7 @@ def fake_report(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precisi
                                       (10, "forward", 1), (14, "backward", 1), (18, "optimizer", 1)])
     parts = {"stem": 1, "encoder.0": 10, "decoder.0": 20, "encoder.1": 100, "decoder.1": 200,
              "head": 2, "loss": 5}
-    return MemoryReport(spec=spec, patch=patch, batch=batch, precision=precision, backend="simulate",
+    return MemoryReport(spec=spec, patch=patch, recipe=recipe, backend="simulate",
                         device="cpu (fake tensors)", params=1, peak_bytes=peak, breakdown=breakdown,
                         activations_by_part=parts, saved_after_forward=parts, peak_phase="backward",
                         peak_step=1, timeline=timeline, steps=2, seconds=0.0)
@@ -133,7 +134,7 @@ def test_prepare_with_a_fake_simulator_gives_exact_figure_data():
         Series("checkpoint", tuple(2 * d * voxels + 1000 for d in DEPTHS)),
     )
     # depth 1 plain came from trial 1, not the simulator; nor did the reference's own peak
-    assert (tiny(1, "plain"), PATCH, 1, "fp32") not in memory.simulated
+    assert (tiny(1, "plain"), PATCH, PAPER) not in memory.simulated
 
     assert data.patch.patches == ((8, 8, 8), (12, 12, 12), (16, 16, 16))
     assert data.patch.labels == ("8³", "12³", "16³")
@@ -162,7 +163,7 @@ def test_prepare_with_a_fake_simulator_gives_exact_figure_data():
 
 
 def test_timeline_is_reduced_keeping_the_peak():
-    report = fake_report(tiny(1), PATCH, 1, "fp32")
+    report = fake_report(tiny(1), PATCH, PAPER)
     panel = timeline_panel("reversible", "words", report, max_points=4)
     assert panel.x == (0, 3, 6, 9)
     assert panel.bytes == (3, report.peak_bytes, 4, 1)
@@ -391,9 +392,9 @@ def test_each_report_simulates_each_configuration_once_and_shares_nothing():
     process simulates again, into its own cache."""
     calls: list[tuple] = []
 
-    def counting(spec, patch, batch, precision):
-        calls.append((spec, patch, batch, precision))
-        return fake_report(spec, patch, batch, precision)
+    def counting(spec, patch, recipe):
+        calls.append((spec, patch, recipe))
+        return fake_report(spec, patch, recipe)
 
     ref = row(0, tiny(2), dice=0.8)
     known = row(1, tiny(1, "plain"), dice=0.5)
@@ -403,7 +404,7 @@ def test_each_report_simulates_each_configuration_once_and_shares_nothing():
     assert len(calls) == 14 and len(set(calls)) == 14
     assert first.simulated == calls
     # the figures that need the same configuration twice (breakdown, timeline) got one simulation
-    assert (tiny(2, "plain"), PATCH, 1, "fp32") in calls and data.timeline is not None
+    assert (tiny(2, "plain"), PATCH, PAPER) in calls and data.timeline is not None
     second = Memory(trials, simulator=counting)
     assert prepare(source(trials, budget=10**9), memory=second, date="d") == data
     assert len(calls) == 28 and calls[14:] == calls[:14] and second.simulated == calls[14:]

@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 from revprof.memory import measure_memory
+from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -30,13 +31,11 @@ def tiny(depth: int = 1, execution: str = "reversible", widths: tuple[int, ...] 
 _MEASURED: dict[Any, Any] = {}
 
 
-def measured(spec: ArchSpec, patch: tuple[int, int, int] = PATCH, batch: int = 1,
-             precision: str = "fp32"):
+def measured(spec: ArchSpec, patch: tuple[int, int, int] = PATCH, recipe: Recipe = PAPER):
     """The simulate measurement of a tiny network, made once per test process."""
-    key = (spec, tuple(patch), batch, precision)
+    key = (spec, tuple(patch), recipe)
     if key not in _MEASURED:
-        _MEASURED[key] = measure_memory(spec, patch, batch=batch, precision=precision,
-                                        backend="simulate")
+        _MEASURED[key] = measure_memory(spec, patch, recipe, backend="simulate")
     return _MEASURED[key]
 
 

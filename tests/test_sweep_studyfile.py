@@ -67,7 +67,7 @@ def test_shipped_study_files_load(name: str) -> None:
 def test_quick_study_is_small() -> None:
     study = read_study_file(STUDIES / "quick.toml")
     assert study.trials <= 8
-    assert study.fixed.patch == (32, 32, 32) and study.fixed.steps <= 100
+    assert study.fixed.patch == (32, 32, 32) and study.recipe.steps <= 100
     assert study.data.path is None and max(study.data.synthetic_shape) <= 64
     assert study.level_counts() == [3]
     assert max(study.space["width"].values()) <= 16

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from revprof import build_model, spec_from_options
 from revprof.cli.app import app
 from revprof.data import synthesize
+from revprof.recipe import FIELDS, PAPER
 from revprof.train import TrainSettings, append_row, run_training
 from revprof.train.run import evaluate_cases, mean_dice, prepare_data
 
@@ -32,7 +33,11 @@ def dataset(tmp_path_factory):
 
 
 def _settings(dataset, **overrides) -> TrainSettings:
-    values = dict(data=dataset, patch=(16, 16, 16), steps=3, val_cases=1, device="cpu", seed=0)
+    """Training settings of the tests: 3 steps of the paper's recipe unless overridden (recipe
+    fields such as ``steps`` or ``lr`` go into the recipe)."""
+    recipe_fields = {k: overrides.pop(k) for k in list(overrides) if k in FIELDS}
+    values = dict(data=dataset, patch=(16, 16, 16), val_cases=1, device="cpu", seed=0,
+                  recipe=PAPER.with_overrides({"steps": 3, **recipe_fields}))
     values.update(overrides)
     return TrainSettings(**values)
 
@@ -155,7 +160,8 @@ def test_bad_training_input(args, message, tmp_path):
 @pytest.mark.realdata
 def test_short_run_on_the_real_brats2021_case(tmp_path):
     require(REAL_SAMPLES.is_dir(), f"real samples not found at {REAL_SAMPLES}")
-    settings = TrainSettings(data=REAL_SAMPLES / "brats2021", patch=(32, 32, 32), steps=2, val_cases=0,
+    settings = TrainSettings(data=REAL_SAMPLES / "brats2021", patch=(32, 32, 32),
+                             recipe=PAPER.with_overrides({"steps": 2}), val_cases=0,
                              device="cpu")
     result = run_training(TINY, settings, progress=False, cache_dir=tmp_path)
     assert result.status == "ok" and result.train_cases == 1 and len(result.losses) == 2

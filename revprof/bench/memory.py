@@ -1,7 +1,8 @@
 """Peak training memory of every peer, measured the same way side by side.
 
-Each measurement is the memory engine's training step (forward, soft Dice loss, backward, Adam
-``foreach``, ``zero_grad(set_to_none=True)``; two steps, so Adam's state is live in the second)
+Each measurement is the memory engine's training step of a recipe (default the paper's: forward,
+soft Dice loss, backward, Adam ``foreach``, ``zero_grad(set_to_none=True)``; two steps, so Adam's
+state is live in the second)
 counted by :class:`~revprof.memory.tracker.StorageTracker` with CUDA's 512-byte rounding, over
 fake tensors (``simulate``: exact, nothing allocated) or real CPU tensors (``cpu``); or, on a
 GPU, the CUDA caching allocator's ``max_memory_allocated`` (``cuda``).
@@ -22,6 +23,7 @@ from revprof.bench.peers import Peer, build_peer, peer_spec
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory
 from revprof.memory.tracker import rounded
+from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, validate_patch
 
 Progress = Callable[[str], None]
@@ -78,29 +80,34 @@ class PeakRow:
         return cls(**data)
 
 
-def state_bytes(parameters: Iterable[torch.Tensor]) -> int:
-    """Parameter + gradient + Adam ``exp_avg`` + ``exp_avg_sq`` bytes, each rounded as on CUDA."""
-    return 4 * sum(rounded(p.numel() * p.element_size()) for p in parameters)
+def state_bytes(parameters: Iterable[torch.Tensor], recipe: Recipe = PAPER) -> int:
+    """Parameter + gradient + optimizer-state bytes (Adam: ``exp_avg`` and ``exp_avg_sq``; see
+    :meth:`revprof.recipe.Recipe.state_copies`), each rounded as on CUDA."""
+    copies = 2 + recipe.state_copies()
+    return copies * sum(rounded(p.numel() * p.element_size()) for p in parameters)
 
 
 def measure_peer(peer: Peer, spec: ArchSpec, patch: Sequence[int] | int,
                  backend: Literal["simulate", "cpu", "cuda"] = "simulate",
-                 steps: int = 2, seed: int = 0, table: str = "paper") -> PeakRow:
+                 steps: int = 2, seed: int = 0, table: str = "paper",
+                 recipe: Recipe = PAPER) -> PeakRow:
     """Peak memory of ``steps`` training steps of ``peer`` built for the revunet ``spec``.
 
     Args:
         peer: one of :data:`~revprof.bench.peers.PEERS`.
         spec: the revunet the executions run (its own execution flags are ignored).
-        patch: ``(D, H, W)`` or one size; batch 1, fp32.
+        patch: ``(D, H, W)`` or one size; the batch and precision are the recipe's.
         backend: ``simulate``, ``cpu`` or ``cuda``.
+        recipe: the training step (default the paper's: batch 1, fp32, Adam).
     """
     if steps < 2:
-        raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
+        raise RevprofError(f"steps must be at least 2 (the optimizer's state exists from the "
+                           f"first); got {steps}")
     built = peer_spec(peer, spec)
     patch = validate_patch(built, patch)
     if backend not in ("simulate", "cpu", "cuda"):
         raise RevprofError(f"backend must be simulate, cpu or cuda; got {backend!r}")
-    report = measure_memory(built, patch, batch=1, precision="fp32", backend=backend, steps=steps,
+    report = measure_memory(built, patch, recipe, backend=backend, steps=steps,
                             seed=seed, build=lambda: build_peer(peer, spec))
     with torch.device("meta"):
         params = list(build_peer(peer, spec).parameters())
@@ -108,7 +115,7 @@ def measure_peer(peer: Peer, spec: ArchSpec, patch: Sequence[int] | int,
         peer=peer, table=table, widths=list(built.widths),
         depth=0 if peer == "nonewnet" else spec.encoder_depth[0], patch=list(patch),
         peak_bytes=report.peak_bytes if report.status == "ok" else -1,
-        state_bytes=state_bytes(params), params=report.params,
+        state_bytes=state_bytes(params, recipe), params=report.params,
         peak_phase=report.peak_phase, peak_step=report.peak_step, backend=backend,
         breakdown=dict(report.breakdown), seconds=report.seconds, status=report.status,
         oom=report.oom, untracked_bytes=report.untracked_bytes,
@@ -164,13 +171,15 @@ class MemoryPlan:
 
 
 def measure_tables(plan: MemoryPlan, backend: str = "simulate",
-                   progress: Progress | None = None) -> list[PeakRow]:
-    """Measure every job of ``plan``; ``progress`` is called with a label before each."""
+                   progress: Progress | None = None, recipe: Recipe = PAPER) -> list[PeakRow]:
+    """Measure every job of ``plan`` trained by ``recipe``; ``progress`` is called with a label
+    before each."""
     rows = []
     for table, peer, spec, patch in plan.jobs():
         if progress is not None:
             progress(f"{table}: {peer} depth {spec.encoder_depth[0]} at {'×'.join(map(str, patch))}")
-        rows.append(measure_peer(peer, spec, patch, backend=backend, table=table))
+        rows.append(measure_peer(peer, spec, patch, backend=backend, table=table,  # type: ignore[arg-type]
+                                 recipe=recipe))
         if backend == "cuda":  # an oom leaves cached blocks behind; the next row starts clean
             torch.cuda.empty_cache()
     return rows

@@ -15,6 +15,7 @@ from revprof.bench.report import build_record
 from revprof.bench.targets import TARGET_PATCH, evaluate
 from revprof.bench.timing import time_executions
 from revprof.memory.measure import oom_record
+from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, spec_from_options
 
 
@@ -36,6 +37,7 @@ class BenchSettings:
     target_patch: tuple[int, int, int]
     target_depths: tuple[int, ...]
     quick: bool
+    recipe: Recipe = PAPER
 
     @classmethod
     def full(cls) -> BenchSettings:
@@ -68,15 +70,16 @@ def run_bench(settings: BenchSettings, command: str, cuda: bool = False,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure everything ``settings`` lists and return the record (see :mod:`revprof.bench.report`)."""
     started = time.perf_counter()
-    rows = measure_tables(settings.memory, "simulate", progress)
+    rows = measure_tables(settings.memory, "simulate", progress, recipe=settings.recipe)
     timing = time_executions(settings.timing_spec, settings.timing_patch, settings.memory.peers,
                              repetitions=settings.repetitions, warmup=settings.warmup,
-                             progress=progress)
+                             progress=progress, recipe=settings.recipe)
     targets = evaluate(rows, timing, settings.target_patch, settings.target_depths)
     cuda_record = run_cuda(settings, progress) if cuda else None
     plan = {**settings.memory.to_dict(), "timing_widths": list(settings.timing_spec.widths),
             "timing_patch": list(settings.timing_patch), "repetitions": settings.repetitions,
-            "warmup": settings.warmup, "target_patch": list(settings.target_patch)}
+            "warmup": settings.warmup, "target_patch": list(settings.target_patch),
+            "recipe": settings.recipe.to_dict()}
     return build_record(command, settings.quick, plan, rows, timing, targets, cuda_record,
                         time.perf_counter() - started)
 
@@ -88,11 +91,11 @@ def run_cuda(settings: BenchSettings, progress: Callable[[str], None] | None = N
     plan = MemoryPlan(settings.memory.paper_spec, settings.memory.patches, settings.memory.depths,
                       settings.memory.depth_spec, settings.memory.depth_patch, (),
                       settings.memory.peers)
-    rows = measure_tables(plan, "cuda", progress)  # an oom row is a row (status "oom")
+    rows = measure_tables(plan, "cuda", progress, recipe=settings.recipe)  # an oom row is a row
     try:
         timing = time_executions(settings.timing_spec, settings.timing_patch, settings.memory.peers,
                                  repetitions=settings.repetitions, warmup=settings.warmup,
-                                 device="cuda", progress=progress)
+                                 device="cuda", progress=progress, recipe=settings.recipe)
     except torch.OutOfMemoryError as error:
         torch.cuda.empty_cache()
         return {"run": True, "device": torch.cuda.get_device_name(),

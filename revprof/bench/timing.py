@@ -1,7 +1,8 @@
 """Step time of every execution of one small network, alternated in one process.
 
 Absolute times on a shared machine are noise; ratios measured side by side are not (much). So
-every execution gets its own copy of the same weights and its own Adam, all are warmed up, and
+every execution gets its own copy of the same weights and its own optimizer (the recipe's,
+default the paper's Adam), all are warmed up, and
 then each repetition times one training step of each, in an order rotated every repetition; the
 result is the median per execution and the ratios of medians.
 
@@ -24,8 +25,9 @@ import torch
 from revprof.bench.peers import build_peer
 from revprof.environment import require_cuda
 from revprof.errors import RevprofError
-from revprof.step import make_optimizer, training_step
+from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, validate_patch
+from revprof.step import Batch, TrainingStep, synthetic_batch
 
 
 @dataclass
@@ -76,17 +78,19 @@ class TimingResult:
 
 def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[str],
                     repetitions: int = 7, warmup: int = 2, device: str = "cpu", threads: int = 1,
-                    progress: Callable[[str], None] | None = None, seed: int = 0) -> TimingResult:
+                    progress: Callable[[str], None] | None = None, seed: int = 0,
+                    recipe: Recipe = PAPER) -> TimingResult:
     """Median step time of each of ``peers`` (executions of the revunet ``spec``), alternated.
 
     Args:
         spec: the network (its execution flags are ignored).
-        patch: ``(D, H, W)`` or one size; batch 1, fp32.
+        patch: ``(D, H, W)`` or one size; the batch and precision are the recipe's.
         peers: executions to compare (``nonewnet`` is not one: it is another network).
         repetitions: timed steps per execution.
-        warmup: untimed steps per execution first (the first creates Adam's state).
+        warmup: untimed steps per execution first (the first creates the optimizer's state).
         device: ``cpu`` or ``cuda``.
         threads: CPU compute threads while timing on the CPU (restored afterwards).
+        recipe: the training step (default the paper's).
     """
     if repetitions < 1 or warmup < 1:
         raise RevprofError("timing needs at least one warm-up step and one repetition")
@@ -97,16 +101,15 @@ def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         state = build_peer("reversible", spec).state_dict()
-        generator = torch.Generator().manual_seed(seed)
-        image = torch.randn(1, spec.in_channels, *patch, generator=generator).to(target_device)
-        target = (torch.rand(1, spec.out_channels, *patch, generator=generator) < 0.5).float()
-        target = target.to(target_device)
+        batch = synthetic_batch(spec, recipe, patch, torch.Generator().manual_seed(seed))
+        if recipe.transfer == "resident":
+            batch = batch.to(target_device)
     runs = {}
     for peer in peers:
         model = build_peer(peer, spec)
         model.load_state_dict(state)
         model.to(target_device)
-        runs[peer] = (model, make_optimizer(model))
+        runs[peer] = TrainingStep(model, recipe, spec.output_kind, target_device.type)
 
     previous_threads = torch.get_num_threads()
     if device == "cpu":
@@ -121,10 +124,9 @@ def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[
             for peer in order:
                 if progress is not None:
                     progress(f"timing: {peer} {'step' if timed else 'warm-up'} {round_ + 1}")
-                model, optimizer = runs[peer]
                 gc.collect()
                 gc.disable()
-                seconds, wall_seconds = _time_step(model, optimizer, image, target, device)
+                seconds, wall_seconds = _time_step(runs[peer], batch, target_device)
                 if gc_enabled:
                     gc.enable()
                 if timed:
@@ -143,18 +145,17 @@ def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[
     ).finish()
 
 
-def _time_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, image: torch.Tensor,
-               target: torch.Tensor, device: str) -> tuple[float, float]:
+def _time_step(runner: TrainingStep, batch: Batch, device: torch.device) -> tuple[float, float]:
     """``(timed seconds, wall seconds)`` of one training step."""
-    if device == "cuda":
+    if device.type == "cuda":
         torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         wall_start = time.perf_counter()
         start.record()
-        training_step(model, optimizer, image, target, "fp32")
+        runner(batch, device=device)
         end.record()
         torch.cuda.synchronize()
         return start.elapsed_time(end) / 1000.0, time.perf_counter() - wall_start
     cpu_start, wall_start = time.thread_time(), time.perf_counter()
-    training_step(model, optimizer, image, target, "fp32")
+    runner(batch, device=device)
     return time.thread_time() - cpu_start, time.perf_counter() - wall_start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from revprof.cli._common import console, handle_errors, set_quiet
+from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
 from revprof.errors import RevprofError
 
 Quick = Annotated[bool, typer.Option("--quick", help="Tiny networks and patches: the same tables "
@@ -35,6 +37,7 @@ def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the "
                                                 "record written to bench.json and the files "
                                                 "written) instead of the Markdown tables.")] = False,
+          recipe_options: RecipeOptions = RecipeOptions(),
           ) -> None:
     """Peak memory (simulate, exact) and CPU step-time ratios of revprof's reversible execution
     next to plain autograd, checkpointing, RevTorch and the No New-Net baseline; checks the targets."""
@@ -48,7 +51,10 @@ def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
     if as_json:  # stdout carries the JSON object only
         set_quiet()
     settings = BenchSettings.quick_settings() if quick else BenchSettings.full()
+    settings = dataclasses.replace(settings, recipe=recipe_options.resolve())
     command = "revprof bench" + (" --quick" if quick else "") + (" --cuda" if cuda else "")
+    if recipe_options.given():
+        command += f" (recipe {settings.recipe.describe()})"
     if out != DEFAULT_OUT:
         command += f" --out {shlex.quote(str(out))}"
     if not revtorch_available():
@@ -83,4 +89,4 @@ def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
 
 
 def register(app: typer.Typer) -> None:
-    app.command("bench")(handle_errors(bench))
+    app.command("bench")(handle_errors(with_recipe_options(bench)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Annotated
 import typer
 
 from revprof.cli._common import choice, console, handle_errors
-from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
+    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, given, network_or_file,
 )
 from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
@@ -21,16 +23,12 @@ from revprof.memory import BACKENDS, measure_memory, resolve_backend
 from revprof.memory.measure import Backend as BackendName
 from revprof.memory.device import device_need
 from revprof.cli.render import report_tables, training_tables
-from revprof.spec import PRECISIONS, ArchSpec, parse_patch, validate_patch
-from revprof.spec import Precision as PrecisionName
+from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.sweep.record import TrialRecord
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
-Batch = Annotated[int, typer.Option("--batch", min=1, help="Batch size.")]
-Precision = Annotated[PrecisionName, typer.Option("--precision", help="fp32, bf16 or fp16 (autocast).",
-                                                  parser=choice("precision", PRECISIONS))]
 Backend = Annotated[BackendName, typer.Option("--backend", help="auto (cuda if a GPU is visible, else "
                                               "simulate), cuda, cpu or simulate.",
                                               parser=choice("backend", BACKENDS))]
@@ -43,7 +41,7 @@ def measure(
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
     reversible: Reversible = None, checkpoint: Checkpoint = False, groups: Groups = None,
     spec_path: SpecPath = None,
-    patch: Patch = "128", batch: Batch = 1, precision: Precision = "fp32", backend: Backend = "auto",
+    patch: Patch = "128", backend: Backend = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeline: Annotated[bool, typer.Option("--timeline/--no-timeline",
                                            help="Include the op-by-op timeline in --json.")] = False,
@@ -81,51 +79,44 @@ def measure(
     save_predictions: Annotated[Path | None, typer.Option("--save-predictions", rich_help_panel="Training run",
                                                           help="Write NIfTI label maps of the "
                                                                "validation cases here.")] = None,
-    model: Model = None, model_kwargs: ModelKwargs = None, loss: Loss = "dice",
+    model: Model = None, model_kwargs: ModelKwargs = None,
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
+    recipe_options: RecipeOptions = RecipeOptions(),
 ) -> None:
-    """Peak memory of a training step (forward, soft Dice, backward, Adam) with its breakdown;
-    with --steps, a short training run with Dice for WT, TC and ET. With --spec FILE (from revprof
-    export), the network and settings of a sweep trial."""
+    """Peak memory of a training step (forward, loss, backward, optimizer: the paper's Adam and
+    soft Dice, or another recipe) with its breakdown; with --steps, a short training run with
+    Dice for WT, TC and ET. With --spec FILE (from revprof export), the network, recipe and
+    settings of a sweep trial."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options)
     if factory is not None and steps is not None:
         raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     if loaded is not None:  # the trial's settings unless given here
         patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
-        batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
-        precision = file_default(ctx, "precision", precision, loaded, loaded.precision)
+    step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None,
+                                         steps=steps)
     if steps is not None and snapshot is not None:
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")
     if steps is not None:
         check_training_outputs(results, save_model, save_predictions, seed)
-        train = loaded.train if loaded is not None else {}
-        data_path = file_default(ctx, "data", data, loaded, train.get("data"))
-        file_crop = train.get("crop")
-        crop_value = file_default(ctx, "crop", crop, loaded,
-                                  ",".join(map(str, file_crop)) if file_crop else None)
-        synthetic = {key: (tuple(train[key]) if isinstance(train[key], list) else train[key])
-                     for key in ("synthetic_cases", "synthetic_shape") if key in train}
-        settings = TrainSettings(
-            data=Path(data_path) if data_path else None, patch=validate_patch(spec, patch),
-            steps=steps, val_cases=file_default(ctx, "val_cases", val_cases, loaded,
-                                                train.get("val_cases")),
-            precision=precision, device=file_default(ctx, "device", device, loaded,
-                                                     train.get("device")),
-            seed=file_default(ctx, "seed", seed, loaded, train.get("seed")), batch=batch,
-            convention=file_default(ctx, "convention", convention, loaded, train.get("convention")),
-            crop=parse_patch(crop_value) if crop_value else None, spacing=parse_spacing(spacing),
-            **synthetic,
-        )
+        base = loaded.settings if loaded is not None else TrainSettings()
+        here = {"data": Path(data) if data else None, "val_cases": val_cases, "device": device,
+                "seed": seed, "convention": convention,
+                "crop": parse_patch(crop) if crop else None, "spacing": parse_spacing(spacing)}
+        settings = dataclasses.replace(
+            base, patch=validate_patch(spec, patch), recipe=step_recipe,
+            **{name: value for name, value in here.items() if loaded is None or given(ctx, name)})
         result = run_training(spec, settings, progress=not as_json, save_model=save_model,
                               save_predictions=save_predictions)
         append_row(result_row(spec, settings, result), results)
         if as_json:
-            print(json.dumps({"kind": "training", "spec": spec.to_dict(), "patch": list(settings.patch), "batch": batch,
-                              "precision": precision, "backend": "training run", **result.to_dict()}))
+            print(json.dumps({"kind": "training", "spec": spec.to_dict(), "patch": list(settings.patch),
+                              "batch": step_recipe.batch, "precision": step_recipe.precision,
+                              "recipe": step_recipe.to_dict(), "backend": "training run",
+                              **result.to_dict()}))
         else:
             console.print(training_tables(spec, settings, result))
             console.print(f"appended to {results}")
@@ -136,11 +127,9 @@ def measure(
         from revprof.memory.snapshot import recording_cuda_history
 
         with recording_cuda_history(snapshot):
-            report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend,
-                                    alloc_conf=alloc_conf)
+            report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf)
     else:
-        report = measure_memory(spec, patch, batch=batch, precision=precision, backend=backend,
-                                alloc_conf=alloc_conf)
+        report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf)
         if snapshot is not None:
             from revprof.memory.allocator import parse_alloc_conf
             from revprof.memory.measure import alloc_conf_of
@@ -161,24 +150,26 @@ def measure(
 def result_row(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> dict[str, object]:
     """One row of the results table: the run's :class:`TrialRecord` as columns (see
     ``docs/store-schema.md`` for their meanings) with the run's settings."""
+    recipe = settings.recipe
     record = TrialRecord(
         spec=spec.to_dict(), spec_words=spec.describe(), patch=list(settings.patch),
-        batch=settings.batch, precision=settings.precision, status=result.status,
-        peak_bytes=result.peak_bytes, predicted_peak_bytes=result.predicted_peak_bytes,
+        batch=recipe.batch, precision=recipe.precision, recipe=recipe.to_dict(),
+        status=result.status, peak_bytes=result.peak_bytes,
+        predicted_peak_bytes=result.predicted_peak_bytes,
         dice=result.dice, dice_per_case=[vars(c) for c in result.dice_per_case],
         seconds_per_step=result.seconds_per_step, voxels_per_second=result.voxels_per_second,
         device=result.device, environment=result.environment, error=result.error)
-    columns = {**record.result_columns(), "steps": settings.steps, "seed": settings.seed,
+    columns = {**record.result_columns(), "steps": recipe.steps, "seed": settings.seed,
                "data": str(settings.data) if settings.data else "synthetic",
                "loss_first": result.losses[0] if result.losses else None,
                "loss_last": result.losses[-1] if result.losses else None}
     order = ("spec", "spec_words", "patch", "batch", "precision", "steps", "seed", "data", "status",
              "peak_bytes", "predicted_peak_bytes", "dice_wt", "dice_tc", "dice_et", "dice_mean",
              "seconds_per_step", "voxels_per_second", "device", "loss_first", "loss_last",
-             "dice_per_case", "environment", "error")
+             "dice_per_case", "environment", "error", "recipe")
     return {"timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **{name: columns[name] for name in order}}
 
 
 def register(app: typer.Typer) -> None:
-    app.command("measure")(handle_errors(measure))
+    app.command("measure")(handle_errors(with_recipe_options(measure)))

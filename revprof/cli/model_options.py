@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from revprof.cli._common import choice
 from revprof.cli.spec_options import SpecOptions
 from revprof.errors import RevprofError
-from revprof.nn.factory import LOSSES, ModelSpec, model_spec, parse_model_kwargs
-from revprof.nn.factory import Loss as LossName
+from revprof.nn.factory import ModelSpec, model_spec, parse_model_kwargs
 from revprof.nn.presets import PRESETS
 
 _PANEL = "Any network (--model)"
@@ -22,10 +20,6 @@ Model = Annotated[str | None, typer.Option(
 ModelKwargs = Annotated[str | None, typer.Option(
     "--model-kwargs", rich_help_panel=_PANEL,
     help='Keyword arguments for the factory as a JSON object, e.g. \'{"init_filters": 16}\'.')]
-Loss = Annotated[LossName, typer.Option(
-    "--loss", rich_help_panel=_PANEL, parser=choice("loss", LOSSES),
-    help="; ".join(f"{name}: {words}" for name, words in LOSSES.items()) + ". Several outputs are "
-         "deep supervision with nnU-Net's weights.")]
 InChannels = Annotated[int | None, typer.Option(
     "--in-channels", min=1, rich_help_panel=_PANEL,
     help="Input channels (default: the factory's in_channels, else its first convolution's).")]
@@ -34,7 +28,7 @@ PatchMultiple = Annotated[int | None, typer.Option(
     help="Patch axes must be multiples of this power of two (default: the preset's, else 1).")]
 
 
-def model_from_options(model: str | None, model_kwargs: str | None, loss: LossName, in_channels: int | None,
+def model_from_options(model: str | None, model_kwargs: str | None, in_channels: int | None,
                        patch_multiple: int | None, arch_options: SpecOptions) -> ModelSpec | None:
     """The :class:`ModelSpec` ``--model`` names, or ``None`` without ``--model``.
 
@@ -50,5 +44,5 @@ def model_from_options(model: str | None, model_kwargs: str | None, loss: LossNa
     if given:
         raise RevprofError(f"--model builds its own network; drop the architecture options "
                            f"({', '.join('--' + g.replace('_', '-') for g in given)})")
-    return model_spec(model, parse_model_kwargs(model_kwargs), in_channels=in_channels, loss=loss,
+    return model_spec(model, parse_model_kwargs(model_kwargs), in_channels=in_channels,
                       patch_multiple=patch_multiple)

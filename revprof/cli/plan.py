@@ -14,11 +14,11 @@ from rich.table import Table
 
 from revprof.cli._common import choice, console, err_console, handle_errors
 from revprof.errors import RevprofError
-from revprof.cli.measure import Batch, Precision
-from revprof.cli.model_options import InChannels, Loss, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, SpecPath, Width, Widths, file_default, network_or_file,
+    Reversible, SpecOptions, SpecPath, Width, Widths, network_or_file,
 )
 from revprof.memory.device import DEVICE_CLASSES, DeviceClass
 from revprof.memory.planner import (
@@ -141,7 +141,6 @@ def plan(
         parser=choice("search", get_args(Search), usage=True))] = "both",
     max_depth: Annotated[int, typer.Option("--max-depth", min=1, help="Deepest network considered.")] = 8,
     top: Annotated[int, typer.Option("--top", min=1, help="Candidates to print.")] = 5,
-    batch: Batch = 1, precision: Precision = "fp32",
     criterion: Annotated[CriterionName, typer.Option(
         "--criterion", help="What must fit: device (reserved + CUDA context + workspace), reserved "
         "or allocated.", parser=choice("criterion", CRITERIA))] = "device",
@@ -158,8 +157,9 @@ def plan(
     data: Annotated[Path | None, typer.Option("--data", exists=True, file_okay=False, help="Dataset "
                                               "folder: patches follow its median image shape.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    model: Model = None, model_kwargs: ModelKwargs = None, loss: Loss = "dice",
+    model: Model = None, model_kwargs: ModelKwargs = None,
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
+    recipe_options: RecipeOptions = RecipeOptions(),
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", min=0, help="Stop the search after this long (0: no limit) and print the "
         "best fitting configuration predicted so far, marked incomplete. One prediction of a large "
@@ -177,11 +177,10 @@ def plan(
     median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, loss, in_channels, patch_multiple, options)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options)
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
-    if loaded is not None:  # the trial's batch and precision; --patch stays what it says
-        batch = file_default(ctx, "batch", batch, loaded, loaded.batch)
-        precision = file_default(ctx, "precision", precision, loaded, loaded.precision)
+    # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
+    step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)
     started = time.monotonic()
     predicted: list[Candidate] = []
     # Progress goes to stderr, so it shows with --json too (stdout keeps the one JSON object).
@@ -204,16 +203,16 @@ def plan(
                 if median is not None:  # as nnU-Net: no patch larger than the median image
                     step = 2 ** (spec.levels - 1)
                     limit = tuple(min(m, -(-int(s) // step) * step) for m, s in zip(limit, median))
-                result = largest_patch(spec, budget_bytes, limit, batch, precision, seen,
+                result = largest_patch(spec, budget_bytes, limit, step_recipe, seen,
                                        criterion=rule, median_shape=median)
             elif factory is not None:
-                result = largest_batch(factory, parse_patch(patch), budget_bytes, precision,
+                result = largest_batch(factory, parse_patch(patch), budget_bytes, step_recipe,
                                        on_evaluate=seen, criterion=rule)
             else:
                 result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
                                        search_depth=search in ("depth", "both"),
-                                       search_width=search in ("width", "both"), batch=batch,
-                                       precision=precision, top=top, on_evaluate=seen,
+                                       search_width=search in ("width", "both"),
+                                       recipe=step_recipe, top=top, on_evaluate=seen,
                                        criterion=rule)
         except _OutOfTime:
             result = None
@@ -223,6 +222,7 @@ def plan(
         return
     if as_json:
         print(json.dumps({"kind": "plan", "complete": True, **result.to_dict(),
+                          "recipe": step_recipe.to_dict(),
                           "median_shape": list(median) if median else None}))
         return
     if not result.candidates:
@@ -232,6 +232,7 @@ def plan(
         raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)} at patch "
                            f"{'x'.join(map(str, parse_patch(patch)))}{closest}")
     console.print(_table(result))
+    console.print(f"recipe {step_recipe.describe()}", highlight=False)
     if median is not None:
         console.print(f"patches follow the median image shape of {data}: "
                       + "x".join(f"{m:g}" for m in median))
@@ -264,4 +265,4 @@ def _stopped(predicted: list[Candidate], rule: Criterion, budget_bytes: int, lar
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan")(handle_errors(plan))
+    app.command("plan")(handle_errors(with_recipe_options(plan)))

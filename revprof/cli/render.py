@@ -9,7 +9,6 @@ from rich.text import Text
 from revprof.evaluation.evaluate import mean_over_nonempty
 from revprof.memory.device import device_need
 from revprof.memory.measure import MemoryReport
-from revprof.nn.factory import ModelSpec
 from revprof.spec import ArchSpec
 from revprof.train.settings import TrainResult, TrainSettings
 from revprof.units import format_bytes
@@ -62,8 +61,13 @@ def report_tables(report: MemoryReport) -> Group:
                      if report.gradient_reuse else Text.assemble(
                          ("inactive", "bold yellow"), " (gradients copied: a larger peak)"))
     head.add_row("parameters", f"{report.params:,}")
-    if isinstance(report.spec, ModelSpec):
-        head.add_row("loss", report.spec.loss_words())
+    head.add_row("recipe", report.recipe.describe())
+    if report.recipe.deep_supervision is None and len(report.spec.output_shapes(
+            report.batch, report.patch)) > 1:
+        weights = ", ".join(f"{w:.4g}" for w in report.recipe.ds_weights(
+            len(report.spec.output_shapes(report.batch, report.patch))))
+        head.add_row("deep supervision", f"nnU-Net's weights {weights} against nearest-downsampled "
+                                         f"targets")
     head.add_row("backend", f"{report.backend} on {report.device}")
     breakdown = Table(title="at the peak" if report.untracked_bytes is None else "at the tracked peak")
     breakdown.add_column("category")
@@ -82,11 +86,13 @@ def report_tables(report: MemoryReport) -> Group:
 
 def training_tables(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> Group:
     """The outcome of a short training run: status, memory, speed and Dice per case and region."""
-    head = Table(title=f"{spec.describe()} · {settings.steps} steps · patch "
-                       f"{'x'.join(map(str, settings.patch))} · {settings.precision}", show_header=False)
+    recipe = settings.recipe
+    head = Table(title=f"{spec.describe()} · {recipe.steps} steps · patch "
+                       f"{'x'.join(map(str, settings.patch))} · {recipe.precision}", show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
     head.add_row("status", result.status + (f" ({result.error})" if result.error else ""))
+    head.add_row("recipe", f"{recipe.describe()}; {recipe.run_words()}")
     head.add_row("peak memory (measured)", format_bytes(result.peak_bytes))
     if result.predicted_peak_bytes is not None:
         head.add_row("peak memory (predicted)", format_bytes(result.predicted_peak_bytes))

@@ -12,7 +12,7 @@ from revprof.cli._common import choice
 from revprof.errors import RevprofError
 from revprof.spec import ARCHS, ArchSpec, spec_from_options
 from revprof.spec import Arch as ArchName
-from revprof.specfile import SpecFile, read_spec_file
+from revprof.train.specfile import SpecFile, read_spec_file
 
 _PANEL = "Architecture"
 

@@ -12,13 +12,13 @@ Backends:
 
 from __future__ import annotations
 
-import functools
+import copy
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 import torch
@@ -29,19 +29,20 @@ from revprof.interrupts import held_interrupts
 from revprof.memory._cuda_private import clear_cublas_workspaces
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
+from revprof.memory.tracker import CATEGORIES, StorageTracker
+from revprof.network import Network
+from revprof.nn import build_network, network_from_dict, network_parts
+from revprof.nn._ownership import OWNERSHIP, reuse_status
+from revprof.nn.factory import model_spec
+from revprof.recipe import PAPER, Recipe, recipe_or_paper
+from revprof.spec import ArchSpec, Precision, parse_patch
 from revprof.step import (
-    attribution_parts,
+    TrainingStep,
+    counters_on_device,
     is_step_counter,
-    make_optimizer,
-    training_step,
+    synthetic_batch,
     watch_optimizer_state,
 )
-from revprof.memory.model_step import model_loss, model_targets
-from revprof.memory.tracker import CATEGORIES, StorageTracker
-from revprof.nn import build_model
-from revprof.nn._ownership import OWNERSHIP, reuse_status
-from revprof.nn.factory import Loss, ModelSpec, model_spec
-from revprof.spec import PRECISIONS, ArchSpec, Precision, validate_patch
 
 Backend = Literal["auto", "cuda", "cpu", "simulate"]
 """Where a measurement runs (see the module docstring); ``auto`` resolves to ``cuda`` or
@@ -72,6 +73,10 @@ class MemoryReport:
     """One measurement of peak training memory.
 
     Attributes:
+        spec: the network (:class:`~revprof.network.Network`).
+        patch: the input's spatial size.
+        recipe: the training step measured (its batch and precision are :attr:`batch` and
+            :attr:`precision`).
         peak_bytes: the headline: peak bytes allocated over the measured steps (on CUDA the
             allocator's ``max_memory_allocated``, else the tracked peak).
         breakdown: bytes by category at the tracked peak (parameters, gradients,
@@ -102,10 +107,9 @@ class MemoryReport:
         oom: ``{"message", "requested_bytes", "capacity_bytes", "allocated_bytes"}`` for ``oom``.
     """
 
-    spec: ArchSpec | ModelSpec
-    patch: tuple[int, int, int]
-    batch: int
-    precision: Precision
+    spec: Network
+    patch: tuple[int, ...]
+    recipe: Recipe
     backend: Backend
     device: str
     params: int
@@ -131,30 +135,43 @@ class MemoryReport:
     status: str = "ok"
     oom: dict[str, Any] | None = None
 
+    @property
+    def batch(self) -> int:
+        return self.recipe.batch
+
+    @property
+    def precision(self) -> Precision:
+        return self.recipe.precision
+
     def to_dict(self, timeline: bool = True) -> dict[str, Any]:
-        """A JSON-able dict (``spec`` as a dict; the timeline optional, it can be long)."""
-        log, self.allocation_log = self.allocation_log, None
-        try:
-            data = asdict(self)
-        finally:
-            self.allocation_log = log
-        data.pop("allocation_log")
-        data["spec"] = self.spec.to_dict()
+        """A JSON-able dict: ``spec`` and ``recipe`` as dicts, ``batch`` and ``precision`` beside
+        them, the timeline optional (it can be long); the allocation log is not serialised."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "allocation_log" or (f.name == "timeline" and not timeline):
+                continue
+            if f.name in ("spec", "recipe"):
+                data[f.name] = value.to_dict()
+            elif f.name == "timeline":
+                data[f.name] = {"bytes": list(value.bytes), "phases": [list(p) for p in value.phases]}
+            else:
+                data[f.name] = copy.deepcopy(value)
         data["patch"] = list(self.patch)
-        if timeline:
-            data["timeline"] = {"bytes": self.timeline.bytes,
-                                "phases": [list(p) for p in self.timeline.phases]}
-        else:
-            data.pop("timeline")
+        data["batch"], data["precision"] = self.batch, self.precision
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MemoryReport:
-        """Inverse of :meth:`to_dict` (a missing timeline becomes empty)."""
+        """Inverse of :meth:`to_dict` (a missing timeline becomes empty; a report written before
+        recipes existed was the paper's step at its ``batch`` and ``precision``)."""
         values = dict(data)
-        values["spec"] = (ModelSpec.from_dict(values["spec"]) if "factory" in values["spec"]
-                          else ArchSpec.from_dict(values["spec"]))
+        values["spec"] = network_from_dict(values["spec"])
         values["patch"] = tuple(values["patch"])
+        batch, precision = values.pop("batch", 1), values.pop("precision", "fp32")
+        recipe = values.get("recipe")
+        values["recipe"] = (recipe_or_paper(recipe) if recipe is not None else
+                            PAPER.with_overrides({"batch": batch, "precision": precision}))
         raw = values.get("timeline") or {"bytes": [], "phases": []}
         values["timeline"] = Timeline(list(raw["bytes"]), [tuple(p) for p in raw["phases"]])
         return cls(**values)
@@ -171,10 +188,9 @@ def resolve_backend(backend: Backend | str) -> Backend:
 
 
 def measure_memory(
-    spec: ArchSpec | ModelSpec | None = None,
+    spec: Network | None = None,
     patch: Sequence[int] | int | str | None = None,
-    batch: int = 1,
-    precision: Precision = "fp32",
+    recipe: Recipe = PAPER,
     backend: Backend = "auto",
     steps: int = 2,
     seed: int = 0,
@@ -183,35 +199,39 @@ def measure_memory(
     model: str | Callable[[], torch.nn.Module] | torch.nn.Module | None = None,
     in_channels: int | None = None,
     out_channels: int | None = None,
-    loss: Loss = "dice",
     build: Callable[[], torch.nn.Module] | None = None,
 ) -> MemoryReport:
-    """Peak memory of ``steps`` training steps of ``spec`` on ``(batch, in_channels, *patch)``.
+    """Peak memory of ``steps`` training steps of ``spec`` trained by ``recipe``, on a batch of
+    ``(recipe.batch, in_channels, *patch)``.
 
     Args:
-        spec: the network: an :class:`ArchSpec`, or a :class:`~revprof.nn.factory.ModelSpec`.
-        patch: ``(D, H, W)`` or one size for all axes; each divisible by ``2**(levels-1)``.
-        batch: batch size.
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast).
+        spec: the network (:class:`~revprof.network.Network`): an :class:`ArchSpec` or a
+            :class:`~revprof.nn.factory.ModelSpec`.
+        patch: ``(D, H, W)`` or one size for all axes; each a multiple of the network's
+            ``patch_multiple``.
+        recipe: the training step (:class:`~revprof.recipe.Recipe`: optimizer, loss, targets,
+            precision, scaler, batch, ...); default the paper's.
         backend: ``auto``, ``cuda``, ``cpu`` or ``simulate``.
-        steps: training steps, at least 2 (Adam's state is created in the first).
+        steps: optimizer steps, at least 2 (the optimizer's state exists from the first); with a
+            ``GradScaler`` on real tensors, steps it skips are run again, so ``steps`` real
+            optimizer steps are measured.
         alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` the reserved prediction models (default:
             the environment's, as torch would read it).
         model: instead of ``spec``, any network: an ``nn.Module``, a zero-argument factory, a preset
             (``monai:segresnet``, ``nnunet:resenc-m``, ...) or ``PACKAGE.MODULE:FACTORY``. Its
             output is a tensor ``(B, C, *patch)`` or a list/tuple of them (deep supervision, full
-            resolution first), trained with ``loss`` (see :data:`revprof.nn.factory.LOSSES`).
+            resolution first).
         in_channels, out_channels: of ``model`` (found from the network when not given).
         build: a zero-argument callable making another execution of ``spec``'s network (an
             :class:`ArchSpec`): the same channels, the same ``stem``/``encoders``/``decoders``/
-            ``head`` parts and the same sigmoid regions, measured exactly like ``build_model(spec)``
+            ``head`` parts and the same sigmoid regions, measured exactly like the network itself
             (``revprof bench`` passes RevTorch's execution this way). ``spec`` names the report.
             Unlike ``model``, it is not treated as a foreign network.
 
     Raises:
-        RevprofError: an invalid patch, batch, precision, backend, step count or allocator option;
-            for ``model``, a factory that cannot be loaded, raises or returns outputs of the wrong
-            shape.
+        RevprofError: an invalid patch, backend, step count or allocator option, a recipe the
+            network cannot train with (targets it cannot output); for ``model``, a factory that
+            cannot be loaded, raises or returns outputs of the wrong shape.
     """
     if build is not None and (model is not None or not isinstance(spec, ArchSpec)):
         raise RevprofError("build= makes another execution of an ArchSpec's network; give an "
@@ -219,24 +239,26 @@ def measure_memory(
     if model is not None:
         if spec is not None:
             raise RevprofError("give a spec or a model, not both")
-        spec = model_spec(model, in_channels=in_channels, out_channels=out_channels, loss=loss)
+        spec = model_spec(model, in_channels=in_channels, out_channels=out_channels)
     if spec is None or patch is None:
         raise RevprofError("measure_memory needs a network (spec or model=) and a patch")
-    patch = validate_patch(spec, patch)  # type: ignore[arg-type]
-    if isinstance(spec, ModelSpec):
-        if batch < 1:
-            raise RevprofError(f"batch must be at least 1; got {batch}")
-        spec = spec.checked(patch, batch)
-    if batch < 1:
-        raise RevprofError(f"batch must be at least 1; got {batch}")
+    if not isinstance(recipe, Recipe):
+        raise RevprofError(f"recipe must be a revprof.recipe.Recipe; got {type(recipe).__name__}")
+    shape = parse_patch(patch)
+    network = spec.checked(shape, recipe.batch, recipe.targets)
     if steps < 2:
-        raise RevprofError(f"steps must be at least 2 (Adam creates its state in the first); got {steps}")
-    look_up("precision", precision, PRECISIONS)
+        raise RevprofError(f"steps must be at least 2 (the optimizer's state exists from the "
+                           f"first); got {steps}")
     backend = resolve_backend(backend)
     parse_alloc_conf(alloc_conf_of(alloc_conf))  # bad options fail before the run
     with held_interrupts():  # Ctrl-C lands after the measurement, never inside an op
-        return _measure_model(spec, patch, batch, precision, backend, steps, seed, build=build,
+        return _measure_model(network, shape, recipe, backend, steps, seed, build=build,
                               alloc_conf=alloc_conf)
+
+
+_MAX_SKIPPED = 8
+"""Steps a ``GradScaler`` may skip (non-finite gradients) before a measurement gives up on a real
+optimizer step."""
 
 
 def alloc_conf_of(alloc_conf: str | None) -> str:
@@ -303,17 +325,15 @@ def oom_record(error: BaseException, device: torch.device | str) -> dict[str, An
 _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
-def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batch: int,
-                   precision: Precision, backend: Backend, steps: int = 2, seed: int = 0,
+def _measure_model(network: Network, patch: tuple[int, ...], recipe: Recipe, backend: Backend,
+                   steps: int = 2, seed: int = 0,
                    build: Callable[[], torch.nn.Module] | None = None,
                    alloc_conf: str | None = None) -> MemoryReport:
     """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
 
     :func:`measure_memory` with the arguments already checked and the backend resolved; ``build``
-    makes the network (default ``build_model(spec)``; the benchmark passes other executions of
-    the same blocks, such as RevTorch's, through ``measure_memory(..., build=)``). ``spec`` gives the channels and names the report; a
-    checked :class:`~revprof.nn.factory.ModelSpec` builds its own network and brings its targets
-    and loss (:mod:`revprof.memory.model_step`).
+    makes the network (default :func:`revprof.nn.build_network`; the benchmark passes other
+    executions of the same blocks, such as RevTorch's, through ``measure_memory(..., build=)``).
 
     On CUDA the headline is the allocator's ``max_memory_allocated``; the tracker still gives the
     tracked peak, its breakdown and the timeline, and ``untracked_bytes`` is the difference
@@ -328,7 +348,7 @@ def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batc
     OWNERSHIP.reset()
     with ExitStack() as stack:
         cudnn_settings = stack.enter_context(cuda_measurement(device))
-        if backend != "cuda" and precision != "fp32":  # predict what CUDA's autocast would do
+        if backend != "cuda" and recipe.precision != "fp32":  # predict what CUDA's autocast would do
             stack.enter_context(cuda_autocast_policy())
         if backend == "simulate":
             from torch._subclasses.fake_tensor import FakeTensorMode
@@ -337,13 +357,12 @@ def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batc
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            if build is None and isinstance(spec, ModelSpec):
-                build = functools.partial(spec.build, fake=backend == "simulate")
-            model = build() if build is not None else build_model(spec)
+            model = build() if build is not None else build_network(network, fake=backend == "simulate")
         params = sum(p.numel() for p in model.parameters())
         tracker = StorageTracker(device_type="cuda" if backend == "cuda" else None)
         handles: list[Any] = []
         saved_after_forward: dict[str, int] = {}
+        steps_run = 0
 
         def on_phase(phase: str, step: int) -> None:
             if phase == "backward" and step == steps - 1:
@@ -353,35 +372,39 @@ def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batc
         try:
             if backend == "cuda":
                 model = model.to(device)
-            optimizer = make_optimizer(model)
-            # From the moment they exist: Adam's moments are optimizer state, its step counters
-            # (host scalars on a GPU) are not counted.
-            watch_optimizer_state(optimizer, lambda name, tensor: (
-                tracker.uncount([tensor]) if is_step_counter(name, tensor)
-                else tracker.mark("optimizer_state", [tensor])))
-            image = torch.randn(batch, spec.in_channels, *patch, generator=generator)
-            if isinstance(spec, ModelSpec):
-                target: Any = model_targets(spec, batch, patch, generator)
-                loss_fn = model_loss(spec)
-            else:
-                target = (torch.rand(batch, spec.out_channels, *patch, generator=generator) < 0.5).float()
-                loss_fn = None
+            runner = TrainingStep(model, recipe, network.output_kind, device.type,
+                                  simulated=backend == "simulate")
+            counted_counters = counters_on_device(recipe)
+
+            def on_state(name: str, tensor: torch.Tensor) -> None:
+                tracker.register([tensor])  # state made before tracking (Adagrad's) counts too
+                if is_step_counter(name, tensor) and not counted_counters:
+                    tracker.uncount([tensor])
+                else:
+                    tracker.mark("optimizer_state", [tensor])
+
+            batch = synthetic_batch(network, recipe, patch, generator)
             if backend == "cuda":
-                image = image.to(device)
-                target = [t.to(device) for t in target] if isinstance(target, list) else target.to(device)
+                if recipe.transfer == "resident":
+                    batch = batch.to(device)
                 warm_up_cuda(device)
-            parts = dict(model.named_children()) if isinstance(spec, ModelSpec) else attribution_parts(model)
-            handles = tracker.attribute(parts)
+            handles = tracker.attribute(network_parts(network, model))
             for p in model.parameters():
                 handles.append(p.register_post_accumulate_grad_hook(
                     lambda p: tracker.mark("gradients", [p.grad])))
             with tracker, tracker.saving():
-                targets = target if isinstance(target, list) else [target]
-                tracker.register([*model.parameters(), image, *targets])
+                resident = batch.tensors() if recipe.transfer == "resident" else []
+                tracker.register([*model.parameters(), *resident])
                 tracker.mark("parameters", model.parameters())
-                for step in range(steps):
-                    training_step(model, optimizer, image, target, precision, on_phase, step,
-                                  loss_fn=loss_fn)
+                # From the moment they exist: the optimizer's moments and buffers are optimizer
+                # state; its step counters (host scalars on a GPU unless fused) are not counted.
+                watch_optimizer_state(runner.optimizer, on_state)
+                for step in range(steps + _MAX_SKIPPED):
+                    runner(batch, step, on_phase, device=device)
+                    steps_run = step + 1
+                    if runner.optimizer_steps >= steps:
+                        break
+                runner.release()
         except torch.OutOfMemoryError as error:
             oom = oom_record(error, device)
         finally:
@@ -404,13 +427,13 @@ def _measure_model(spec: ArchSpec | ModelSpec, patch: tuple[int, int, int], batc
         untracked = peak_bytes - peak.bytes
         device_words = f"{device} ({torch.cuda.get_device_name(device)})"
     return MemoryReport(
-        spec=spec, patch=patch, batch=batch, precision=precision, backend=backend,
-        device=device_words, params=params, reserved_bytes=reserved,
+        spec=network, patch=patch, recipe=recipe, backend=backend,
+        device=device_words or str(device), params=params, reserved_bytes=reserved,
         peak_bytes=peak_bytes, breakdown=breakdown,
         activations_by_part=peak.activations_by_scope, saved_after_forward=saved_after_forward,
         peak_phase=peak.phase, peak_step=peak.step,
         timeline=Timeline(tracker.timeline, [(m.index, m.name, m.step) for m in tracker.phases]),
-        steps=steps, seconds=time.perf_counter() - started, environment=env,
+        steps=steps_run or steps, seconds=time.perf_counter() - started, environment=env,
         predicted_reserved_bytes=prediction.max_reserved_bytes, allocator=prediction.to_dict(),
         context_bytes=context, allocation_log=tracker.event_details(),
         tracked_peak_bytes=peak.bytes, untracked_bytes=untracked, gradient_reuse=gradient_reuse(),

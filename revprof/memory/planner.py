@@ -35,7 +35,8 @@ from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.device import DeviceClass, device_need
 from revprof.memory.measure import alloc_conf_of, measure_memory
 from revprof.memory.tracker import rounded
-from revprof.spec import ArchSpec, Precision, validate_patch
+from revprof.recipe import PAPER, Recipe
+from revprof.spec import ArchSpec, validate_patch
 from revprof.units import format_bytes
 
 DEFAULT_MAX_PATCH = (240, 240, 160)
@@ -157,10 +158,9 @@ class Plan:
 class _Predictor:
     """Cached simulate predictions with the allocator model and the device-need parts."""
 
-    def __init__(self, batch: int, precision: Precision, criterion: Criterion,
+    def __init__(self, recipe: Recipe, criterion: Criterion,
                  on_evaluate: Callable[[Candidate], None] | None) -> None:
-        self.batch = batch
-        self.precision = precision
+        self.recipe = recipe
         self.criterion = criterion
         self.cache: dict[tuple[str, tuple[int, int, int]], Candidate] = {}
         self.logs: dict[tuple[str, tuple[int, int, int]], list[tuple[str, int, int, str, int]]] = {}
@@ -169,8 +169,8 @@ class _Predictor:
     def __call__(self, spec: ArchSpec, patch: tuple[int, int, int]) -> Candidate:
         key = (spec.to_json(), patch)
         if key not in self.cache:
-            report = measure_memory(spec, patch, batch=self.batch, precision=self.precision,
-                                    backend="simulate", alloc_conf=self.criterion.alloc_conf)
+            report = measure_memory(spec, patch, self.recipe, backend="simulate",
+                                    alloc_conf=self.criterion.alloc_conf)
             reserved = int(report.predicted_reserved_bytes or 0)
             context, workspace = self.criterion.device_parts(reserved)
             self.cache[key] = Candidate(spec, patch, report.peak_bytes, report.params, reserved,
@@ -202,6 +202,7 @@ class _LogModel:
     def __init__(self, low: list[tuple[str, int, int, str, int]], v_low: int,
                  high: list[tuple[str, int, int, str, int]], v_high: int) -> None:
         self.v_low, self.v_high = v_low, v_high
+        low, high = _canonical(low), _canonical(high)
         self.exact = len(low) == len(high) and v_low != v_high and all(
             a[0] == b[0] and a[1] == b[1] and a[3] == b[3] for a, b in zip(low, high))
         self.actions = [(e[0], e[1]) for e in low]
@@ -212,6 +213,24 @@ class _LogModel:
         dv, span = voxels - self.v_low, self.v_high - self.v_low
         return [(action, ident, n0 + -(-(s * dv) // span) if s else n0)
                 for (action, ident), n0, s in zip(self.actions, self.low, self.slope)]
+
+
+def _canonical(log: list[tuple[str, int, int, str, int]]) -> list[tuple[str, int, int, str, int]]:
+    """``log`` with the frees of each op in allocation order: one op can free several storages in
+    an order that varies from run to run (autocast's cast cache is emptied in the garbage
+    collector's order), which changes no live total after the op."""
+    out: list[tuple[str, int, int, str, int]] = []
+    frees: list[tuple[str, int, int, str, int]] = []
+    for event in log:
+        if event[0] == "free" and (not frees or frees[-1][4] == event[4]):
+            frees.append(event)
+            continue
+        out.extend(sorted(frees, key=lambda e: e[1]))
+        frees = [event] if event[0] == "free" else []
+        if event[0] != "free":
+            out.append(event)
+    out.extend(sorted(frees, key=lambda e: e[1]))
+    return out
 
 
 def _tensor_peak(events: list[tuple[str, int, int]]) -> int:
@@ -257,8 +276,7 @@ def largest_patch(
     spec: ArchSpec,
     budget_bytes: int,
     max_patch: Sequence[int] = DEFAULT_MAX_PATCH,
-    batch: int = 1,
-    precision: Precision = "fp32",
+    recipe: Recipe = PAPER,
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,
     median_shape: Sequence[float] | None = None,
@@ -269,6 +287,7 @@ def largest_patch(
         spec: the network.
         budget_bytes: the card's memory.
         max_patch: the largest patch per axis ``(D, H, W)``, rounded down to ``2**(levels-1)``.
+        recipe: the training step (its batch and precision among the rest).
         criterion: what must fit (default: device need, no margin).
         median_shape: the data's median image shape; patches follow its proportions.
 
@@ -278,7 +297,7 @@ def largest_patch(
     criterion = criterion or Criterion()
     step = 2 ** (spec.levels - 1)
     top = validate_patch(spec, [_round_down(s, step) for s in max_patch])
-    predict = _Predictor(batch, precision, criterion, on_evaluate)
+    predict = _Predictor(recipe, criterion, on_evaluate)
     plan = Plan(budget_bytes, "largest patch", [], 0, criterion=criterion)
     limit = plan.limit_bytes
     prefer = shape_preference(median_shape)
@@ -377,8 +396,7 @@ def best_networks(
     width_scales: Sequence[float] = WIDTH_SCALES,
     search_depth: bool = True,
     search_width: bool = True,
-    batch: int = 1,
-    precision: Precision = "fp32",
+    recipe: Recipe = PAPER,
     top: int = 5,
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,
@@ -392,7 +410,7 @@ def best_networks(
     """
     patch = validate_patch(spec, patch)
     criterion = criterion or Criterion()
-    predict = _Predictor(batch, precision, criterion, on_evaluate)
+    predict = _Predictor(recipe, criterion, on_evaluate)
     limit = criterion.limit(budget_bytes)
 
     def fits(candidate: Candidate) -> bool:
@@ -437,13 +455,14 @@ def largest_batch(
     spec: ArchSpec,
     patch: Sequence[int],
     budget_bytes: int,
-    precision: Precision = "fp32",
+    recipe: Recipe = PAPER,
     max_batch: int = 256,
     on_evaluate: Callable[[Candidate], None] | None = None,
     criterion: Criterion | None = None,
 ) -> Plan:
-    """The largest batch (at most ``max_batch``) whose training step at ``patch`` fits the budget by
-    ``criterion``: doubling until a batch misses, then a binary search (memory grows with the batch).
+    """The largest batch (at most ``max_batch``) whose training step (``recipe`` at that batch) at
+    ``patch`` fits the budget by ``criterion``: doubling until a batch misses, then a binary search
+    (memory grows with the batch).
 
     ``spec`` may also be a :class:`~revprof.nn.factory.ModelSpec`. The batch is in the question
     (``largest batch: N``); every batch simulated is in ``checked``.
@@ -458,7 +477,8 @@ def largest_batch(
 
     def predict(batch: int) -> Candidate:
         if batch not in predictors:
-            predictors[batch] = _Predictor(batch, precision, criterion, on_evaluate)
+            predictors[batch] = _Predictor(replace(recipe, batch=batch), criterion,
+                                           on_evaluate)
             plan.checked.append(predictors[batch](spec, patch))
             plan.notes.append(f"batch {batch}: {format_bytes(criterion.need(plan.checked[-1]))}")
         return predictors[batch](spec, patch)

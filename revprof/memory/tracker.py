@@ -85,6 +85,10 @@ class PeakSnapshot:
         return by_scope
 
 
+_READ_VALUE = torch.ops.aten._local_scalar_dense.default
+"""``Tensor.item()``: copies one value to the host."""
+
+
 class StorageTracker(TorchDispatchMode):
     """Count live storage bytes op by op.
 
@@ -174,7 +178,10 @@ class StorageTracker(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if func.namespace == "prim":  # metadata queries (fake tensors ask for .device this way)
+        if func.namespace == "prim" or func is _READ_VALUE:
+            # metadata queries (fake tensors ask for .device this way) and reading a value to the
+            # host (a GradScaler's .item()): no device memory changes, and fake tensors have no
+            # value to read, so a simulated step runs none of them
             return out
         self._log.op = func
         for value in tree_flatten(out)[0]:

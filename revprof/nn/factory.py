@@ -22,16 +22,6 @@ from torch import nn
 from revprof.errors import RevprofError, closest, first_line
 from revprof.nn.presets import PRESETS, preset_levels
 
-Loss = Literal["dice", "dice_ce"]
-"""The losses a factory network trains with (:data:`LOSSES` says what each computes)."""
-
-LOSSES: dict[Loss, str] = {
-    "dice": "sigmoid per output channel (regions), soft Dice",
-    "dice_ce": "softmax over the output channels (classes), soft Dice over the foreground classes "
-               "plus cross-entropy over all",
-}
-"""The losses a factory network trains with, and what each computes."""
-
 _FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IN_CHANNEL_KEYS = ("in_channels", "input_channels")
 
@@ -89,50 +79,61 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
-def as_outputs(output: Any, name: str) -> list[torch.Tensor]:
-    """A network's output as a list: one tensor, or the tensors of a list/tuple (deep supervision).
+def _outputs(output: Any, name: str) -> list[torch.Tensor]:
+    """:func:`revprof.step.as_outputs`, with the factory named in the error."""
+    from revprof.step import as_outputs
 
-    Raises:
-        RevprofError: anything else.
-    """
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (list, tuple)) and output and all(isinstance(o, torch.Tensor) for o in output):
-        return list(output)
-    raise RevprofError(f"model {name!r}: the forward must return a tensor or a list/tuple of tensors; "
-                       f"got {type(output).__name__}")
+    try:
+        return as_outputs(output)
+    except RevprofError as error:
+        raise RevprofError(f"model {name!r}: {error}") from None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A network built by a factory, with what a training step needs to know about it.
-
-    Duck-types :class:`~revprof.spec.ArchSpec` where the memory engine and planner use it
-    (``in_channels``, ``out_channels``, ``levels``, ``describe``, ``to_dict``, ``to_json``).
+    """A network built by a factory: a :class:`~revprof.network.Network` like
+    :class:`~revprof.spec.ArchSpec`, for any PyTorch module. Its forward returns logits; the
+    recipe (:class:`~revprof.recipe.Recipe`) says what they are trained against.
 
     Attributes:
         factory: a preset name or ``PACKAGE.MODULE:FACTORY`` (for a callable or module passed in
             Python: its qualified name).
         kwargs: keyword arguments for the factory (JSON-able).
-        in_channels: input channels ``C_in`` of ``(B, C_in, D, H, W)``.
-        out_channels: output channels, found by a forward when not given.
-        loss: ``dice`` (sigmoid regions) or ``dice_ce`` (softmax classes); see :data:`LOSSES`.
+        in_channels: input channels ``C_in`` of ``(B, C_in, *spatial)``.
+        out_channels: output channels (or classes), found by a forward when not given.
         levels: patches must be multiples of ``2**(levels-1)`` per axis (1: any size).
         bottleneck_edge: the planner's smallest patch is this many voxels per axis at the lowest stage.
-        outputs: shapes of the outputs at the checked patch (more than one: deep supervision).
+        outputs: shapes of the outputs at the checked batch and patch (more than one: deep
+            supervision).
     """
 
     factory: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     in_channels: int = 1
     out_channels: int | None = None
-    loss: Loss = "dice"
     levels: int = 1
     bottleneck_edge: int = 1
     outputs: tuple[tuple[int, ...], ...] = ()
     source: Callable[[], nn.Module] | nn.Module | None = field(default=None, compare=False, repr=False)
 
     arch = "model"
+
+    @property
+    def output_kind(self) -> Literal["probabilities", "logits"]:
+        return "logits"
+
+    @property
+    def patch_multiple(self) -> int:
+        """Every patch axis must be a multiple of ``2**(levels-1)``."""
+        return 2 ** (self.levels - 1)
+
+    def output_shapes(self, batch: int, patch: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+        """The output shapes at ``(batch, in_channels, *patch)``: the checked ones when they are
+        of that batch and patch, else from a forward over fake tensors."""
+        if self.outputs and self.outputs[0][0] == batch and (
+                len(self.outputs[0]) == 2 or tuple(self.outputs[0][2:]) == tuple(patch)):
+            return self.outputs
+        return self.checked(patch, batch).outputs
 
     def build(self, fake: bool = False) -> nn.Module:
         """The network (for an ``nn.Module`` source: a copy; ``fake``: with fake parameters, to be
@@ -161,30 +162,14 @@ class ModelSpec:
         """The smallest patch edge it trains at: ``bottleneck_edge`` voxels at the lowest stage."""
         return self.bottleneck_edge * 2 ** (self.levels - 1)
 
-    @property
-    def deep_supervision(self) -> bool:
-        return len(self.outputs) > 1
-
-    def loss_words(self) -> str:
-        """What the loss computes, including deep supervision's weights when there are several outputs."""
-        from revprof.losses import deep_supervision_weights
-
-        words = f"{self.loss}: {LOSSES[self.loss]}"
-        if self.deep_supervision:
-            weights = ", ".join(f"{w:.4g}" for w in deep_supervision_weights(len(self.outputs)))
-            words += (f"; deep supervision over {len(self.outputs)} outputs with nnU-Net's weights "
-                      f"{weights} against nearest-downsampled targets")
-        return words
-
     def describe(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v)}" for k, v in self.kwargs.items())
-        return f"{self.factory}({args}) · loss {self.loss}"
+        return f"{self.factory}({args})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"arch": "model", "factory": self.factory, "kwargs": dict(self.kwargs),
-                "in_channels": self.in_channels, "out_channels": self.out_channels, "loss": self.loss,
-                "loss_words": self.loss_words(), "levels": self.levels,
-                "bottleneck_edge": self.bottleneck_edge,
+                "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "levels": self.levels, "bottleneck_edge": self.bottleneck_edge,
                 "outputs": [list(s) for s in self.outputs]}
 
     def to_json(self) -> str:
@@ -192,23 +177,33 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        """Inverse of :meth:`to_dict` (the ``loss`` and ``loss_words`` keys of older versions,
+        which kept the loss in the network, are ignored: the recipe has it)."""
         return cls(factory=data["factory"], kwargs=dict(data.get("kwargs") or {}),
                    in_channels=int(data["in_channels"]), out_channels=data.get("out_channels"),
-                   loss=data.get("loss", "dice"), levels=int(data.get("levels", 1)),
+                   levels=int(data.get("levels", 1)),
                    bottleneck_edge=int(data.get("bottleneck_edge", 1)),
                    outputs=tuple(tuple(s) for s in data.get("outputs") or ()))
 
-    def checked(self, patch: Sequence[int], batch: int = 1) -> ModelSpec:
+    def checked(self, patch: Sequence[int], batch: int = 1, targets: str = "regions") -> ModelSpec:
         """This spec with ``out_channels`` and ``outputs`` found by a forward over fake tensors on
         ``(batch, in_channels, *patch)``; nothing is allocated.
 
+        ``targets`` ``regions`` and ``classes`` need outputs ``(batch, C, *s)``, the first at the
+        full patch, one ``C`` for all and no axis larger than the patch; ``labels`` needs one
+        output ``(batch, K)`` (a classifier).
+
         Raises:
-            RevprofError: no trainable parameters, the forward fails, or an output is not ``(batch, C, d, h, w)`` with the
-                first at the full patch, one ``C`` for all and no axis larger than the patch.
+            RevprofError: a patch axis not a multiple of :attr:`patch_multiple`, no trainable
+                parameters, a forward that fails, or outputs that do not fit ``targets``.
         """
         from torch._subclasses.fake_tensor import FakeTensorMode
 
-        expected = (batch, self.out_channels or "C", *patch)
+        patch = tuple(patch)
+        for axis, size in enumerate(patch):
+            if size % self.patch_multiple:
+                raise RevprofError(f"patch {'x'.join(map(str, patch))}: axis {axis} = {size} must be a "
+                                   f"multiple of {self.patch_multiple} for model {self.factory!r}")
         words = "x".join(map(str, (batch, self.in_channels, *patch)))
         with FakeTensorMode(), torch.random.fork_rng(devices=[]):
             model = self.build(fake=True)
@@ -220,17 +215,33 @@ class ModelSpec:
             except Exception as error:
                 raise RevprofError(f"model {self.factory!r}: the forward on a {words} input raised "
                                    f"{first_line(error, with_type=True)}") from None
-            shapes = tuple(tuple(o.shape) for o in as_outputs(output, self.factory))
+            shapes = tuple(tuple(o.shape) for o in _outputs(output, self.factory))
         first = shapes[0]
-        channels = first[1] if len(first) == 5 else None
+        if targets == "labels":
+            channels = first[1] if len(first) == 2 else None
+            if len(shapes) != 1 or len(first) != 2 or first[0] != batch or (
+                    self.out_channels is not None and channels != self.out_channels):
+                raise RevprofError(f"model {self.factory!r}: targets 'labels' need one output "
+                                   f"{batch}x{self.out_channels or 'K'} (class logits) on a {words} "
+                                   f"input; got {', '.join('x'.join(map(str, s)) for s in shapes)}",
+                                   field="targets")
+            return replace(self, out_channels=channels, outputs=shapes)
+        rank = 2 + len(patch)
+        channels = first[1] if len(first) == rank else None
+        expected = (batch, self.out_channels or "C", *patch)
         for i, shape in enumerate(shapes):
-            good = (len(shape) == 5 and shape[0] == batch and shape[1] == channels
-                    and (shape[2:] == tuple(patch) if i == 0 else all(s <= p for s, p in zip(shape[2:], patch))))
+            good = (len(shape) == rank and shape[0] == batch and shape[1] == channels
+                    and (shape[2:] == patch if i == 0 else all(s <= p for s, p in zip(shape[2:], patch))))
             if not good or (self.out_channels is not None and channels != self.out_channels):
                 which = "the output" if len(shapes) == 1 else f"output {i} of {len(shapes)}"
                 raise RevprofError(f"model {self.factory!r}: {which} on a {words} input has shape "
                                    f"{'x'.join(map(str, shape))}; expected "
-                                   f"{'x'.join(map(str, expected))} (deep-supervision outputs may be smaller)")
+                                   f"{'x'.join(map(str, expected))} for targets {targets!r} "
+                                   f"(deep-supervision outputs may be smaller)")
+        if targets == "classes" and channels is not None and channels < 2:
+            raise RevprofError(f"model {self.factory!r}: targets 'classes' need at least 2 output "
+                               f"channels (background and one class); it has {channels}",
+                               field="targets")
         return replace(self, out_channels=channels, outputs=shapes)
 
 
@@ -258,7 +269,7 @@ def _infer_in_channels(model: nn.Module, kwargs: Mapping[str, Any]) -> int | Non
 
 
 def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping[str, Any] | None = None,
-               in_channels: int | None = None, out_channels: int | None = None, loss: Loss = "dice",
+               in_channels: int | None = None, out_channels: int | None = None,
                patch_multiple: int | None = None) -> ModelSpec:
     """A :class:`ModelSpec` for a preset or ``PACKAGE.MODULE:FACTORY`` name, a factory or a module.
 
@@ -266,12 +277,9 @@ def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping
     the first convolution's input channels; ``patch_multiple`` (a power of two) to the preset's.
 
     Raises:
-        RevprofError: as :func:`load_factory` and :meth:`ModelSpec.build`, an unknown loss, a patch
-            multiple that is not a power of two, or input channels that cannot be found.
+        RevprofError: as :func:`load_factory` and :meth:`ModelSpec.build`, a patch multiple that
+            is not a power of two, or input channels that cannot be found.
     """
-    from revprof.errors import look_up
-
-    look_up("loss", loss, LOSSES)
     kwargs = dict(kwargs or {})
     levels, bottleneck_edge = 1, 1
     if isinstance(model, str):
@@ -292,7 +300,7 @@ def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping
         if patch_multiple < 1 or patch_multiple & (patch_multiple - 1):
             raise RevprofError(f"patch multiple must be a power of two (1, 2, 4, 8, ...); got {patch_multiple}")
         levels = patch_multiple.bit_length()
-    spec = ModelSpec(factory=name, kwargs=kwargs, in_channels=1, out_channels=out_channels, loss=loss,
+    spec = ModelSpec(factory=name, kwargs=kwargs, in_channels=1, out_channels=out_channels,
                      levels=levels, bottleneck_edge=bottleneck_edge,
                      source=source if not isinstance(model, str) else None)
     if in_channels is None:

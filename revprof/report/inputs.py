@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from revprof.errors import RevprofError, first_line
+from revprof.recipe import PAPER, Recipe, recipe_or_paper
 from revprof.redaction import redact_url
 from revprof.spec import ArchSpec
 from revprof.sweep.record import DICE_KEYS, TrialRecord, missing_as_none, record_of
@@ -57,6 +58,7 @@ class TrialRow:
     batch: int | None
     precision: str | None
     peak_bytes: int | None
+    recipe: Recipe = PAPER
     predicted_peak_bytes: int | None = None
     params: int | None = None
     predicted_reserved_bytes: int | None = None
@@ -174,6 +176,8 @@ def trial_row(number: int, state: str, status: str, spec: ArchSpec, record: Tria
         spec_words=record.spec_words or spec.describe(),
         patch=_patch(record.patch, where),
         batch=_int_or_none(record.batch, "batch"), precision=record.precision,
+        recipe=recipe_or_paper(record.recipe, f"{where}: recipe", batch=record.batch,
+                               precision=record.precision),
         peak_bytes=_int_or_none(record.peak_bytes, "peak_bytes"),
         predicted_peak_bytes=_int_or_none(record.predicted_peak_bytes, "predicted_peak_bytes"),
         predicted_reserved_bytes=_int_or_none(record.predicted_reserved_bytes,

@@ -66,22 +66,22 @@ def prepare(source: Source, *, date: str | None = None, budget_bytes: int | None
     ref = reference_trial(trials, budget, reference)
     depth = patch = breakdown = timeline = None
     if ref is None:
-        notes.append("No trial has a spec, patch, batch and precision: the memory figures about a "
+        notes.append("No trial has a spec and a patch: the memory figures about a "
                      "reference network are left out.")
     else:
         assert ref.spec and ref.patch
-        batch, precision = ref.batch or 1, ref.precision or "fp32"
+        recipe = ref.recipe
         extra = [t.patch for t in trials if t.patch and t.spec is not None
                  and same_network(t.spec, ref.spec)]
-        depth = depth_info(ref.spec, ref.patch, batch, precision, budget, memory)
+        depth = depth_info(ref.spec, ref.patch, recipe, budget, memory)
         if depth is None:
             notes.append(f"Memory vs depth needs a revunet reference network; {ref.label} is "
                          f"{ref.spec.arch}.")
-        patch = patch_info(ref.spec, ref.patch, batch, precision, budget, memory, extra)
+        patch = patch_info(ref.spec, ref.patch, recipe, budget, memory, extra)
         others = [t for t in trials if t.spec is not None and t.spec.arch != ref.spec.arch
                   and t.patch == ref.patch and t.breakdown]
         breakdown = breakdown_info(ref, (front if has_dice else []) + others, memory)
-        timeline = timeline_info(ref.spec, ref.patch, batch, precision, budget, memory)
+        timeline = timeline_info(ref.spec, ref.patch, recipe, budget, memory)
     dice = dice_info(front) if has_dice else None
     if not has_dice:
         notes.append("Memory-only study (no Dice): the Pareto plot shows parameters against peak "

@@ -52,34 +52,36 @@ def format_duration(seconds: float) -> str:
 
 
 def estimate_sweep(study_file: StudyFile, trials: int, device: str) -> Estimate:
-    """Time one training step (the second; the first creates Adam's state) of the study's first
-    network (its first enqueued trial, else the
-    first choice of every dimension) on ``device`` and scale it to ``trials`` trials.
+    """Time one training step (the second; the first creates the optimizer's state) of the
+    study's first network (its first enqueued trial, else the first choice of every dimension)
+    with the study's recipe on ``device``, and scale it to ``trials`` trials.
 
-    Tensors: one random batch ``(batch, 4, *patch)`` and target ``(batch, 3, *patch)``.
+    The batch is :func:`revprof.step.synthetic_batch` of the recipe at a patch of about
+    :data:`MEASURED_VOXELS` voxels.
     """
     import torch
 
-    from revprof.step import make_optimizer, training_step
-    from revprof.nn import build_model
-    from revprof.sweep.space import first_network
     from revprof.environment import resolve_device
+    from revprof.nn import build_model
+    from revprof.step import TrainingStep, synthetic_batch
+    from revprof.sweep.space import first_network
 
     spec, patch = first_network(study_file)
-    fixed = study_file.fixed
+    recipe = study_file.recipe
     where = resolve_device(device)
     small = _smaller_patch(patch, spec.levels)
     model = build_model(spec).to(where)
-    optimizer = make_optimizer(model)
-    image = torch.randn(fixed.batch, spec.in_channels, *small, device=where)
-    target = (torch.rand(fixed.batch, spec.out_channels, *small, device=where) > 0.5).float()
-    training_step(model, optimizer, image, target, fixed.precision)  # creates Adam's state
+    runner = TrainingStep(model, recipe, spec.output_kind, where.type)
+    batch = synthetic_batch(spec, recipe, small, torch.Generator().manual_seed(0))
+    if recipe.transfer == "resident":
+        batch = batch.to(where)
+    runner(batch, device=where)  # creates the optimizer's state
     started = time.perf_counter()
-    training_step(model, optimizer, image, target, fixed.precision)
+    runner(batch, device=where)
     if where.type == "cuda":
         torch.cuda.synchronize(where)
     seconds = (time.perf_counter() - started) * math.prod(patch) / math.prod(small)
-    return Estimate(spec.describe(), patch, seconds, fixed.steps, trials, where.type.upper()
+    return Estimate(spec.describe(), patch, seconds, recipe.steps, trials, where.type.upper()
                     if where.type == "cpu" else str(where), small)
 
 
@@ -90,4 +92,5 @@ def _smaller_patch(patch: tuple[int, int, int], levels: int) -> tuple[int, int, 
         return patch
     factor = (MEASURED_VOXELS / math.prod(patch)) ** (1 / 3)
     multiple = 2 ** (levels - 1)
-    return tuple(max(multiple, round(p * factor / multiple) * multiple) for p in patch)  # type: ignore[return-value]
+    small = [max(multiple, round(p * factor / multiple) * multiple) for p in patch]
+    return small[0], small[1], small[2]

@@ -1,17 +1,19 @@
-"""The way out of a sweep: a trial's network as a spec file (:mod:`revprof.specfile`) that
+"""The way out of a sweep: a trial's network as a spec file (:mod:`revprof.train.specfile`) that
 ``revprof measure/model/plan --spec FILE`` take, so it is measured, planned or trained exactly as
 the sweep did."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from revprof.errors import RevprofError
+from revprof.recipe import PAPER, Recipe, recipe_or_paper
 from revprof.spec import ArchSpec
-from revprof.specfile import SpecFile, write_spec_file
+from revprof.train.settings import TrainSettings
+from revprof.train.specfile import SpecFile, write_spec_file
 
 _HEADER_ATTRS = ("status", "label", "spec_words", "peak_bytes", "predicted_peak_bytes", "params",
                  "seconds_per_step", "device", "budget_bytes", "duplicate_of")
@@ -33,8 +35,9 @@ def spec_file_name(study_name: str, number: int) -> str:
 
 
 def trial_spec_file(study: Any, trial: Any, on_front: bool, store: str) -> SpecFile:
-    """The spec file of one trial: its network, patch, batch and precision, the study's training
-    settings, and what the sweep recorded about it in the header.
+    """The spec file of one trial: its network, and its training settings whole (its patch, the
+    recipe it trained with, the study's data settings), with what the sweep recorded about it in
+    the header.
 
     Raises:
         RevprofError: the trial has no network recorded (failed before building it).
@@ -47,11 +50,13 @@ def trial_spec_file(study: Any, trial: Any, on_front: bool, store: str) -> SpecF
     study_attrs = study.user_attrs
     fixed = study_attrs.get("fixed") or {}
     data = (study_attrs.get("study") or {}).get("data") or {}
-    train = {key: fixed[key] for key in ("steps", "val_cases", "seed", "device") if key in fixed}
+    train: dict[str, Any] = {key: fixed[key] for key in ("val_cases", "seed", "device") if key in fixed}
     train["data"] = data.get("path")
     for key in ("convention", "crop", "synthetic_cases", "synthetic_shape"):
-        if key in data:
+        if data.get(key) is not None:
             train[key] = data[key]
+    train["patch"] = attrs["patch"]
+    train["recipe"] = trial_recipe(study_attrs, attrs).to_dict()
     header: dict[str, Any] = {"study": study.study_name, "store": store, "trial": trial.number,
                               "state": trial.state.name.lower(), "pareto_front": on_front,
                               "memory_only": bool(study_attrs.get("memory_only"))}
@@ -66,8 +71,25 @@ def trial_spec_file(study: Any, trial: Any, on_front: bool, store: str) -> SpecF
             header[key] = attrs[key]
     if header.get("memory_only"):
         header["peak_source"] = "predicted (simulate backend)"
-    return SpecFile(ArchSpec.from_dict(attrs["spec"]), tuple(attrs["patch"]),  # type: ignore[arg-type]
-                    int(attrs.get("batch", 1)), str(attrs.get("precision", "fp32")), train, header)
+    source = f"trial {trial.number} of study {study.study_name!r}"
+    return SpecFile(ArchSpec.from_dict(attrs["spec"]),
+                    TrainSettings.from_dict(train, source=source), header)
+
+
+def trial_recipe(study_attrs: Mapping[str, Any], attrs: Mapping[str, Any]) -> Recipe:
+    """The recipe a trial trained with: its own record, else its study's, else (a store written
+    before recipes existed) the paper's with the study's ``fixed`` batch, precision, steps,
+    learning rate, schedule and foreground."""
+    if attrs.get("recipe") is not None:
+        return recipe_or_paper(attrs["recipe"], source="the trial's recipe")
+    stored = (study_attrs.get("study") or {}).get("recipe")
+    if stored is not None:
+        return recipe_or_paper(stored, source="the study's recipe")
+    fixed = study_attrs.get("fixed") or {}
+    overrides = {key: fixed[key] for key in ("steps", "lr", "schedule", "foreground") if key in fixed}
+    overrides["batch"] = attrs.get("batch", fixed.get("batch", 1))
+    overrides["precision"] = attrs.get("precision", fixed.get("precision", "fp32"))
+    return PAPER.with_overrides(overrides, source="the study's fixed settings")
 
 
 def select_trials(study: Any, front: bool, numbers: Sequence[int]) -> list[Any]:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from revprof.errors import RevprofError
+from revprof.recipe import Recipe
 from revprof.sweep.heartbeat import Heartbeat, identity
 from revprof.sweep.optuna_adapter import mirror_constraint_list, storage_of, trial_id
 from revprof.sweep.record import TrialWriter, record_of
@@ -145,13 +146,14 @@ def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[s
     from revprof.memory import measure_memory
 
     study_file = settings.study_file
-    fixed = study_file.fixed
+    recipe = study_file.recipe
     spec, patch = suggest(trial, study_file)
     record.set(spec=spec.to_dict())
     record.set(spec_words=spec.describe())
     record.set(patch=list(patch))
-    record.set(batch=fixed.batch)
-    record.set(precision=fixed.precision)
+    record.set(batch=recipe.batch)
+    record.set(precision=recipe.precision)
+    record.set(recipe=recipe.to_dict())
     if settings.budget is not None:
         record.set(budget_bytes=settings.budget)
 
@@ -159,8 +161,7 @@ def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[s
     if earlier is not None:
         return _reuse(earlier, record)
 
-    report = measure_memory(spec, patch, batch=fixed.batch, precision=fixed.precision,
-                            backend="simulate")
+    report = measure_memory(spec, patch, recipe, backend="simulate")
     predicted = int(report.peak_bytes)
     record.set(predicted_peak_bytes=predicted)
     record.set(predicted_reserved_bytes=int(report.predicted_reserved_bytes or 0))
@@ -228,17 +229,19 @@ MEASURE_STEPS = 3
 already trained by another trial (the first step, which creates Adam's state, is not timed)."""
 
 
-def weight_key(spec: Any, patch: Sequence[int]) -> str:
+def weight_key(spec: Any, patch: Sequence[int], recipe: Recipe) -> str:
     """What decides a trial's weights (and so its Dice) in a study: the network without its
-    execution fields, and the patch; steps, seed, data and the rest are fixed per study.
+    execution fields, the patch and the recipe (its :meth:`~revprof.recipe.Recipe.key`); seed,
+    data and the rest are fixed per study.
 
     Two trials with the same key train identical networks, so one training serves both.
     """
     network = {k: v for k, v in spec.to_dict().items() if k not in EXECUTION_FIELDS}
-    return json.dumps({"network": network, "patch": [int(p) for p in patch]}, sort_keys=True)
+    return json.dumps({"network": network, "patch": [int(p) for p in patch],
+                       "recipe": recipe.key()}, sort_keys=True)
 
 
-def _trained_weights(trial: Any, spec: Any, patch: tuple[int, int, int]) -> Any:
+def _trained_weights(trial: Any, spec: Any, patch: tuple[int, int, int], recipe: Recipe) -> Any:
     """The earliest COMPLETE trial of the study that trained the weights ``trial`` would train,
     or None.
 
@@ -250,7 +253,7 @@ def _trained_weights(trial: Any, spec: Any, patch: tuple[int, int, int]) -> Any:
     study = getattr(trial, "study", None)
     if study is None:
         return None
-    key = weight_key(spec, patch)
+    key = weight_key(spec, patch, recipe)
     for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         stored = record_of(other)
         if (other.number != trial.number and stored.weight_key == key
@@ -272,7 +275,8 @@ def _reuse_training(source: Any, settings: RunSettings, record: TrialWriter, spe
     if trained.train_seconds is not None:
         record.set(source_train_seconds=trained.train_seconds)
     try:
-        result = run_training(spec, dataclasses.replace(options, steps=MEASURE_STEPS),
+        measured = dataclasses.replace(options.recipe, steps=MEASURE_STEPS)
+        result = run_training(spec, dataclasses.replace(options, recipe=measured),
                               progress=False, score=False)
     except Exception as error:
         if not _is_oom(error):
@@ -309,12 +313,11 @@ def train_settings(settings: RunSettings, patch: tuple[int, int, int] | None = N
     fixed, data = study_file.fixed, study_file.data
     data_path = settings.data or data.path
     return TrainSettings(
-        data=Path(data_path) if data_path else None, patch=patch or fixed.patch, steps=fixed.steps,
-        val_cases=fixed.val_cases, precision=fixed.precision,
-        device=settings.device or fixed.device, seed=fixed.seed, batch=fixed.batch,
+        data=Path(data_path) if data_path else None, patch=patch or fixed.patch,
+        recipe=study_file.recipe, val_cases=fixed.val_cases,
+        device=settings.device or fixed.device, seed=fixed.seed,
         convention=data.convention, crop=data.crop, synthetic_cases=data.synthetic_cases,
-        synthetic_shape=data.synthetic_shape, lr=fixed.lr, schedule=fixed.schedule,
-        foreground=fixed.foreground,
+        synthetic_shape=data.synthetic_shape,
     )
 
 
@@ -324,8 +327,8 @@ def _train(trial: Any, settings: RunSettings, record: TrialWriter, spec: Any,
 
     study_file = settings.study_file
     options = train_settings(settings, patch)
-    record.set(weight_key=weight_key(spec, patch))
-    source = _trained_weights(trial, spec, patch)
+    record.set(weight_key=weight_key(spec, patch, study_file.recipe))
+    source = _trained_weights(trial, spec, patch, study_file.recipe)
     if source is not None:
         return _reuse_training(source, settings, record, spec, options, predicted)
     started = time.perf_counter()

@@ -35,6 +35,7 @@ class TrialRecord:
     patch: list[int] | None = None
     batch: int | None = None
     precision: str | None = None
+    recipe: dict[str, Any] | None = None
     status: str | None = None
     label: str | None = None
     worker: dict[str, Any] | None = None
@@ -100,15 +101,17 @@ class TrialRecord:
 
     def result_columns(self) -> dict[str, Any]:
         """The record as columns of a results table (``revprof measure --steps``; read back by
-        ``revprof report --results``): ``spec`` as canonical JSON, ``patch`` as ``D,H,W``, the
+        ``revprof report --results``): ``spec`` and ``recipe`` as canonical JSON, ``patch`` as ``D,H,W``, the
         Dice as ``dice_wt``/``dice_tc``/``dice_et``/``dice_mean``; ``None`` where absent."""
         dice = self.dice or {}
-        spec = (None if self.spec is None else
-                json.dumps(self.spec, sort_keys=True, separators=(",", ":")))
+        spec, recipe = (None if value is None else
+                        json.dumps(value, sort_keys=True, separators=(",", ":"))
+                        for value in (self.spec, self.recipe))
         return {
             "spec": spec, "spec_words": self.spec_words,
             "patch": None if self.patch is None else ",".join(map(str, self.patch)),
-            "batch": self.batch, "precision": self.precision, "status": self.status,
+            "batch": self.batch, "precision": self.precision, "recipe": recipe,
+            "status": self.status,
             "peak_bytes": self.peak_bytes, "predicted_peak_bytes": self.predicted_peak_bytes,
             "dice_wt": dice.get("wt"), "dice_tc": dice.get("tc"), "dice_et": dice.get("et"),
             "dice_mean": dice.get("mean"), "seconds_per_step": self.seconds_per_step,
@@ -127,15 +130,15 @@ class TrialRecord:
         file) and columns of the run's settings go to :attr:`extra`.
 
         Raises:
-            json.JSONDecodeError: ``spec`` is text that is not JSON.
+            json.JSONDecodeError: ``spec`` or ``recipe`` is text that is not JSON.
         """
         values = {str(k): missing_as_none(v) for k, v in columns.items()}
-        spec = values.pop("spec", None)
-        if isinstance(spec, str):
-            spec = json.loads(spec)
+        spec, recipe = (values.pop(key, None) for key in ("spec", "recipe"))
+        spec, recipe = (json.loads(v) if isinstance(v, str) else v for v in (spec, recipe))
         dice = {region: values.pop(f"dice_{region}", None) for region in DICE_KEYS}
         known = {name: values.pop(name) for name in _RESULT_FIELDS if name in values}
-        return cls(spec=spec, dice=dice if any(v is not None for v in dice.values()) else None,
+        return cls(spec=spec, recipe=recipe,
+                   dice=dice if any(v is not None for v in dice.values()) else None,
                    **known, extra=values)
 
     @property

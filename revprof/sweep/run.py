@@ -100,10 +100,11 @@ TrialCallback = Callable[[Any, Any, int], None]
 def with_steps(study_file: StudyFile, steps: int | None) -> StudyFile:
     """The study file with ``steps`` training steps per trial, in study ``NAME-stepsN`` (so it
     never mixes with the study file's own); unchanged when ``steps`` is None or the same."""
-    if steps is None or steps == study_file.fixed.steps:
+    if steps is None or steps == study_file.recipe.steps:
         return study_file
     return dataclasses.replace(study_file, name=f"{study_file.name}-steps{steps}",
-                               fixed=dataclasses.replace(study_file.fixed, steps=steps))
+                               recipe=study_file.recipe.with_overrides({"steps": steps},
+                                                                       source="--steps"))
 
 
 def run_settings(study_file: StudyFile, memory_only: bool, device: str | None, data: str | None,

@@ -14,12 +14,14 @@ from pathlib import Path
 import torch
 
 from revprof.errors import RevprofError
+from revprof.recipe import PAPER, Recipe, recipe_or_paper
 from revprof.spec import ArchSpec, parse_patch, validate_patch
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A saved network: its spec, weights, and the training patch / crop / precision."""
+    """A saved network: its spec, weights, the training patch / crop / precision, and the recipe
+    it was trained with (the paper's for a checkpoint written before recipes existed)."""
 
     spec: ArchSpec
     state_dict: dict
@@ -27,6 +29,7 @@ class Checkpoint:
     crop: tuple[int, int, int] | None
     precision: str
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
+    recipe: Recipe = PAPER
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
@@ -51,8 +54,11 @@ def load_checkpoint(path: Path) -> Checkpoint:
     crop = tuple(int(c) for c in raw["crop"]) if raw.get("crop") else None
     spacing = tuple(float(v) for v in raw["spacing"]) if raw.get("spacing") else (
         None if "spacing" in raw else (1.0, 1.0, 1.0))
+    precision = str(raw.get("precision") or "fp32")
+    recipe = (recipe_or_paper(raw.get("recipe"), source=f"--model {path}: recipe")
+              if raw.get("recipe") is not None else PAPER.with_overrides({"precision": precision}))
     return Checkpoint(spec, raw["state_dict"], patch, crop,  # type: ignore[arg-type]
-                      str(raw.get("precision") or "fp32"), spacing)  # type: ignore[arg-type]
+                      recipe.precision, spacing, recipe)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

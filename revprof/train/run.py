@@ -1,9 +1,10 @@
 """A short BraTS training run: the accuracy side of the accuracy–memory trade-off.
 
-Trains a spec as the paper does (batch 1, random patches with flips, Adam lr 1e-4 and weight
-decay 1e-5, soft Dice loss over WT/TC/ET), measures memory and speed during the real run, and
-scores Dice on held-out cases exactly as ``revprof evaluate`` does: on the original grid, with the
-nested regions of the saved label maps, with the same function.
+Trains a spec with a recipe (default the paper's: batch 1, random patches with flips, Adam lr 1e-4
+and weight decay 1e-5, soft Dice loss over WT/TC/ET; see :mod:`revprof.recipe`), measures memory
+and speed during the real run, and scores Dice on held-out cases exactly as ``revprof evaluate``
+does: on the original grid, with the nested regions of the saved label maps, with the same
+function.
 """
 
 from __future__ import annotations
@@ -14,23 +15,28 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from revprof.bounds import replace_file
-from revprof.errors import RevprofError, look_up
+from revprof.errors import RevprofError
 from revprof.interrupts import held_interrupts
 from revprof.environment import environment, resolve_device
 from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
-from revprof.step import make_optimizer, training_step
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
-from revprof.spec import PRECISIONS, ArchSpec, validate_patch
+from revprof.recipe import Recipe
+from revprof.spec import ArchSpec, validate_patch
+from revprof.step import Batch, TrainingStep
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
-from revprof.train.settings import SCHEDULES, CaseDice, TrainResult, TrainSettings
+from revprof.train.settings import CaseDice, TrainResult, TrainSettings
+
+if TYPE_CHECKING:
+    from revprof.data import PatchSampler
 
 
 @dataclass
@@ -165,8 +171,13 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                  cache_dir: Path | None = None, score: bool = True,
                  on_progress: Callable[[str, int, int, float | None], None] | None = None,
                  ) -> TrainResult:
-    """Train ``spec`` for ``settings.steps`` steps and score it on the held-out cases
-    (``score=False``: train and measure only; ``dice`` is then ``None``).
+    """Train ``spec`` for ``settings.recipe.steps`` optimizer steps and score it on the held-out
+    cases (``score=False``: train and measure only; ``dice`` is then ``None``).
+
+    Each step is :class:`revprof.step.TrainingStep` with the recipe: the same step memory is
+    measured with, on patches sampled by :class:`revprof.data.PatchSampler` (``recipe.batch`` per
+    micro-batch, ``recipe.foreground`` of them around tumour), the learning rate following
+    ``recipe.schedule``.
 
     ``progress`` shows a bar with the loss and the time left for the steps and then for the
     validation windows; ``on_progress(phase, done, total, loss)`` (phase ``train`` or
@@ -177,15 +188,14 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     on CUDA, ``max_memory_allocated``.
 
     Raises:
-        RevprofError: bad settings or data.
+        RevprofError: bad settings or data, or a recipe the network cannot train with.
     """
+    recipe = settings.recipe
     patch = validate_patch(spec, settings.patch)
-    look_up("precision", settings.precision, PRECISIONS)
-    if settings.steps < 1:
-        raise RevprofError(f"steps must be at least 1; got {settings.steps}")
+    spec.checked(patch, recipe.batch, recipe.targets)
     device = resolve_device(settings.device)
     data = prepare_data(settings, cache_dir)
-    predicted = measure_memory(spec, patch, settings.batch, settings.precision, backend="simulate").peak_bytes
+    predicted = measure_memory(spec, patch, recipe, backend="simulate").peak_bytes
 
     from revprof.data import PatchSampler
 
@@ -195,31 +205,31 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
     durations: list[float] = []
     status, error, oom = "ok", None, None
     tracker = StorageTracker() if device.type == "cpu" else None
-    image = target = None
+    batches: list[Batch] = []
     with held_interrupts() as checkpoint, _progress(progress) as bar, \
             cuda_measurement(device) as cudnn_settings:
-        task = bar.add_task(f"training {spec.describe()}", total=settings.steps, loss="-")
+        task = bar.add_task(f"training {spec.describe()}", total=recipe.steps, loss="-")
         try:
             model = model.to(device)
-            optimizer = make_optimizer(model)
-            scheduler = _schedule(optimizer, settings)
-            sampler = PatchSampler(data.train, patch, seed=settings.seed,
-                                   foreground=settings.foreground)
+            runner = TrainingStep(model, recipe, spec.output_kind, device.type)
+            scheduler = runner.schedule()
+            sampler = PatchSampler(data.train, patch, seed=settings.seed, foreground=recipe.foreground)
             if device.type == "cuda":  # as ``measure --backend cuda``: same warm-up and reset
                 warm_up_cuda(device)
-            for step in range(settings.steps):
+            for step in range(recipe.steps):
                 checkpoint()  # Ctrl-C stops between steps
-                image, target = sampler.sample(settings.batch)
-                image, target = image.to(device), target.to(device)
+                batches = [Batch(*_sampled(sampler, recipe)) for _ in range(recipe.accumulate)]
+                if recipe.transfer == "resident":
+                    batches = [b.to(device) for b in batches]
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 started = time.perf_counter()
                 with tracker if tracker is not None else nullcontext():
                     if tracker is not None and step == 0:
                         tracker.register([*model.parameters()])
-                    if tracker is not None:
-                        tracker.register([image, target])
-                    loss = training_step(model, optimizer, image, target, settings.precision)
+                    if tracker is not None and recipe.transfer == "resident":
+                        tracker.register([t for b in batches for t in b.tensors()])
+                    loss = runner(batches, step, device=device)
                     value = float(loss)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # before reading the time
@@ -228,22 +238,23 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                 losses.append(value)
                 bar.update(task, advance=1, loss=f"{value:.4f}")
                 if on_progress is not None:
-                    on_progress("train", step + 1, settings.steps, value)
+                    on_progress("train", step + 1, recipe.steps, value)
                 if not math.isfinite(value):
                     status, error = "diverged", f"loss became {value} at step {step + 1}"
                     break
+            runner.release()
         except torch.OutOfMemoryError as out_of_memory:
             oom = oom_record(out_of_memory, device)
             status, error = "oom", _oom_words(oom)
         env = {**environment(str(device)), **cudnn_settings}
-    del image, target
+    del batches
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = tracker.peak.bytes if tracker is not None and tracker.peak else 0
     timed = durations[1:] or durations
     seconds = float(np.median(timed)) if timed else float("nan")
-    voxels = settings.batch * patch[0] * patch[1] * patch[2]
+    voxels = recipe.batch * recipe.accumulate * math.prod(patch)
     scores: list[CaseDice] = []
     if status == "ok" and score:
         try:
@@ -257,15 +268,15 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
                         on_progress("validate", done, total, None)
 
                 scores, labels = evaluate_cases(model, spec, data.validation, patch, device,
-                                                settings.precision, data.cases, on_window=window)
+                                                recipe.precision, data.cases, on_window=window)
         except torch.OutOfMemoryError as out_of_memory:  # validation inference ran out
             oom = oom_record(out_of_memory, device)
             status, error, scores = "oom", "during validation: " + _oom_words(oom), []
         if save_predictions is not None and status == "ok":
             write_predictions(labels, data, save_predictions)
     if save_model is not None:
-        save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop,
-                        precision=settings.precision, spacing=settings.spacing)
+        save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop, recipe=recipe,
+                        spacing=settings.spacing)
     return TrainResult(
         status=status, dice=mean_dice(scores), dice_per_case=scores, peak_bytes=int(peak),
         predicted_peak_bytes=int(predicted), seconds_per_step=seconds,
@@ -274,6 +285,12 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
         train_cases=len(data.train), val_cases=len(data.validation),
         environment=env, error=error, oom=oom,
     )
+
+
+def _sampled(sampler: PatchSampler, recipe: Recipe) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``recipe.batch`` patches ``(B, 4, D, H, W)`` and their region masks ``(B, 3, D, H, W)``."""
+    image, target = sampler.sample(recipe.batch)
+    return image, [target]
 
 
 def _oom_words(oom: dict) -> str:
@@ -285,21 +302,6 @@ def _oom_words(oom: dict) -> str:
     return f"out of memory (requested {requested}, device capacity {capacity}): {oom['message']}"
 
 
-def _schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LRScheduler:
-    """Adam's learning rate ``settings.lr``, constant or decayed as nnU-Net does
-    (``(1 - step/steps)**0.9``)."""
-    look_up("schedule", settings.schedule, SCHEDULES)
-    if not (settings.lr > 0 and math.isfinite(settings.lr)):
-        raise RevprofError(f"lr must be a positive number; got {settings.lr}")
-    for group in optimizer.param_groups:
-        group["lr"] = settings.lr
-        group["initial_lr"] = settings.lr
-    if settings.schedule == "poly":
-        total = settings.steps
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total) ** 0.9)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
 def _device_words(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -308,14 +310,18 @@ def _device_words(device: torch.device) -> str:
 
 def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path,
                     patch: tuple[int, int, int] | None = None,
-                    crop: tuple[int, int, int] | None = None, precision: str | None = None,
+                    crop: tuple[int, int, int] | None = None, recipe: Recipe | None = None,
                     spacing: tuple[float, float, float] | None = None) -> Path:
     """Save ``{"spec", "state_dict"}`` and, when given, the training ``patch``, ``crop``,
-    ``precision`` and ``spacing`` (what ``revprof predict`` needs to preprocess as training did)
-    atomically (temporary file, then rename)."""
-    extra = {k: list(v) if isinstance(v, tuple) else v
-             for k, v in (("patch", patch), ("crop", crop), ("precision", precision),
-                          ("spacing", spacing)) if v is not None}
+    ``recipe`` (with its ``precision`` beside it, which ``revprof predict`` runs at) and
+    ``spacing`` (what ``revprof predict`` needs to preprocess as training did) atomically
+    (temporary file, then rename)."""
+    extra: dict[str, object] = {k: list(v) if isinstance(v, tuple) else v
+                                for k, v in (("patch", patch), ("crop", crop), ("spacing", spacing))
+                                if v is not None}
+    if recipe is not None:
+        extra["recipe"] = recipe.to_dict()
+        extra["precision"] = recipe.precision
     checkpoint = {"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}
     return replace_file(path, lambda temporary: torch.save(checkpoint, temporary), make_folder=True)
 

@@ -2,56 +2,127 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
-Schedule = Literal["constant", "poly"]
-"""Learning-rate schedules: the paper's constant rate, or nnU-Net's polynomial decay."""
-SCHEDULES: tuple[str, ...] = get_args(Schedule)
+from revprof import bounds
+from revprof.errors import RevprofError
+from revprof.recipe import PAPER, Recipe, recipe_or_paper
+from revprof.spec import parse_patch
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How a short training run is done (the paper's recipe at a small scale).
+    """How a short training run is done: the data, the patch and the recipe.
 
     Attributes:
         data: a BraTS-layout directory; ``None`` uses synthetic demo cases generated once and
             cached under ``.revprof/demo-data``.
         patch: training patch ``(D, H, W)`` (paper: 128³).
-        steps: optimizer steps (batch ``batch`` each).
+        recipe: the training step and the run settings that belong to it (optimizer, loss,
+            precision, batch, steps, lr schedule, foreground oversampling; see
+            :class:`revprof.recipe.Recipe`).
         val_cases: held-out cases, split by patient.
-        precision: ``fp32``, ``bf16`` or ``fp16`` autocast.
         device: ``auto`` (CUDA when visible), ``cpu``, ``cuda`` or ``cuda:N``.
         seed: seeds the weights, the split and the patch sampler.
-        batch: batch size (paper: 1).
         convention: force a label convention instead of detecting it.
         crop: centre crop/pad of the brain's bounding box; ``None``: the paper's 160×192×160,
             or the bounding box itself when the volumes are smaller than that (synthetic data).
         synthetic_cases, synthetic_shape: size of the generated demo data set.
         spacing: target voxel size (mm); cases at another spacing are resampled to it in
             preprocessing (None keeps each case's spacing).
-        lr: Adam's learning rate (paper: 1e-4).
-        schedule: ``constant`` (the paper) or ``poly``: nnU-Net's ``lr * (1 - step/steps)**0.9``.
-        foreground: fraction of patches made to contain tumour (nnU-Net: 1/3); 0: uniform.
     """
 
     data: Path | None = None
     patch: tuple[int, int, int] = (128, 128, 128)
-    steps: int = 100
+    recipe: Recipe = PAPER
     val_cases: int = 2
-    precision: str = "fp32"
     device: str = "auto"
     seed: int = 0
-    batch: int = 1
     convention: str | None = None
     crop: tuple[int, int, int] | None = None
     synthetic_cases: int = 8
     synthetic_shape: tuple[int, int, int] = (64, 64, 64)
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
-    lr: float = 1e-4
-    schedule: Schedule = "constant"
-    foreground: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting, JSON-able (``recipe`` as its dict, the data folder as text)."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Recipe):
+                value = value.to_dict()
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "training settings") -> TrainSettings:
+        """Inverse of :meth:`to_dict`; missing settings take the defaults (a missing recipe: the
+        paper's).
+
+        Raises:
+            RevprofError: not an object, an unknown setting, or a value of the wrong type or out of
+                its bounds, in one line naming ``source`` and the setting.
+        """
+        if not isinstance(data, Mapping):
+            raise RevprofError(f"{source} must be an object; got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in names:
+                raise RevprofError(f"{source}: unknown setting {key!r}; settings: {', '.join(names)}")
+            try:
+                values[key] = _SETTING_CHECKS[key](key, value)
+            except RevprofError as error:
+                raise RevprofError(f"{source}: {error}") from None
+        return cls(**values)
+
+
+def _optional(check: Any) -> Any:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise RevprofError(f"{name} must be a non-empty text; got {value!r}")
+    return value
+
+
+def _shape(name: str, value: Any) -> tuple[int, int, int]:
+    if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
+        raise RevprofError(f"{name} must be a size like [64, 64, 64]; got {value!r}")
+    try:
+        return parse_patch(value)
+    except RevprofError as error:
+        raise RevprofError(f"{name}: {error}") from None
+
+
+def _spacing(name: str, value: Any) -> tuple[float, float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise RevprofError(f"{name} must be three voxel sizes in mm like [1, 1, 1] or null; got {value!r}")
+    return tuple(bounds.check_float(name, v, 1e-3, 100.0) for v in value)  # type: ignore[return-value]
+
+
+_SETTING_CHECKS: dict[str, Any] = {
+    "data": _optional(lambda name, value: Path(_text(name, value))),
+    "patch": _shape,
+    "recipe": lambda name, value: recipe_or_paper(value, source=name),
+    "val_cases": lambda name, value: bounds.check_int(name, value, 0, bounds.MAX_SYNTHETIC_CASES),
+    "device": _text,
+    "seed": lambda name, value: bounds.check_int(name, value, 0, bounds.MAX_SEED),
+    "convention": _optional(_text),
+    "crop": _optional(_shape),
+    "synthetic_cases": lambda name, value: bounds.check_int(name, value, 1, bounds.MAX_SYNTHETIC_CASES),
+    "synthetic_shape": _shape,
+    "spacing": _optional(_spacing),
+}
+"""How each setting read from a file is checked (and turned into its type)."""
 
 
 @dataclass

@@ -42,12 +42,11 @@ def breakdown_info(ref: TrialRow, front: Sequence[TrialRow], memory: Memory) -> 
     architectures at the reference patch; at most 8 bars in all, each trial once); activations
     per level for the reference network's executions."""
     assert ref.spec and ref.patch
-    batch, precision = ref.batch or 1, ref.precision or "fp32"
     bars: list[BreakdownBar] = []
     level_bars: list[LevelBars] = []
     levels = tuple([f"level {i}" for i in range(ref.spec.levels)] + ["loss"])
     for name, variant in variants(ref.spec):
-        categories, parts = memory.breakdown((variant, ref.patch, batch, precision))
+        categories, parts = memory.breakdown((variant, ref.patch, ref.recipe))
         label = f"{ref.label} {name}"
         bars.append(BreakdownBar(label, f"{variant.describe()}, patch {patch_text(ref.patch)}",
                                  categories))

@@ -56,9 +56,10 @@ def header_info(source: Source, trials: Sequence[TrialRow], budget: int | None,
         f"{counts[s]} {s}" for s in sorted(counts, key=lambda s: (_status_order(s), s)))))
     if ref is not None:
         facts.append(("reference network", f"{ref.label}: {ref.spec_words}, patch "
-                      f"{patch_text(ref.patch)}, batch {ref.batch or 1}, {ref.precision or 'fp32'} "  # type: ignore[arg-type]
-                      f"(depth, patch, breakdown and timeline figures; simulated where no trial "
-                      f"measured the configuration)"))
+                      f"{patch_text(ref.patch) if ref.patch else '?'}, batch {ref.recipe.batch}, "
+                      f"{ref.recipe.precision} (depth, patch, breakdown and timeline figures; "
+                      f"simulated where no trial measured the configuration)"))
+        facts.append(("recipe", f"{ref.recipe.describe()}; {ref.recipe.run_words()}"))
     title = f"revprof report · {source.name}"
     return HeaderInfo(title, tuple(facts))
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from revprof.memory import CATEGORIES, MemoryReport, measure_memory
+from revprof.recipe import Recipe
 from revprof.report.inputs import TrialRow
 from revprof.spec import ArchSpec
 
-Key = tuple[ArchSpec, tuple[int, int, int], int, str]
-"""A configuration: network, patch ``(D, H, W)``, batch, precision."""
+Key = tuple[ArchSpec, tuple[int, int, int], Recipe]
+"""A configuration: network, patch ``(D, H, W)``, and the recipe it trains with (its batch and
+precision among the rest)."""
 
-Simulator = Callable[[ArchSpec, tuple[int, int, int], int, str], MemoryReport]
+Simulator = Callable[[ArchSpec, tuple[int, int, int], Recipe], MemoryReport]
 
 
-def simulate(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str) -> MemoryReport:
+def simulate(spec: ArchSpec, patch: tuple[int, int, int], recipe: Recipe) -> MemoryReport:
     """``measure_memory`` with the simulate backend (exact and cheap: about 2 s for the paper's
     network)."""
-    return measure_memory(spec, patch, batch=batch, precision=precision, backend="simulate")
+    return measure_memory(spec, patch, recipe, backend="simulate")
 
 
 class Memory:
@@ -42,8 +44,8 @@ class Memory:
     def __init__(self, trials: Sequence[TrialRow], simulator: Simulator | None = None) -> None:
         self.known: dict[Key, TrialRow] = {}
         for t in trials:
-            if t.spec and t.patch and t.batch and t.precision and t.predicted_peak_bytes is not None:
-                self.known.setdefault((t.spec, t.patch, t.batch, t.precision), t)
+            if t.spec and t.patch and t.predicted_peak_bytes is not None:
+                self.known.setdefault((t.spec, t.patch, t.recipe), t)
         self.simulator = simulator or simulate
         self.simulated: list[Key] = []
         self._reports: dict[Key, MemoryReport] = {}

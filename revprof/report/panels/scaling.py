@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from revprof.report.panels.common import Series, patch_text, variants
 from revprof.report.panels.memory import Memory
+from revprof.recipe import Recipe
 from revprof.spec import ArchSpec
 
 DEPTHS = (1, 2, 3, 4)
@@ -39,14 +40,14 @@ class PatchInfo(NamedTuple):
     budget_bytes: int | None
 
 
-def depth_info(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
+def depth_info(spec: ArchSpec, patch: tuple[int, int, int], recipe: Recipe,
                budget: int | None, memory: Memory) -> DepthInfo | None:
     """Peaks over depths 1-4 (blocks per level, encoder and decoder) for each execution."""
     if spec.arch != "revunet":
         return None
     series = []
     for name, variant in variants(spec):
-        values = tuple(memory.peak((variant.with_depth(d), patch, batch, precision)) for d in DEPTHS)
+        values = tuple(memory.peak((variant.with_depth(d), patch, recipe)) for d in DEPTHS)
         series.append(Series(name, values))
     words = f"revunet {'-'.join(map(str, spec.widths))}"
     return DepthInfo(words, patch, DEPTHS, tuple(series), budget)
@@ -76,14 +77,14 @@ def _edge(patch: Sequence[int]) -> float:
     return float(patch[0] * patch[1] * patch[2]) ** (1 / 3)
 
 
-def patch_info(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
+def patch_info(spec: ArchSpec, patch: tuple[int, int, int], recipe: Recipe,
                budget: int | None, memory: Memory, extra: Sequence[tuple[int, int, int]] = ()
                ) -> PatchInfo:
     """Peaks over patch sizes, reversible and plain (plain and checkpoint for nonewnet)."""
     patches = patch_sizes(spec, patch, extra)
     series = []
     for name, variant in variants(spec)[:2]:
-        series.append(Series(name, tuple(memory.peak((variant, p, batch, precision)) for p in patches)))
+        series.append(Series(name, tuple(memory.peak((variant, p, recipe)) for p in patches)))
     return PatchInfo(spec.describe().rsplit(" ", 1)[0] if spec.arch == "revunet" else spec.describe(),
                      tuple(patches), tuple(patch_text(p) for p in patches),
                      tuple(round(_edge(p), 3) for p in patches), tuple(series), budget)

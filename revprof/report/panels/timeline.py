@@ -8,6 +8,7 @@ from typing import NamedTuple
 from revprof.memory import MemoryReport
 from revprof.report.panels.common import variants
 from revprof.report.panels.memory import Memory
+from revprof.recipe import Recipe
 from revprof.spec import ArchSpec
 
 MAX_TIMELINE_POINTS = 1500
@@ -33,12 +34,12 @@ class TimelineInfo(NamedTuple):
     budget_bytes: int | None
 
 
-def timeline_info(spec: ArchSpec, patch: tuple[int, int, int], batch: int, precision: str,
+def timeline_info(spec: ArchSpec, patch: tuple[int, int, int], recipe: Recipe,
                   budget: int | None, memory: Memory) -> TimelineInfo:
     """The last measured step of the reference network, reversible against plain."""
     panels = []
     for name, variant in variants(spec)[:2]:
-        report = memory.report((variant, patch, batch, precision))
+        report = memory.report((variant, patch, recipe))
         panels.append(timeline_panel(name, variant.describe(), report))
     return TimelineInfo(patch, tuple(panels), budget)
 

@@ -17,14 +17,14 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError, closest
-from revprof.spec import (ARCHS, PRECISIONS, REVERSIBLE_NAMES, ArchSpec, parse_int_list, parse_patch,
+from revprof.spec import (ARCHS, REVERSIBLE_NAMES, ArchSpec, parse_int_list, parse_patch,
                           validate_patch)
 from revprof.sweep.studyfile.dims import Choice, Dim, Fixed, IntRange
 from revprof.sweep.studyfile.schema import (
     DATA_KEYS, DEPTH_DIMS, DIM_MAX, FIXED_KEYS, INT_DIMS, OBJECTIVES, SAMPLER_KEYS, SAMPLERS,
-    SPACE_KEYS, STUDY_KEYS, TABLES, DataSettings, EnqueuedTrial, FixedSettings,
+    RECIPE_IN_FIXED, SPACE_KEYS, STUDY_KEYS, TABLES, DataSettings, EnqueuedTrial, FixedSettings,
     SamplerSettings, StudyFile, spec_for)
-from revprof.train.settings import SCHEDULES
+from revprof.recipe import Recipe, recipe_from_table
 from revprof.units import parse_bytes
 
 _GRID_LIMIT = 20000
@@ -109,34 +109,19 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
 
     fixed_raw = p.table(raw, "fixed")
     p.keys("fixed", fixed_raw, FIXED_KEYS)
-    precision = p.string(fixed_raw, "fixed.precision") or FixedSettings.precision
-    if precision not in PRECISIONS:
-        raise p.error("fixed.precision", f"must be one of {', '.join(PRECISIONS)}; got "
-                      f"{precision!r}{closest(precision, PRECISIONS)}")
     device = p.string(fixed_raw, "fixed.device") or FixedSettings.device
     if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and
                                                    device[5:].isdigit())):
         raise p.error("fixed.device", f"must be auto, cpu, cuda or cuda:N; got {device!r}")
     fixed = FixedSettings(
         patch=p.patch(fixed_raw, "fixed.patch") if "patch" in fixed_raw else FixedSettings.patch,
-        batch=p.integer(fixed_raw, "fixed.batch", FixedSettings.batch, minimum=1,
-                        maximum=bounds.MAX_BATCH),
-        steps=p.integer(fixed_raw, "fixed.steps", FixedSettings.steps, minimum=2,
-                        maximum=bounds.MAX_STEPS),
-        precision=precision,
         val_cases=p.integer(fixed_raw, "fixed.val_cases", FixedSettings.val_cases, minimum=1,
                             maximum=bounds.MAX_SYNTHETIC_CASES),
         device=device,
         seed=p.integer(fixed_raw, "fixed.seed", FixedSettings.seed, minimum=0,
                        maximum=bounds.MAX_SEED),
-        lr=_fraction(p, fixed_raw, "fixed.lr", FixedSettings.lr, low=0.0, high=1.0, open_low=True),
-        schedule=p.string(fixed_raw, "fixed.schedule") or FixedSettings.schedule,
-        foreground=_fraction(p, fixed_raw, "fixed.foreground", FixedSettings.foreground, low=0.0,
-                             high=1.0),
     )
-    if fixed.schedule not in SCHEDULES:
-        raise p.error("fixed.schedule", f"must be one of {', '.join(SCHEDULES)}; got "
-                      f"{fixed.schedule!r}{closest(fixed.schedule, SCHEDULES)}")
+    recipe = _recipe(p, p.table(raw, "recipe"), fixed_raw)
     if data.path is None and fixed.val_cases >= data.synthetic_cases:
         raise p.error("fixed.val_cases", f"= {fixed.val_cases} leaves no training case among "
                       f"data.synthetic_cases={data.synthetic_cases}")
@@ -173,7 +158,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
 
     result = StudyFile(
         name=name, path=source, trials=trials, objectives=tuple(objectives), budget_bytes=budget,
-        data=data, fixed=fixed, space=space, per_level_depth=per_level_depth,
+        data=data, fixed=fixed, recipe=recipe, space=space, per_level_depth=per_level_depth,
         per_level_reversible=per_level_reversible, sampler=sampler, enqueue=(),
         description=p.string(study, "study.description") or "",
     )
@@ -278,15 +263,22 @@ def _synthetic_shape(p: _Parser, table: Mapping[str, Any]) -> tuple[int, int, in
     return shape
 
 
-def _fraction(p: _Parser, table: Mapping[str, Any], key: str, default: float, low: float,
-              high: float, open_low: bool = False) -> float:
-    value = table.get(key.rsplit(".", 1)[-1], default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise p.error(key, f"must be a number; got {value!r}")
-    if value > high or value < low or (open_low and value == low):
-        bound = f"> {low}" if open_low else f">= {low}"
-        raise p.error(key, f"must be {bound} and <= {high}; got {value}")
-    return float(value)
+def _recipe(p: _Parser, table: Mapping[str, Any], fixed: Mapping[str, Any]) -> Recipe:
+    """The study's recipe: ``[recipe]`` (a ``preset``, default ``paper``, and field overrides),
+    then the recipe keys of ``[fixed]`` (older study files). Errors name the table and field."""
+    legacy = {key: fixed[key] for key in RECIPE_IN_FIXED if key in fixed}
+    both = sorted(set(legacy) & set(table))
+    if both:
+        raise p.error(f"fixed.{both[0]}", "is also set in [recipe]; set it in [recipe] only")
+    if legacy.get("steps") is not None and _is_int(legacy["steps"]) and legacy["steps"] < 2:
+        raise p.error("fixed.steps", f"must be at least 2; got {legacy['steps']}")
+    try:
+        return recipe_from_table(table, source="[recipe]").with_overrides(legacy, source="[fixed]")
+    except RevprofError as error:
+        where = "fixed" if error.field in legacy else "recipe"
+        if error.field is None or error.problem is None:
+            raise p.error(where, str(error)) from None
+        raise p.error(f"{where}.{error.field}", error.problem) from None
 
 
 def _is_int(value: Any) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError
+from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, parse_patch, spec_from_options
 from revprof.sweep.studyfile.dims import PER_LEVEL_FLAG, Dim
 
@@ -23,11 +24,13 @@ MEMORY_ONLY_OBJECTIVES = ("params", "peak_bytes")
 MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 
-TABLES = ("study", "data", "fixed", "space", "sampler", "enqueue")
+TABLES = ("study", "data", "fixed", "recipe", "space", "sampler", "enqueue")
 STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")
 DATA_KEYS = ("path", "convention", "crop", "synthetic_cases", "synthetic_shape")
-FIXED_KEYS = ("patch", "batch", "steps", "precision", "val_cases", "device", "seed", "lr",
-              "schedule", "foreground")
+RECIPE_IN_FIXED = ("batch", "steps", "precision", "lr", "schedule", "foreground")
+"""Recipe fields a ``[fixed]`` table may also set (study files written before ``[recipe]``
+existed); setting one in both tables is an error."""
+FIXED_KEYS = ("patch", "val_cases", "device", "seed", *RECIPE_IN_FIXED)
 SAMPLER_KEYS = ("name", "seed", "n_startup_trials", "multivariate", "population_size")
 SPACE_KEYS = ("arch", "levels", "width", "widths", "growth", "max_width", "depth", "encoder_depth",
               "decoder_depth", "per_level_depth", "reversible", "per_level_reversible",
@@ -56,22 +59,18 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class FixedSettings:
-    """Settings every trial shares (the patch may instead be searched in ``[space]``)."""
+    """Settings every trial shares besides the recipe (the patch may instead be searched in
+    ``[space]``)."""
 
     patch: tuple[int, int, int] = (128, 128, 128)
-    batch: int = 1
-    steps: int = 100
-    precision: str = "fp32"
     val_cases: int = 2
     device: str = "auto"
     seed: int = 0
-    lr: float = 1e-4
-    schedule: str = "constant"
-    foreground: float = 0.0
 
 
-TRAINING_DEFAULTS = {key: getattr(FixedSettings, key) for key in ("lr", "schedule", "foreground")}
-"""The paper's recipe; a study's ``fixed`` attribute lists these only when they differ."""
+TRAINING_DEFAULTS = {key: getattr(PAPER, key) for key in ("lr", "schedule", "foreground")}
+"""The paper's run settings; a study's ``fixed`` attribute lists these only when they differ
+(stores written before they could be set lack them)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,8 @@ class StudyFile:
         objectives: objective names in order (``dice``, ``peak_bytes``, optionally
             ``seconds_per_step``).
         budget_bytes: the memory budget, or None.
+        recipe: how every trial trains (``[recipe]``: a preset and overrides, plus the recipe
+            keys of ``[fixed]``).
         space: search dimensions by key (see :data:`SPACE_KEYS`); absent keys take the
             :func:`revprof.spec.spec_from_options` defaults.
         per_level_depth, per_level_reversible: search depth / reversibility per level.
@@ -127,6 +128,7 @@ class StudyFile:
     budget_bytes: int | None
     data: DataSettings
     fixed: FixedSettings
+    recipe: Recipe
     space: dict[str, Dim]
     per_level_depth: bool
     per_level_reversible: bool
@@ -153,14 +155,15 @@ class StudyFile:
 
     def fixed_dict(self) -> dict[str, Any]:
         """The study's ``fixed`` user attribute (docs/store-schema.md)."""
+        recipe = self.recipe
         fixed: dict[str, Any] = {
-            "patch": list(self.fixed.patch), "batch": self.fixed.batch, "steps": self.fixed.steps,
-            "precision": self.fixed.precision, "val_cases": self.fixed.val_cases,
+            "patch": list(self.fixed.patch), "batch": recipe.batch, "steps": recipe.steps,
+            "precision": recipe.precision, "val_cases": self.fixed.val_cases,
             "data": self.data.path or "synthetic", "device": self.fixed.device,
             "seed": self.fixed.seed}
         for key, default in TRAINING_DEFAULTS.items():  # older stores lack them: only when set
-            if getattr(self.fixed, key) != default:
-                fixed[key] = getattr(self.fixed, key)
+            if getattr(recipe, key) != default:
+                fixed[key] = getattr(recipe, key)
         if self.patch_searched:  # each trial's own ``patch`` attribute says which it used
             choices = [list(parse_patch(p)) for p in self.space["patch"].values()]
             fixed["patch"] = choices[0]
@@ -177,6 +180,7 @@ class StudyFile:
                      "synthetic_cases": self.data.synthetic_cases,
                      "synthetic_shape": list(self.data.synthetic_shape)},
             "fixed": self.fixed_dict(),
+            "recipe": self.recipe.to_dict(),
             "space": {k: d.to_dict() for k, d in self.space.items()},
             "per_level_depth": self.per_level_depth,
             "per_level_reversible": self.per_level_reversible,
@@ -190,10 +194,11 @@ class StudyFile:
         }
 
     def identity(self) -> dict[str, Any]:
-        """What must not change while a study is resumed: the data, fixed settings, space,
-        objectives and budget (trials, sampler and description may)."""
+        """What must not change while a study is resumed: the data, fixed settings, recipe, space,
+        objectives and budget (trials, sampler and description may). A store written before
+        recipes existed has no ``recipe`` here; its ``fixed`` settings hold what it had of one."""
         data = self.to_dict()
-        return {k: data[k] for k in ("data", "fixed", "space", "per_level_depth",
+        return {k: data[k] for k in ("data", "fixed", "recipe", "space", "per_level_depth",
                                      "per_level_reversible", "objectives", "budget_bytes")}
 
     def grid(self) -> dict[str, list[Any]]:

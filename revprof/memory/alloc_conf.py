@@ -183,12 +183,26 @@ def parse_alloc_conf(text: str | None) -> AllocatorConfig:
         values = _read_generic(tokens, device_keys=True)
         values.update(_read_cuda(tokens))
     except _Refused as refused:
-        raise RevprofError(f"PYTORCH_CUDA_ALLOC_CONF {text!r} is refused by torch 2.13: {refused}"
-                           f"{refused.hint}") from None
+        raise RevprofError(f"PYTORCH_CUDA_ALLOC_CONF {text!r} is refused by torch 2.13: "
+                           f"{str(refused).strip()}{refused.hint}") from None
     if values.pop("backend", "native") != "native":
         raise RevprofError("allocator backend 'cudaMallocAsync' is not modelled; only 'native' "
                            "(the caching allocator) is")
     return AllocatorConfig(**values)  # type: ignore[arg-type]
+
+
+def torch_reason(text: str, *, cuda_build: bool = True) -> str | None:
+    """torch 2.13's reason for refusing ``text`` (its exception's first line), or ``None`` when it
+    accepts it. ``cuda_build=False``: what a CPU build's ``torch._C._accelerator_setAllocatorSettings``
+    says (the generic parser alone, with no device keys registered, so unknown keys are skipped)."""
+    tokens = _tokens(text)
+    try:
+        _read_generic(tokens, device_keys=cuda_build)
+        if cuda_build:
+            _read_cuda(tokens)
+    except _Refused as refused:
+        return str(refused).strip()
+    return None
 
 
 def alloc_conf_from_environ(environ: Mapping[str, str] | None = None) -> str:

@@ -113,5 +113,7 @@ def parse_device_memory(text: str) -> DeviceCapacity:
         if size <= 0:
             raise RevprofError(f"device memory must be more than 0 bytes; got {text!r}")
         return DeviceCapacity(size, name="", source=f"given as {text.strip()!r}")
+    prefixed = [card for card in CARDS if card.startswith(name)] if name else []
+    hint = f" (did you mean {' or '.join(map(repr, prefixed))}?)" if prefixed else closest(name, CARDS)
     raise RevprofError(f"device memory must be a size such as 12GiB or a card name "
-                       f"({', '.join(CARDS)}); got {text!r}{closest(name, CARDS)}")
+                       f"({', '.join(CARDS)}); got {text!r}{hint}")

@@ -64,7 +64,7 @@ def test_alloc_conf_changes_the_prediction_and_bad_options_fail_early():
     expandable = measure_memory(TINY, (16, 16, 16), backend="simulate", alloc_conf="expandable_segments:True")
     assert expandable.allocator["config"] == "expandable_segments:True"
     assert expandable.predicted_reserved_bytes >= expandable.peak_bytes
-    with pytest.raises(RevprofError, match="unknown allocator option"):
+    with pytest.raises(RevprofError, match="Unrecognized key .expandable."):
         measure_memory(TINY, (16, 16, 16), backend="simulate", alloc_conf="expandable:True")
 
 

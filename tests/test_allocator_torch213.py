@@ -398,6 +398,48 @@ def test_a_capacity_caps_reserved_and_changes_nothing_when_it_is_not_reached(con
         assert tight.oom or tight.alloc_retries > 0 or tight.released_bytes > 0
 
 
+def _consistent(model: CachingAllocatorModel) -> None:
+    """Every live segment's blocks tile it, free blocks sit in their pool, the totals add up."""
+    live = [segment for segment in model.segments if not segment.released]
+    assert sum(segment.size for segment in live) == model.reserved <= model.usable
+    allocated = 0
+    for segment in live:
+        block, prev, address, mapped = segment.head, None, segment.address, 0
+        while block is not None:
+            assert block.prev is prev and block.address == address
+            address += block.size
+            mapped += block.size if block.mapped else 0
+            allocated += block.size if block.allocated else 0
+            if not block.allocated:
+                pool = model.pools[block.pool]
+                assert (pool.blocks[(block.size, block.address)] is block if block.mapped
+                        else (block.address, block) in pool.unmapped)
+                assert prev is None or prev.allocated or prev.mapped != block.mapped  # merged
+            prev, block = block, block.next
+        assert mapped == segment.size
+    assert allocated == model.allocated
+
+
+@pytest.mark.parametrize("conf", ["", "expandable_segments:True", "max_split_size_mb:40",
+                                  "per_process_memory_fraction:0.7,garbage_collection_threshold:0.5",
+                                  "expandable_segments:True,per_process_memory_fraction:0.7,"
+                                  "garbage_collection_threshold:0.5"])
+def test_segments_and_pools_stay_consistent_through_retries(conf):
+    rng = random.Random(5)
+    for _ in range(40):
+        model = CachingAllocatorModel(parse_alloc_conf(conf), DeviceCapacity(rng.randint(60, 400) * MiB))
+        live = []
+        for _ in range(150):
+            if live and rng.random() < 0.45:
+                model.free(live.pop(rng.randrange(len(live))))
+            else:
+                try:
+                    live.append(model.malloc(rng.choice([rng.randint(1, 4096), rng.randint(MiB, 60 * MiB)])))
+                except AllocatorOutOfMemory:
+                    pass
+            _consistent(model)
+
+
 # ---- named cards and sizes -----------------------------------------------------------------
 def test_device_memory_by_size_or_card_name():
     assert parse_device_memory("12GiB").total_bytes == 12 * 2**30

@@ -174,21 +174,22 @@ def test_zero_byte_allocations_and_unknown_frees_are_ignored():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("max_split_size_mb:10", "more than 20"),
-    ("max_split_mb:100", "unknown allocator option 'max_split_mb' \\(did you mean 'max_split_size_mb'"),
-    ("expandable_segments:yes", "True or False"),
+    ("max_split_size_mb:10", "max_split_size_mb too small, must be >= 20 \\(got 10\\)"),
+    ("max_split_mb:100", "Unrecognized key 'max_split_mb' .*\\(did you mean 'max_split_size_mb'"),
+    ("expandable_segments:yes", "Expected 'True' or 'False' at index 2 in ConfigTokenizer but got 'yes'"),
     ("backend:cudaMallocAsync", "not modelled"),
-    ("roundup_power2_divisions:[256:4]", "one number"),
-    ("roundup_power2_divisions:3", "power of two"),
-    ("max_split_size_mb", "key:value"),
+    ("roundup_power2_divisions:3", "divisions has to be power of 2"),
+    ("max_split_size_mb", "Index out of bounds .*'max_split_size_mb' ends before its value"),
 ])
 def test_bad_allocator_options_are_clear_errors(text, message):
-    with pytest.raises(RevprofError, match=message):
+    with pytest.raises(RevprofError, match=message) as error:
         parse_alloc_conf(text)
+    assert "\n" not in str(error.value)
 
 
-def test_parse_round_trips_and_ignores_options_without_effect():
+def test_parse_round_trips():
     conf = parse_alloc_conf(" max_split_size_mb:128 , expandable_segments:True,garbage_collection_threshold:0.6")
-    assert conf == AllocatorConfig(max_split_size=128 * MiB, expandable_segments=True)
+    assert conf == AllocatorConfig(max_split_size=128 * MiB, expandable_segments=True,
+                                   garbage_collection_threshold=0.6)
     assert parse_alloc_conf(conf.to_conf()) == conf
     assert parse_alloc_conf(None) == AllocatorConfig()

@@ -145,6 +145,7 @@ library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"
 """
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch, revprof and torchvision: 5-10 s on 2 cores
 def test_inert_where_the_operators_already_exist(plain_import):
     if plain_import["imports"]:  # the real thing: a torchvision whose compiled library loads
         result = _python(INERT.format(predefine=""))

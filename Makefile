@@ -13,13 +13,15 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # A CPU wheel of torch 2.13.0 lies on these machines; a GPU user's own torch is kept.
-# The extras monai and nnunet (pyproject.toml) go in with --no-deps: their declared dependencies
-# (torch>=2.8, timm -> torchvision) would replace the torch above; at run time they need only
-# torch and numpy.
+# The extras monai, nnunet and torchvision (pyproject.toml) go in with --no-deps: their declared
+# dependencies (torch>=2.8, timm -> torchvision, torchvision's exact torch) would replace the torch
+# above; at run time they need only torch, numpy and (torchvision) pillow. torchvision is the
+# release made for the installed torch (torch 2.N pairs with torchvision 0.N+15: 2.13 -> 0.28).
 $(STAMP): $(PY) pyproject.toml Makefile
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -e ".[test,bench,dashboard]"
-	$(PIP) install --quiet --no-deps "monai>=1.5" "dynamic-network-architectures>=0.4"
+	$(PIP) install --quiet --no-deps "monai>=1.5" "dynamic-network-architectures>=0.4" "pillow>=5.3" \
+		"torchvision==$$($(PY) -c "import torch; print('0.%d.*' % (int(torch.__version__.split('.')[1]) + 15))")"
 	@touch $(STAMP)
 
 install: $(STAMP)

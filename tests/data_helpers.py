@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,3 +95,35 @@ def make_msd(root: Path, train: dict[str, np.ndarray], test: Sequence[str] = (),
         write_nii(root / "imagesTs" / f"{case_id}.nii.gz", np.moveaxis(brain_images(shape, 100 + i), 0, -1))
     (root / "dataset.json").write_text("{}\n")
     return root
+
+
+HEADER_DAMAGE = ("nan-zooms", "singular-affine")
+"""The damaged NIfTI headers of issue 26, as :func:`damage_header` writes them."""
+
+
+def damage_header(path: Path, kind: str) -> Path:
+    """Rewrite the header of the NIfTI file ``path`` in place (its voxels untouched).
+
+    ``nan-zooms``: the voxel size (pixdim) is NaN and the affine comes from the qform built on
+    it (NaN too); ``singular-affine``: an all-zero sform is the affine. nibabel refuses to
+    *write* either through its API, so the 348 header bytes are patched directly.
+    """
+    raw = path.read_bytes()
+    packed = path.name.endswith(".gz")
+    if packed:
+        raw = gzip.decompress(raw)
+    header = nib.Nifti1Header(raw[:348], check=False)
+    if kind == "nan-zooms":
+        pixdim = header["pixdim"].copy()
+        pixdim[1:4] = np.nan
+        header["pixdim"] = pixdim
+        header["sform_code"], header["qform_code"] = 0, 1
+    elif kind == "singular-affine":
+        for row in ("srow_x", "srow_y", "srow_z"):
+            header[row] = np.zeros(4)
+        header["sform_code"], header["qform_code"] = 1, 0
+    else:
+        raise ValueError(f"unknown header damage {kind!r}; one of {HEADER_DAMAGE}")
+    raw = header.binaryblock + raw[348:]
+    path.write_bytes(gzip.compress(raw) if packed else raw)
+    return path

@@ -74,7 +74,8 @@ def _check_against_golden(result, keys: list[str]) -> None:
             total = want["tp"] + want["fp"] + want["fn"]
             assert got.dice == pytest.approx(want["sq_dsc"] * want["tp"] / total, abs=1e-9), where
             assert got.hd95 == pytest.approx(
-                (want["sq_hd95"] * want["tp"] + 373.1287 * (want["fp"] + want["fn"])) / total, abs=1e-6)
+                (want["sq_hd95"] * want["tp"] + 373 * (want["fp"] + want["fn"])) / total, abs=1e-6)
+            # (373: what the official parser, brats-parse-metrics, scores an unmatched lesion)
 
 
 def test_official_reproduces_the_published_figures_anisotropic_case(tmp_path: Path) -> None:
@@ -150,7 +151,6 @@ def test_a_scaled_segmentation_is_refused_not_rounded(tmp_path: Path) -> None:
     assert result.cases == ()
     (line,) = result.problems
     assert PRED_NAMES["00630-001"] in line and "non-integer label values 0.45, 0.9, 1.35" in line
-    assert "brats2023" in line
     # the training loader refuses the same values with the same function
     x, y, z = np.argwhere(np.isclose(scaled, 1.35))[0]  # an enhancing-tumour voxel
     crop = np.ascontiguousarray(scaled[max(x - 8, 0):x + 8, max(y - 8, 0):y + 8, max(z - 4, 0):z + 4])

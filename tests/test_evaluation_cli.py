@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from data_helpers import HEADER_DAMAGE, damage_header
 from revprof.cli.app import app
 
 runner = CliRunner()
@@ -63,7 +64,7 @@ def test_json_output(folders: tuple[Path, Path]) -> None:
     assert data["kind"] == "evaluation"
     assert [c["case"] for c in data["cases"]] == ["BraTS-MET-00001-000", "BraTS-MET-00002-000"]
     for case in data["cases"]:
-        assert set(case) == {"case", "dice", "hd95", "lesions", "empty_reference"}
+        assert set(case) == {"case", "dice", "hd95", "lesions", "empty_reference", "pred_convention"}
         assert set(case["dice"]) == set(case["hd95"]) == {"wt", "tc", "et"}
     assert data["cases"][1]["dice"] == pytest.approx({"wt": 0.8, "tc": 2 / 3, "et": 2 / 3})
     assert data["mean"]["dice"]["wt"] == pytest.approx(0.9)
@@ -183,3 +184,21 @@ def test_a_narrow_terminal_folds_case_names_and_never_cuts_a_figure(tmp_path: Pa
     for figure in ("0.8000", "0.6667", "0.0000*", "0.3333", "373.13", "187.46"):
         assert figure in text, (figure, text)
     assert "BraTS-MET-00001-" in text  # the name folds onto a second line, whole
+
+
+@pytest.mark.parametrize("side", ["pred", "ref"])
+@pytest.mark.parametrize("kind", HEADER_DAMAGE)
+def test_a_damaged_header_is_one_line_nonzero(folders: tuple[Path, Path], tmp_path: Path,
+                                              side: str, kind: str) -> None:
+    pred, ref = folders
+    damaged = damage_header(
+        (pred / "SEG-00002-000.nii.gz") if side == "pred" else (ref / "BraTS-MET-00002-000-seg.nii.gz"),
+        kind)
+    out = tmp_path / "rows.csv"
+    result = _invoke("--pred", str(pred), "--ref", str(ref), "--csv", str(out))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert str(damaged) in line
+    assert ("voxel size (pixdim) nan" if kind == "nan-zooms" else "sform affine is singular") in line
+    assert not out.exists()

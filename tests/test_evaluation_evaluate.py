@@ -118,15 +118,15 @@ def test_shape_mismatch_is_a_problem_not_a_crash(tmp_path: Path) -> None:
 def test_unknown_labels_and_other_grids_are_refused_not_scored(tmp_path: Path) -> None:
     ref, pred = tmp_path / "ref", tmp_path / "pred"
     write_seg(ref / "a_seg.nii.gz", _line([1, 3]))
-    write_seg(pred / "a.nii.gz", _line([1, 3, 4]))  # label 4 is no brats2023 label
+    write_seg(pred / "a.nii.gz", _line([1, 3, 7]))  # label 7 is no convention's label
     write_seg(ref / "b_seg.nii.gz", _line([1, 3]), spacing=(1.0, 1.0, 2.0))
     write_seg(pred / "b.nii.gz", _line([1, 3]), spacing=(1.0, 1.0, 1.0))  # another grid
     write_seg(ref / "c_seg.nii.gz", _line([1, 3]))
     write_seg(pred / "c.nii.gz", _line([1, 3]))
     result = evaluate(pred, ref, convention="brats2023")
     assert [c.case for c in result.cases] == ["c"]
-    assert any(p.startswith("a: not scored") and "a.nii.gz" in p and "label values 4" in p
-               and "brats2023" in p for p in result.problems), result.problems
+    assert any(p.startswith("a: not scored") and "a.nii.gz" in p and "labels 1, 3, 7" in p
+               and "no convention defines" in p for p in result.problems), result.problems
     assert any(p.startswith("b: not scored") and "RAS 1x1x1 mm" in p and "RAS 1x1x2 mm" in p
                for p in result.problems), result.problems
 
@@ -155,7 +155,7 @@ def test_to_json_and_to_frame(tmp_path: Path) -> None:
     assert data["cases"] == [
         {"case": "a", "dice": {"wt": 1.0, "tc": 1.0, "et": 1.0}, "hd95": {"wt": 0.0, "tc": 0.0, "et": 0.0},
          "lesions": {"wt": perfect, "tc": {**perfect, "tp": 2}, "et": perfect},
-         "empty_reference": []}
+         "empty_reference": [], "pred_convention": "brats2023"}
     ]  # TC is labels 1 (x=0) and 3 (x=2): two separate lesions
     ones, zeros = {"wt": 1.0, "tc": 1.0, "et": 1.0}, {"wt": 0.0, "tc": 0.0, "et": 0.0}
     assert data["mean"] == {"dice": ones, "dice_nonempty": ones, "hd95": zeros, "lesion_dice": ones,

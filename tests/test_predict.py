@@ -4,6 +4,7 @@ original geometry, and `revprof evaluate` scores the output."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from revprof.cli.app import app
 from revprof.spec import spec_from_options
 
-from data_helpers import real_samples
+from data_helpers import HEADER_DAMAGE, damage_header, real_samples
 
 runner = CliRunner()
 
@@ -107,3 +108,34 @@ def test_bad_checkpoints_are_one_line(tmp_path, trained, kind) -> None:
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: --model {path}"), result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_follows_linked_case_folders(trained, tmp_path) -> None:
+    model, data = trained
+    split = tmp_path / "split"
+    split.mkdir()
+    cases = sorted(p for p in data.iterdir() if p.is_dir())
+    for case in cases[:2]:
+        os.symlink(case, split / case.name)
+    out = tmp_path / "pred"
+    result = invoke("predict", "--model", str(model), "--data", str(split), "--out", str(out),
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [f"{c.name}.nii.gz" for c in cases[:2]]
+
+
+@pytest.mark.parametrize("kind", HEADER_DAMAGE)
+def test_a_damaged_header_is_one_line_and_nothing_is_written(trained, tmp_path, kind) -> None:
+    model, data = trained
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    last = sorted(p for p in copy.iterdir() if p.is_dir())[-1]
+    damaged = damage_header(last / f"{last.name}_t1ce.nii.gz", kind)
+    out = tmp_path / "pred"
+    result = invoke("predict", "--model", str(model), "--data", str(copy), "--out", str(out),
+                    "--device", "cpu")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(damaged) in lines[0], result.output
+    assert ("voxel size" if kind == "nan-zooms" else "affine is singular") in lines[0]
+    assert not out.exists() or not any(out.iterdir())

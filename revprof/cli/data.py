@@ -107,8 +107,13 @@ def _report_dict(report: CheckReport) -> dict[str, object]:
         "shapes": [{"shape": list(s), "cases": n} for s, n in sorted(report.shapes().items())],
         "spacings": [{"spacing_mm": list(s), "cases": n}
                      for s, n in sorted(report.spacings().items())],
+        "orientations": report.orientations(),
         "label_values": report.label_values(),
         "problems": [{"severity": p.severity, "message": str(p)} for p in report.problems],
+        "cases": [{"case": c.case_id, "convention": c.convention, "orientation": c.orientation,
+                   "shape": list(c.shape), "spacing_mm": list(c.spacing),
+                   "labels": list(c.labels) if c.labels is not None else None}
+                  for c in report.cases],
     }
 
 
@@ -116,7 +121,21 @@ def _counts(mapping: dict, fmt) -> str:  # type: ignore[type-arg]
     return ", ".join(f"{fmt(k)} ({n})" for k, n in sorted(mapping.items()))
 
 
+def _case_table(report: CheckReport) -> Table:
+    """One row per readable case: its convention, orientation, shape, spacing and labels."""
+    table = Table(title="cases", show_header=True)
+    for name in ("case", "convention", "orientation", "shape", "spacing (mm)", "labels"):
+        table.add_column(name, overflow="fold")
+    for c in report.cases:
+        table.add_row(escape(c.case_id), c.convention, c.orientation, "x".join(map(str, c.shape)),
+                      "x".join(f"{v:g}" for v in c.spacing),
+                      "-" if c.labels is None else ", ".join(map(str, c.labels)))
+    return table
+
+
 def _print_report(report: CheckReport) -> None:
+    if report.cases:
+        console.print(_case_table(report))
     table = Table(title=f"dataset {report.root}", show_header=True)
     table.add_column("what")
     table.add_column("found")
@@ -128,6 +147,7 @@ def _print_report(report: CheckReport) -> None:
     table.add_row("inference only", str(len(report.cases) - with_seg))
     table.add_row("shapes", _counts(report.shapes(), lambda s: "x".join(map(str, s))) or "-")
     table.add_row("spacings (mm)", _counts(report.spacings(), lambda s: "x".join(f"{v:g}" for v in s)) or "-")
+    table.add_row("orientations", _counts(report.orientations(), str) or "-")
     table.add_row("label values", ", ".join(map(str, report.label_values())) or "-")
     table.add_row("errors / warnings", f"{len(report.errors)} / {len(report.problems) - len(report.errors)}")
     console.print(table)

@@ -67,12 +67,22 @@ def _table(result: EvaluationResult) -> Table:
 
 
 
+def _other_conventions(result: EvaluationResult) -> list[str]:
+    """One line per label convention that predictions were read in other than the references'."""
+    read: dict[str, list[str]] = {}
+    for case in result.cases:
+        if case.pred_convention is not None:
+            read.setdefault(case.pred_convention, []).append(case.case)
+    return [f"predictions read in {name} labels (their own; references {result.convention}): "
+            f"{', '.join(cases)}" for name, cases in read.items()]
+
+
 def _lesion_table(result: EvaluationResult) -> Table:
     """One row per case and region: lesion-wise Dice/HD95, lesion counts, matched-only Dice."""
     rules = result.options.lesions
     assert rules is not None
     where = f", {rules.challenge}" if rules.challenge else ""
-    table = Table(title=f"lesion-wise ({rules.style} rules{where}, penalty {rules.penalty:g})")
+    table = Table(title=f"lesion-wise ({rules.style} rules{where}, penalty {result.options.penalty:g})")
     for name, width in (("case", 12), ("region", 6)):
         table.add_column(name, overflow="fold", min_width=width)
     for name in ("LW Dice", "LW HD95", "TP", "FP", "FN", "matched Dice"):
@@ -106,10 +116,12 @@ def _write_csv(result: EvaluationResult, path: Path) -> None:
     replace_file(path, result.to_frame().to_csv(index=False), name=f"--csv {path}")
 
 
-def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptions) -> EvaluationResult:
+def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptions,
+         pred_convention: Optional[str]) -> EvaluationResult:
     show = err_console.is_terminal
     if not show:
-        return evaluate(pred, ref, convention=convention, options=options)
+        return evaluate(pred, ref, convention=convention, options=options,
+                        pred_convention=pred_convention)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -128,7 +140,8 @@ def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptio
                 task = bar.add_task("evaluating", total=total)
             bar.update(task, completed=done, description=f"evaluating {escape(str(case))}")
 
-        return evaluate(pred, ref, convention=convention, options=options, progress=advance)
+        return evaluate(pred, ref, convention=convention, options=options, progress=advance,
+                        pred_convention=pred_convention)
 
 
 @handle_errors
@@ -140,8 +153,17 @@ def evaluate_command(
     convention: Optional[str] = typer.Option(
         None,
         "--convention",
-        help=f"Label convention of both sides ({', '.join(CONVENTIONS)}); detected from the "
-        "reference labels when left out.",
+        help=f"Label convention of the references ({', '.join(CONVENTIONS)}); detected from "
+        "their labels when left out. Each prediction is read in it when it defines the "
+        "prediction's labels, else in the convention its own labels tell (ET = 3 of BraTS 2023 "
+        "against ET = 4 of 2017-2021), named in the output.",
+    ),
+    pred_convention: Optional[str] = typer.Option(
+        None,
+        "--pred-convention",
+        help="Read every prediction in this label convention instead of telling it from the "
+        "prediction's labels (for labels that do not tell: 1, 2, 4 are ET = 4 of 2017-2021 or "
+        "a resection cavity of 2024).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
     csv: Optional[Path] = typer.Option(
@@ -184,7 +206,7 @@ def evaluate_command(
                               empty_penalty=empty_penalty, official=official)
     if csv is not None:
         _check_csv_target(csv)
-    result = _run(pred, ref, convention, options)
+    result = _run(pred, ref, convention, options, pred_convention)
     if csv is not None:
         _write_csv(result, csv)
     for line in result.problems:
@@ -194,6 +216,8 @@ def evaluate_command(
         typer.echo(json.dumps({"kind": "evaluation", **result.to_json()}))
         return
     console.print(_table(result))
+    for line in _other_conventions(result):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     if result.lesions_computed:
         console.print(_lesion_table(result))
     if result.unpaired:

@@ -12,6 +12,7 @@ import numpy as np
 
 from revprof.data.layouts import Case, Problem, discover
 from revprof.data.nifti import load_case
+from revprof.data.orientation import orientation_code
 from revprof.errors import RevprofError
 
 
@@ -26,6 +27,8 @@ class CaseSummary:
         spacing: voxel size in mm.
         labels: label values present in the segmentation, or None without one.
         notes: what loading adjusted (a file reoriented onto the first image's grid).
+        orientation: axis codes of the voxel axes (``"LPS"`` for the BraTS releases,
+            ``"RAS"``...), from the first image's affine.
     """
 
     case_id: str
@@ -34,6 +37,7 @@ class CaseSummary:
     spacing: tuple[float, float, float]
     labels: tuple[int, ...] | None
     notes: tuple[str, ...] = ()
+    orientation: str = ""
 
     @property
     def inference_only(self) -> bool:
@@ -79,6 +83,10 @@ class CheckReport:
         """Number of usable cases per voxel spacing (rounded to 0.01 mm)."""
         return dict(Counter(tuple(round(s, 2) for s in c.spacing) for c in self.cases))
 
+    def orientations(self) -> dict[str, int]:
+        """Number of usable cases per orientation (axis codes)."""
+        return dict(Counter(c.orientation for c in self.cases))
+
     def label_values(self) -> list[int]:
         """Union of the label values of all segmentations."""
         values: set[int] = set()
@@ -105,6 +113,7 @@ def check_case(case: Case) -> CaseSummary:
     return CaseSummary(
         case_id=case.case_id, convention=case.convention, shape=loaded.shape,
         spacing=loaded.spacing, labels=labels, notes=loaded.notes,
+        orientation=orientation_code(loaded.affine),
     )
 
 

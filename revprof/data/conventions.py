@@ -19,11 +19,12 @@ The resection cavity (RC, label 4 of BraTS 2024 GLI) lies outside every tumour r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from revprof.errors import look_up
+from revprof.errors import RevprofError, look_up
 
 REGIONS: tuple[str, str, str] = ("wt", "tc", "et")
 """Region channel order everywhere in revprof: whole tumour, tumour core, enhancing tumour."""
@@ -128,3 +129,56 @@ def get_convention(name: str) -> LabelConvention:
         RevprofError: unknown name; the message lists the valid ones.
     """
     return CONVENTIONS[look_up("convention", name, CONVENTIONS)]
+
+
+def label_regions(convention: LabelConvention, label: int) -> tuple[str, ...]:
+    """The regions (of WT, TC, ET) that ``label`` belongs to in ``convention``."""
+    return tuple(region for region in REGIONS if label in convention.regions[region])
+
+
+def tell_convention(labels: Iterable[int], preferred: LabelConvention | None = None, *,
+                    decathlon: bool = False, what: str = "labels") -> LabelConvention:
+    """The convention a label map is in, told from the label values it holds.
+
+    A file written by another tool may use another release's labels than the reference (ET = 3
+    as BraTS 2023 writes it, against a 2018 reference with ET = 4). Rules, in order:
+
+    1. labels that ``preferred`` defines are read in it (an empty or near-empty map too);
+    2. else the conventions defining every label are the candidates (``msd`` only with
+       ``decathlon``: the Decathlon's labels 1-3 mean other regions than BraTS 2023's); when they
+       all put each label into the same regions, the first of them is the answer
+       (``brats2023`` for labels 1-3: ``brats2024`` reads them alike);
+    3. else the labels do not tell: labels 1, 2, 4 are BraTS 2017-2021's with ET = 4, or BraTS
+       2024's with a resection cavity 4 outside every region.
+
+    Args:
+        labels: the label values present (0 included or not).
+        preferred: the convention to read labels in when it defines them all (the reference's).
+        decathlon: the file is named as a Decathlon case (``BRATS_001``).
+        what: how to name the label map in messages (e.g. ``"prediction a.nii.gz"``).
+
+    Raises:
+        RevprofError: no convention defines the labels, or the candidates read them into
+            different regions; the message names the labels and the readings.
+    """
+    present = sorted(int(v) for v in set(labels))
+    if preferred is not None and all(v in preferred.labels for v in present):
+        return preferred
+    candidates = [c for name, c in CONVENTIONS.items()
+                  if (decathlon or name != "msd") and all(v in c.labels for v in present)]
+    shown = ", ".join(str(v) for v in present if v != 0) or "0 only"
+    if not candidates:
+        valid = "; ".join(f"{c.name}: {','.join(str(v) for v in c.labels)}"
+                          for c in CONVENTIONS.values())
+        raise RevprofError(f"{what} holds labels {shown}, which no convention defines ({valid})")
+    readings = {c.name: tuple(label_regions(c, v) for v in present) for c in candidates}
+    if len(set(readings.values())) == 1:
+        return candidates[0]
+    differ = [v for i, v in enumerate(present) if len({r[i] for r in readings.values()}) > 1]
+
+    def where(name: str, value: int) -> str:
+        regions = label_regions(CONVENTIONS[name], value)
+        return f"{value} in {'/'.join(r.upper() for r in regions) or 'no region'}"
+
+    words = "; ".join(f"{name}: {', '.join(where(name, v) for v in differ)}" for name in readings)
+    raise RevprofError(f"{what} holds labels {shown}, which do not tell their convention ({words})")

@@ -18,6 +18,7 @@ Discovery only looks at names; it never reads image data (:mod:`revprof.data.che
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections import defaultdict
@@ -158,9 +159,14 @@ def discover(root: str | os.PathLike[str], convention: str | None = None) -> Dat
     if not root_path.is_dir():
         raise RevprofError(f"dataset path {root_path} is not a folder")
     index = DatasetIndex(root=root_path)
-    for directory, dirs, files in os.walk(root_path):
-        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+    walked: dict[str, Path] = {}  # real path of each folder read -> the path it was read under
+    for directory, dirs, files in os.walk(root_path, followlinks=True):
         here = Path(directory)
+        if not _first_visit(here, root_path, walked, index):
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        files = _followable(here, files, index)
         if _is_msd(here, dirs, files):
             dirs[:] = []  # the Decathlon folders are read by _discover_msd
             _discover_msd(here, convention, index)
@@ -169,6 +175,56 @@ def discover(root: str | os.PathLike[str], convention: str | None = None) -> Dat
             _discover_brats_dir(root_path, here, files, convention, index)
     index.cases.sort(key=lambda c: c.case_id)
     return index
+
+
+def _first_visit(here: Path, root: Path, walked: dict[str, Path], index: DatasetIndex) -> bool:
+    """Whether the walk reads folder ``here``, which it may have reached through links.
+
+    Links to folders are followed, so a split assembled from links to case folders reads as if
+    the cases were copied there. A folder already read under another path (two links to one
+    case) is skipped with a warning.
+
+    Raises:
+        RevprofError: ``here`` leads back to a folder it lies in (a link loop).
+    """
+    real = os.path.realpath(here)
+    above = {os.path.realpath(p) for p in (here.parent, *here.parent.parents)
+             if p == root or root in p.parents}
+    if here != root and real in above:
+        links = [p for p in (here, *here.parents) if root in p.parents and p.is_symlink()]
+        link = links[-1] if links else here
+        raise RevprofError(
+            f"link loop: {link} (to {os.readlink(link) if link.is_symlink() else real}) leads "
+            f"back to {real}, a folder it lies in; remove the link or point it at a case folder"
+        )
+    if real in walked:
+        index.problems.append(Problem(
+            f"ignored: the same folder as {walked[real]} (both lead to {real})",
+            path=here, severity="warning",
+        ))
+        return False
+    walked[real] = here
+    return True
+
+
+def _followable(here: Path, files: list[str], index: DatasetIndex) -> list[str]:
+    """The names in ``files`` (what ``os.walk`` lists as not a folder) without links that lead
+    nowhere or round in a loop, each reported as an error naming the link."""
+    kept = []
+    for name in files:
+        path = here / name
+        if path.is_symlink() and not _hidden(name):
+            try:
+                os.stat(path)
+            except OSError as error:
+                what = "a link loop" if error.errno == errno.ELOOP else "a broken link"
+                index.problems.append(Problem(
+                    f"{what} (to {os.readlink(path)}: {error.strerror}); skipped",
+                    path=path,
+                ))
+                continue
+        kept.append(name)
+    return kept
 
 
 def _hidden(name: str) -> bool:

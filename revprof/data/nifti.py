@@ -52,25 +52,73 @@ class LoadedCase:
         return tuple(int(s) for s in self.image.shape[1:])  # type: ignore[return-value]
 
 
-def open_nifti(path: Path, case_id: str) -> nib.Nifti1Image:
-    """Open a NIfTI file (header only; voxels are read lazily).
+class HeaderError(RevprofError):
+    """A NIfTI header whose voxel size or affine describes no grid (:func:`check_header`)."""
+
+
+def open_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
+    """Open a NIfTI file (header only; voxels are read lazily) and check its header's geometry.
+
+    Every reader of a header (training, ``data check``, ``evaluate``, ``predict``) opens files
+    here, so a voxel size or affine that cannot describe a grid is one line naming the file
+    (:func:`check_header`), never an error deep inside nibabel or NumPy.
 
     Raises:
-        RevprofError: missing, unreadable or not a NIfTI file; the message names case and file.
+        RevprofError: missing, unreadable or not a NIfTI file, or a damaged header; the message
+            names the case (when given) and the file.
     """
+    prefix = f"case {case_id}: " if case_id is not None else ""
     if not path.is_file():
-        raise RevprofError(f"case {case_id}: file {path} does not exist")
+        raise RevprofError(f"{prefix}file {path} does not exist")
     try:
         image = nib.load(os.fspath(path))
     except Exception as error:  # nibabel raises many types for broken files
-        raise RevprofError(f"case {case_id}: cannot read file {path}: {_reason(error)}") from None
+        raise RevprofError(f"{prefix}cannot read file {path}: {_reason(error)}") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise RevprofError(f"case {case_id}: file {path} is not a NIfTI image")
+        raise RevprofError(f"{prefix}file {path} is not a NIfTI image")
+    problem = check_header(image)
+    if problem is not None:
+        raise HeaderError(f"{prefix}file {path}: {problem}; the header is damaged (rewrite "
+                           "it with the right voxel size and orientation)")
     return image  # type: ignore[return-value]
 
 
+def check_header(image: nib.Nifti1Image) -> str | None:
+    """What is wrong with a NIfTI header's geometry, or None when it describes a grid.
+
+    The voxel size (``pixdim``) must be three positive finite numbers, and the voxel-to-world
+    affine nibabel takes (sform, else qform, else one built from ``pixdim``) finite with three
+    independent axes (not singular, e.g. not all zero). Both are needed: the spacing for
+    resampling and HD95, the affine for orientation and for writing predictions.
+    """
+    header = image.header
+    zooms = tuple(float(z) for z in header.get_zooms()[:3])
+    if len(zooms) < 3 or not all(np.isfinite(z) and z > 0 for z in zooms):
+        shown = " x ".join(f"{z:g}" for z in zooms)
+        return f"voxel size (pixdim) {shown} is not three positive numbers (mm)"
+    source = ("sform" if int(header["sform_code"]) > 0
+              else "qform" if int(header["qform_code"]) > 0 else "pixdim")
+    try:
+        affine = np.asarray(image.affine, dtype=np.float64)
+    except Exception as error:  # a qform nibabel cannot turn into a matrix
+        return f"the {source} affine cannot be read ({_reason(error)})"
+    axes = affine[:3, :3]
+    if not np.all(np.isfinite(affine)):
+        return f"the {source} affine holds NaN or infinite values"
+    lengths = np.linalg.norm(axes, axis=0)
+    if not np.all(lengths > 0) or abs(np.linalg.det(axes)) <= SINGULAR_TOLERANCE * np.prod(lengths):
+        rows = "; ".join(" ".join(f"{v:g}" for v in row) for row in axes)
+        return (f"the {source} affine is singular (axes [{rows}] do not span three dimensions), "
+                "so it has no orientation")
+    return None
+
+
+SINGULAR_TOLERANCE = 1e-6
+"""An affine whose axes span less than this fraction of the box of their lengths is singular."""
+
+
 def read_voxels(
-    image: nib.Nifti1Image, path: Path, case_id: str, dtype: type | None = np.float32
+    image: nib.Nifti1Image, path: Path, case_id: str | None = None, dtype: type | None = np.float32
 ) -> np.ndarray:
     """Read every voxel of an opened file (with its scaling applied) as ``dtype`` (None: as stored).
 
@@ -80,8 +128,9 @@ def read_voxels(
     try:
         return np.asarray(image.dataobj, dtype=dtype)
     except Exception as error:
+        prefix = f"case {case_id}: " if case_id is not None else ""
         raise RevprofError(
-            f"case {case_id}: cannot read the voxels of file {path} (truncated or corrupt?): "
+            f"{prefix}cannot read the voxels of file {path} (truncated or corrupt?): "
             f"{_reason(error)}"
         ) from None
 
@@ -92,7 +141,8 @@ def _reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
-def _spacing(image: nib.Nifti1Image) -> tuple[float, float, float]:
+def spacing_of(image: nib.Nifti1Image) -> tuple[float, float, float]:
+    """The voxel size in mm of a file opened by :func:`open_nifti` (its header checked)."""
     zooms = image.header.get_zooms()[:3]
     return tuple(float(z) for z in zooms)  # type: ignore[return-value]
 
@@ -261,7 +311,7 @@ def load_case(case: Case, *, with_labels: bool = True) -> LoadedCase:
         image=image.astype(np.float32, copy=False),
         labels=labels,
         affine=np.asarray(first.affine, dtype=np.float64),
-        spacing=_spacing(first),
+        spacing=spacing_of(first),
         header=first.header,
         notes=tuple(notes),
     )
@@ -310,7 +360,8 @@ def _onto_first(data: np.ndarray, nii: nib.Nifti1Image, path: Path, first: nib.N
 
 
 __all__ = [
-    "LABEL_TOLERANCE", "LoadedCase", "check_labels", "labels_to_uint8", "load_case", "load_labels",
-    "open_nifti", "present_labels",
+    "LABEL_TOLERANCE", "SINGULAR_TOLERANCE", "HeaderError", "LoadedCase", "check_header",
+    "check_labels", "labels_to_uint8", "load_case", "load_labels",
+    "open_nifti", "present_labels", "spacing_of",
     "read_voxels", "to_label_map",
 ]

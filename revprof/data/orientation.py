@@ -25,7 +25,7 @@ from nibabel.orientations import (
 
 from revprof.errors import RevprofError
 
-__all__ = ["GRID_TOLERANCE_MM", "align_to_grid", "describe_grid", "same_grid"]
+__all__ = ["GRID_TOLERANCE_MM", "align_to_grid", "describe_grid", "orientation_code", "same_grid"]
 
 GRID_TOLERANCE_MM = 1e-3
 """Largest absolute difference (mm) between two affines' entries that still counts as one grid."""
@@ -35,9 +35,14 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return tuple(float(v) for v in np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)))  # type: ignore[return-value]
 
 
+def orientation_code(affine: np.ndarray) -> str:
+    """The axis codes of an affine's voxel axes, e.g. ``"LPS"`` for BraTS's diag(-1, -1, 1)."""
+    return "".join(c or "?" for c in aff2axcodes(np.asarray(affine)))
+
+
 def describe_grid(affine: np.ndarray, shape: tuple[int, ...]) -> str:
     """``"RAS 1x1x1 mm, shape (240, 240, 155), origin (0, -239, 0)"`` for messages."""
-    codes = "".join(c or "?" for c in aff2axcodes(np.asarray(affine)))
+    codes = orientation_code(affine)
     spacing = "x".join(f"{s:.4g}" for s in _spacing(affine))
     origin = ", ".join(f"{v:.4g}" for v in np.asarray(affine)[:3, 3])
     return f"{codes} {spacing} mm, shape {tuple(int(s) for s in shape[:3])}, origin ({origin})"
@@ -88,6 +93,5 @@ def align_to_grid(data: np.ndarray, affine: np.ndarray, target_affine: np.ndarra
             "so it is not a reorientation of it; resample it onto that grid first"
         )
     moved = np.ascontiguousarray(apply_orientation(data, transform))
-    source = "".join(c or "?" for c in aff2axcodes(affine))
-    target = "".join(c or "?" for c in aff2axcodes(target_affine))
-    return moved, f"{what} reoriented from {source} to {target} (same grid in world space)"
+    return moved, (f"{what} reoriented from {orientation_code(affine)} to "
+                   f"{orientation_code(target_affine)} (same grid in world space)")

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 
-from revprof.data.conventions import CONVENTIONS, REGIONS, LabelConvention, get_convention
-from revprof.data.nifti import present_labels, to_label_map
+from revprof.data.conventions import (
+    CONVENTIONS, REGIONS, LabelConvention, get_convention, tell_convention,
+)
+from revprof.data.nifti import HeaderError, open_nifti, present_labels, to_label_map
 from revprof.data.orientation import align_to_grid
 from revprof.errors import RevprofError, look_up
 from revprof.evaluation.dice import dice_score
+from revprof.evaluation.hausdorff import HD95_EMPTY_PENALTY, OFFICIAL_HD95_PENALTY
 from revprof.evaluation.hausdorff import hd95 as hd95_distance
 from revprof.evaluation.io import Segmentation, load_segmentation
 from revprof.evaluation.lesions import LesionRules, LesionScores, LesionStyle, lesion_rules, lesion_scores
@@ -64,7 +67,8 @@ class ScoringOptions:
             scans) or ``voxel`` (what the official tool reports as its global HD95).
         lesions: the lesion-wise rules, or None to skip lesion-wise scores.
         official: reproduce the official tool's numbers: global HD95 in voxels, per-lesion HD95
-            with the header's (x, y, z) spacing applied to reversed (z, y, x) axes as it does.
+            with the header's (x, y, z) spacing applied to reversed (z, y, x) axes as it does,
+            and 373 (:data:`OFFICIAL_HD95_PENALTY`) where one side is empty.
     """
 
     hd95: bool = True
@@ -74,8 +78,11 @@ class ScoringOptions:
 
     @property
     def penalty(self) -> float:
-        """HD95 of a region present on one side only."""
-        return self.lesions.penalty if self.lesions is not None else LesionRules().penalty
+        """HD95 of a region (or lesion) present on one side only: 373 with ``official``, else the
+        lesion rules' penalty (373.1287 by default)."""
+        if self.official:
+            return OFFICIAL_HD95_PENALTY
+        return self.lesions.penalty if self.lesions is not None else HD95_EMPTY_PENALTY
 
     def describe(self) -> str:
         """A short description for table titles."""
@@ -91,7 +98,8 @@ def scoring_options(*, hd95: bool = True, hd95_units: Hd95Unit | None = None, le
 
     Raises:
         RevprofError: unknown units, rules or challenge; ``--official`` combined with
-            ``--hd95-units mm`` or ``--lesion-rules brats2023``.
+            ``--hd95-units mm``, ``--lesion-rules brats2023`` or another ``--empty-penalty``
+            than the official 373.
     """
     if hd95_units is not None:
         look_up("--hd95-units", hd95_units, HD95_UNITS)
@@ -102,6 +110,10 @@ def scoring_options(*, hd95: bool = True, hd95_units: Hd95Unit | None = None, le
         if lesion_style != "official":
             raise RevprofError("--official uses the official tool's lesion rules; drop "
                                f"--lesion-rules {lesion_style} or --official")
+        if empty_penalty is not None and empty_penalty != OFFICIAL_HD95_PENALTY:
+            raise RevprofError(f"--official scores HD95 {OFFICIAL_HD95_PENALTY:g} where one side is "
+                               f"empty, as the official pipeline writes it; drop --empty-penalty "
+                               f"{empty_penalty:g} or --official")
     rules = lesion_rules(lesion_style, challenge, empty_penalty)
     return ScoringOptions(hd95=hd95, hd95_units="voxel" if official else (hd95_units or "mm"),
                           lesions=rules if lesion_wise else None, official=official)
@@ -132,6 +144,8 @@ class CaseResult:
             without enhancing tumour). BraTS scores such a region's Dice 1 when the prediction is
             empty too and 0 otherwise, which moves the mean far more than one case's other
             regions do.
+        pred_convention: the label convention the prediction was read in, when it is another
+            than the references' (:attr:`EvaluationResult.convention`); None when the same.
     """
 
     case: str
@@ -141,6 +155,7 @@ class CaseResult:
     hd95: dict[str, float] | None
     lesions: dict[str, LesionScores] | None = None
     empty_reference: tuple[str, ...] = ()
+    pred_convention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +221,10 @@ class EvaluationResult:
             ``{"convention", "hd95_units", "official", "lesion_rules": {...} | null,
             "cases": [{"case", "dice": {wt, tc, et}, "hd95": {...},
             "lesions": {wt: {"tp", "fp", "fn", "dice", "hd95", "matched_dice", "matched_hd95"},
-            ...} | null}, ...], "mean": {...}, "unpaired": [...], "problems": [...]}``; values
-            are ``null`` when not computed.
+            ...} | null, "empty_reference": [...], "pred_convention"}, ...], "mean": {...},
+            "unpaired": [...], "problems": [...]}``; values are ``null`` when not computed;
+            ``convention`` is the references', ``pred_convention`` the one each prediction was
+            read in.
         """
         none = {r: None for r in REGIONS}
         rules = self.options.lesions
@@ -225,6 +242,7 @@ class EvaluationResult:
                 "hd95": {r: c.hd95[r] for r in REGIONS} if c.hd95 is not None else dict(none),
                 "lesions": lesions,
                 "empty_reference": list(c.empty_reference),
+                "pred_convention": c.pred_convention or self.convention,
             })
         return {
             "convention": self.convention,
@@ -232,7 +250,7 @@ class EvaluationResult:
             "official": self.options.official,
             "lesion_rules": None if rules is None else {
                 "style": rules.style, "challenge": rules.challenge, "dilation": rules.dilation,
-                "min_volume_mm3": rules.min_volume, "penalty": rules.penalty,
+                "min_volume_mm3": rules.min_volume, "penalty": self.options.penalty,
             },
             "cases": cases,
             "mean": self.mean(),
@@ -350,14 +368,17 @@ def region_dice_of_labels(pred: np.ndarray, ref: np.ndarray,
 
 def score_case(pred: Segmentation, ref: Segmentation, convention: LabelConvention,
                options: ScoringOptions = ScoringOptions(),
+               pred_convention: LabelConvention | None = None,
                ) -> tuple[dict[str, float], dict[str, float] | None, dict[str, LesionScores] | None]:
     """Dice, HD95 and lesion-wise scores per region of one case (both on the reference's grid).
 
     Args:
         pred: predicted label map ``(D, H, W)``.
         ref: reference label map, same shape.
-        convention: label convention of both.
+        convention: label convention of the reference (and of the prediction by default).
         options: HD95 units and lesion rules.
+        pred_convention: label convention of the prediction when it is another (each region is
+            built from each side's own labels).
 
     Returns:
         ``(dice per region, HD95 per region or None, lesion scores per region or None)``.
@@ -379,15 +400,16 @@ def score_case(pred: Segmentation, ref: Segmentation, convention: LabelConventio
     dice: dict[str, float] = {}
     hd: dict[str, float] | None = {} if options.hd95 else None
     lesions: dict[str, LesionScores] | None = {} if options.lesions is not None else None
+    rules = replace(options.lesions, penalty=options.penalty) if options.lesions is not None else None
+    pred_convention = pred_convention or convention
     for region in REGIONS:
-        values = convention.regions[region]
-        p = _region_mask(pred.labels, values)
-        r = _region_mask(ref.labels, values)
+        p = _region_mask(pred.labels, pred_convention.regions[region])
+        r = _region_mask(ref.labels, convention.regions[region])
         dice[region] = dice_score(p, r)
         if hd is not None:
             hd[region] = hd95_distance(p, r, global_spacing, penalty=options.penalty)
         if lesions is not None:
-            lesions[region] = lesion_scores(p, r, options.lesions,  # type: ignore[arg-type]
+            lesions[region] = lesion_scores(p, r, rules,  # type: ignore[arg-type]
                                             hd95_spacing=lesion_spacing, spacing=spacing)
     return dice, hd, lesions
 
@@ -403,7 +425,8 @@ def _check_dir(path: Path | str, option: str) -> Path:
 
 def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None = None,
              hd95: bool = True, progress: ProgressCallback | None = None,
-             options: ScoringOptions | None = None) -> EvaluationResult:
+             options: ScoringOptions | None = None,
+             pred_convention: str | None = None) -> EvaluationResult:
     """Evaluate every prediction against its reference.
 
     Args:
@@ -411,25 +434,33 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
             of the usual ways.
         ref_dir: folder of reference segmentations (a BraTS dataset folder of case folders, or a
             flat folder of ``*seg.nii.gz``).
-        convention: label convention of both sides (``brats2021``, ``brats2023``, ``brats2024``,
-            ``msd``); ``None`` detects it from the reference labels and names.
+        convention: label convention of the references (``brats2021``, ``brats2023``,
+            ``brats2024``, ``msd``); ``None`` detects it from the reference labels and names.
+            Each prediction is read in it when it defines the prediction's labels, else in the
+            convention its own labels tell (:func:`revprof.data.conventions.tell_convention`):
+            a BraTS 2023-style prediction (ET = 3) against 2018 references (ET = 4) is scored
+            region by region, and its case names the convention it was read in.
         hd95: also compute HD95 (the slower metric); ignored when ``options`` is given.
         progress: called after each case.
         options: HD95 units, lesion rules, ``official`` (see :func:`scoring_options`); default:
             HD95 in mm, lesion-wise scores with the official rules.
+        pred_convention: read every prediction in this convention instead (labels it does not
+            define are then not scored).
 
     Returns:
         Per-case scores, means, unpaired files and problems.
 
     Raises:
         RevprofError: a folder is missing or holds no NIfTI file, no prediction matches any
-            reference, or the convention is unknown / cannot be detected.
+            reference, a file's header is damaged (its voxel size or affine describes no grid),
+            or the convention is unknown / cannot be detected.
     """
     if options is None:
         options = ScoringOptions(hd95=hd95)
     preds_at = _check_dir(pred_dir, "--pred")
     refs_at = _check_dir(ref_dir, "--ref")
     chosen = get_convention(convention) if convention is not None else None
+    forced = get_convention(pred_convention) if pred_convention is not None else None
 
     pairing = pair_files(preds_at, refs_at)
     n_preds = len(pairing.pairs) + len(pairing.unpaired_pred)
@@ -444,6 +475,7 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
             f"(e.g. prediction {pairing.unpaired_pred[0].name!r}, reference "
             f"{pairing.unpaired_ref[0].name!r})"
         )
+    _check_headers(pairing.pairs)
     problems: list[str] = list(pairing.problems)
     unpaired = [str(p) for p in pairing.unpaired_pred] + [str(p) for p in pairing.unpaired_ref]
 
@@ -454,7 +486,7 @@ def evaluate(pred_dir: Path | str, ref_dir: Path | str, convention: str | None =
     results: list[CaseResult] = []
     total = len(pairing.pairs)
     for done, pair in enumerate(pairing.pairs, start=1):
-        result = _evaluate_pair(pair, chosen, options, cache, problems)
+        result = _evaluate_pair(pair, chosen, forced, options, cache, problems)
         if result is not None:
             results.append(result)
         if progress is not None:
@@ -487,22 +519,44 @@ def _detect(pairs: Sequence[CasePair], cache: dict[Path, Segmentation], problems
     return name
 
 
-def _evaluate_pair(pair: CasePair, convention: LabelConvention, options: ScoringOptions,
-                   cache: dict[Path, Segmentation], problems: list[str]) -> CaseResult | None:
+def _check_headers(pairs: Sequence[CasePair]) -> None:
+    """Refuse, before scoring anything, a file whose header's geometry is damaged.
+
+    Raises:
+        HeaderError: the first such file, named with what is wrong.
+    """
+    for pair in pairs:
+        for path in (pair.ref, pair.pred):
+            try:
+                open_nifti(path)
+            except HeaderError:
+                raise
+            except RevprofError:
+                pass  # an unreadable file: that case is reported as not scored
+
+
+def _evaluate_pair(pair: CasePair, convention: LabelConvention, forced: LabelConvention | None,
+                   options: ScoringOptions, cache: dict[Path, Segmentation],
+                   problems: list[str]) -> CaseResult | None:
     try:
         ref = cache.pop(pair.ref, None) or load_segmentation(pair.ref)
         to_label_map(ref.labels, pair.ref, convention.name)
-        pred = load_segmentation(pair.pred, convention.name)
+        pred = load_segmentation(pair.pred, forced.name if forced is not None else None)
+        pred_convention = forced or tell_convention(
+            present_labels(pred.labels), convention, decathlon=bool(_MSD_NAME.match(pair.case)),
+            what=f"prediction {pair.pred.name}")
         labels, note = align_to_grid(pred.labels, pred.affine, ref.affine, ref.labels.shape,
                                      what=f"prediction {pair.pred.name}",
                                      target=f"reference {pair.ref.name}")
         if note is not None:
             problems.append(f"{pair.case}: {note}")
             pred = Segmentation(labels=labels, spacing=ref.spacing, affine=ref.affine)
-        dice, hd, lesions = score_case(pred, ref, convention, options)
+        dice, hd, lesions = score_case(pred, ref, convention, options, pred_convention)
     except RevprofError as error:
         problems.append(f"{pair.case}: not scored: {error}")
         return None
     return CaseResult(case=pair.case, pred=pair.pred, ref=pair.ref, dice=dice, hd95=hd,
                       lesions=lesions,
-                      empty_reference=empty_reference_regions(ref.labels, convention))
+                      empty_reference=empty_reference_regions(ref.labels, convention),
+                      pred_convention=(None if pred_convention is convention
+                                       else pred_convention.name))

@@ -9,7 +9,8 @@ Definition (as MedPy's ``hd95`` and the BraTS toolkit compute it):
 3. HD95 is the 95th percentile (linear interpolation) of the union of both sets of distances.
 
 Empty masks follow the BraTS 2021+ rules: both empty → 0.0; exactly one empty →
-:data:`HD95_EMPTY_PENALTY` (373.1287 mm, the diagonal of a 240 × 240 × 155 mm image).
+:data:`HD95_EMPTY_PENALTY` (373.1287 mm, the diagonal of a 240 × 240 × 155 mm image;
+:data:`OFFICIAL_HD95_PENALTY`, 373, as the current official pipeline writes it, with ``--official``).
 
 For speed both masks are first cropped to the bounding box of their union plus a one-voxel margin
 (surfaces and distances inside the box do not change, so the result is exact). The nearest
@@ -30,13 +31,21 @@ from scipy.spatial import cKDTree
 from revprof.data.conventions import REGIONS
 from revprof.errors import RevprofError
 
-__all__ = ["HD95_EMPTY_PENALTY", "hd95", "region_hd95", "surface_distances"]
+__all__ = ["HD95_EMPTY_PENALTY", "OFFICIAL_HD95_PENALTY", "hd95", "region_hd95", "surface_distances"]
 
 HD95_EMPTY_PENALTY: float = 373.1287
 """HD95 (mm) scored when exactly one of prediction and reference is empty.
 
 It is the diagonal of the 240 × 240 × 155 mm BraTS image, ``sqrt(240² + 240² + 155²) ≈ 373.1287``,
 the value the BraTS 2021 and later evaluations use.
+"""
+
+OFFICIAL_HD95_PENALTY: float = 373.0
+"""HD95 the current official pipeline reports where exactly one side is empty (``--official``).
+
+Its evaluator (panoptica) scores such a region's HD95 infinite, and ``brats-parse-metrics``
+(``metrics_parser.py`` of BraTS/BraTS_evaluation) writes 373 in its place, "the diameter of the
+cube in SRI space"; it also scores unmatched lesions 373.
 """
 
 

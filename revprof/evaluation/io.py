@@ -6,14 +6,12 @@ The label values are checked by the same function training uses
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
-from revprof.data.nifti import to_label_map
+from revprof.data.nifti import open_nifti, read_voxels, spacing_of, to_label_map
 from revprof.errors import RevprofError
 
 __all__ = ["Segmentation", "load_segmentation"]
@@ -46,20 +44,17 @@ def load_segmentation(path: Path, convention: str | None = None) -> Segmentation
         convention: when given, labels outside this convention's label set are refused.
 
     Raises:
-        RevprofError: unreadable or not 3-D; NaN/infinite or non-integral values (a probability
+        RevprofError: unreadable, a damaged header (:func:`revprof.data.nifti.check_header`), or
+            not 3-D; NaN/infinite or non-integral values (a probability
             map is refused, not rounded); labels the convention does not define.
     """
     path = Path(path)
-    try:
-        image = nib.load(str(path))
-        data = np.asanyarray(image.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as error:
-        raise RevprofError(f"cannot read segmentation {path}: {error}") from None
+    image = open_nifti(path)
+    data = read_voxels(image, path, dtype=None)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise RevprofError(f"segmentation {path} must be 3-D; got shape {data.shape}")
     labels = to_label_map(data, path, convention)  # keeps the on-disk (Fortran) order
-    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
-    spacing = zooms if len(zooms) == 3 and all(z > 0 for z in zooms) else (1.0, 1.0, 1.0)
-    return Segmentation(labels=labels, spacing=spacing, affine=np.asarray(image.affine))
+    return Segmentation(labels=labels, spacing=spacing_of(image),
+                        affine=np.asarray(image.affine, dtype=np.float64))

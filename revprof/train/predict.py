@@ -84,9 +84,11 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
         one :class:`Predicted` per case, in case order.
 
     Raises:
-        RevprofError: a bad checkpoint, patch or data folder.
+        RevprofError: a bad checkpoint, patch or data folder, or a case file whose header's voxel
+            size or affine is damaged (checked for every case before the first is written).
     """
     from revprof.data import PreprocessConfig, discover, load_case, preprocess_case
+    from revprof.data.nifti import open_nifti
     from revprof.data.preprocess import restore_labels
     from revprof.nn import build_model
     from revprof.train.infer import predict_volume
@@ -104,6 +106,9 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
     cases = discover(data, convention=convention).cases
     if not cases:
         raise RevprofError(f"--data {data} holds no BraTS case (revprof data check {data} says why)")
+    for case in cases:  # a damaged header stops the run before anything is written
+        for path in case.files:
+            open_nifti(path, case.case_id)
     where = resolve_device(device)
     model = build_model(checkpoint.spec)
     try:

@@ -50,12 +50,13 @@ def test_loading_for_training_is_one_line(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", HEADER_DAMAGE)
 def test_training_run_refuses_in_one_line(tmp_path: Path, kind: str) -> None:
+    from revprof.recipe import PAPER
     from revprof.spec import spec_from_options
     from revprof.train import TrainSettings, run_training
 
     data, damaged = _dataset(tmp_path, kind)
     spec = spec_from_options(levels=2, width=4)
-    settings = TrainSettings(data=data, patch=(8, 8, 8), steps=1, val_cases=1, device="cpu",
-                             spacing=None)
+    settings = TrainSettings(data=data, patch=(8, 8, 8), recipe=PAPER.with_overrides({"steps": 1}),
+                             val_cases=1, device="cpu", spacing=None)
     with pytest.raises(RevprofError, match=EXPECTED[kind].replace("(", r"\(").replace(")", r"\)")):
         run_training(spec, settings, progress=False, cache_dir=tmp_path / "cache")

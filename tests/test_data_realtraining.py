@@ -25,6 +25,7 @@ CASES = ("Brats18_CBICA_AOZ_1", "Brats18_CBICA_APR_1", "Brats18_CBICA_ASA_1")
 
 
 def test_a_short_run_on_real_cases_learns_tc_and_et(tmp_path: Path) -> None:
+    from revprof.recipe import PAPER
     from revprof.spec import spec_from_options
     from revprof.train import TrainSettings, run_training
 
@@ -32,8 +33,9 @@ def test_a_short_run_on_real_cases_learns_tc_and_et(tmp_path: Path) -> None:
     data.mkdir()
     for case in CASES:
         os.symlink(real_samples() / "brats2018" / "HGG" / case, data / case)
-    settings = TrainSettings(data=data, patch=(32, 32, 32), steps=60, val_cases=1, device="cpu",
-                             spacing=(3.0, 3.0, 3.0), lr=3e-3, schedule="poly", foreground=1 / 3)
+    recipe = PAPER.with_overrides({"steps": 60, "lr": 3e-3, "schedule": "poly", "foreground": 1 / 3})
+    settings = TrainSettings(data=data, patch=(32, 32, 32), recipe=recipe, val_cases=1, device="cpu",
+                             spacing=(3.0, 3.0, 3.0))
     result = run_training(spec_from_options(levels=3, width=8), settings, progress=False,
                           cache_dir=tmp_path / "cache", save_predictions=tmp_path / "pred")
     assert result.status == "ok", result.error

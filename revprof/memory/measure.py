@@ -13,7 +13,6 @@ Backends:
 from __future__ import annotations
 
 import copy
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +26,7 @@ from revprof.environment import environment, require_cuda
 from revprof.errors import RevprofError, first_line, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory._cuda_private import clear_cublas_workspaces
+from revprof.memory.alloc_conf import alloc_conf_from_environ
 from revprof.memory.allocator import parse_alloc_conf, replay
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.memory.tracker import CATEGORIES, StorageTracker
@@ -262,8 +262,9 @@ optimizer step."""
 
 
 def alloc_conf_of(alloc_conf: str | None) -> str:
-    """``alloc_conf``, or the environment's ``PYTORCH_CUDA_ALLOC_CONF`` when ``None``."""
-    return os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "") if alloc_conf is None else alloc_conf
+    """``alloc_conf``, or when ``None`` the environment's as torch 2.13 reads it
+    (``PYTORCH_CUDA_ALLOC_CONF``, else ``PYTORCH_ALLOC_CONF``)."""
+    return alloc_conf_from_environ() if alloc_conf is None else alloc_conf
 
 
 def warm_up_cuda(device: torch.device) -> None:

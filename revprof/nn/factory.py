@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from revprof.errors import RevprofError, closest, first_line
+from revprof.nn._torchvision import ensure_torchvision_importable
 from revprof.nn.presets import PRESETS, preset_levels
 
 _FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -41,11 +42,14 @@ def load_factory(name: str) -> Callable[..., Any]:
                            f"{closest(name, PRESETS)}")
     module_name, attr = target.split(":")
     try:
+        if module_name.partition(".")[0] == "torchvision":
+            ensure_torchvision_importable()  # its CUDA-built ops may not load beside a CPU torch
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         hint = ""
-        if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures"):
-            hint = " (install revprof[monai] or revprof[nnunet]; see pyproject.toml)"
+        if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures",
+                                                           "torchvision"):
+            hint = " (install revprof[monai], revprof[nnunet] or revprof[torchvision]; see pyproject.toml)"
         raise RevprofError(f"model {name!r}: cannot import {module_name!r}: "
                            f"{first_line(error, with_type=True)}{hint}") from None
     except Exception as error:  # the user's module raised while importing

@@ -134,7 +134,7 @@ def test_searched_patch_and_fixed_spec_enqueue() -> None:
 
 @pytest.mark.parametrize(("changes", "expected"), [
     ({"study": {"nmae": "x"}}, "study.nmae is not a known key; known: name, description, trials, "
-                               "objectives, budget (did you mean 'name'?)"),
+                               "objectives, budget, device_memory (did you mean 'name'?)"),
     ({"spaec": {}}, "[spaec] is not a known key"),
     ({"space": {"depht": 2}}, "space.depht is not a known key; known: arch, levels, width, "),
     ({"space": {"depht": 2}}, "(did you mean 'depth'?)"),

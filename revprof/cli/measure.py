@@ -12,7 +12,7 @@ import typer
 
 from revprof.cli._common import choice, console, handle_errors
 from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
-from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
+from revprof.cli.recipe_options import DeviceMemory, RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, SpecPath, Width, Widths, file_default, given, network_or_file,
@@ -21,7 +21,8 @@ from revprof.data.resample import parse_spacing
 from revprof.errors import RevprofError
 from revprof.memory import BACKENDS, measure_memory, resolve_backend
 from revprof.memory.measure import Backend as BackendName
-from revprof.memory.device import device_need
+from revprof.memory.cards import parse_device_memory
+from revprof.memory.device import allocator_capacity, device_class_of, device_need
 from revprof.cli.render import report_tables, training_tables
 from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.sweep.record import TrialRecord
@@ -51,6 +52,7 @@ def measure(
     alloc_conf: Annotated[str | None, typer.Option("--alloc-conf", help="PYTORCH_CUDA_ALLOC_CONF the "
                                                    "reserved prediction models (default: the "
                                                    "environment's).")] = None,
+    device_memory: DeviceMemory = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, rich_help_panel="Training run",
                                               help="Train for N steps on BraTS data and report Dice.")] = None,
     data: Annotated[Path | None, typer.Option("--data", rich_help_panel="Training run",
@@ -97,6 +99,9 @@ def measure(
         patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None,
                                          steps=steps)
+    if steps is not None and device_memory is not None:
+        raise RevprofError("--device-memory predicts whether the step fits a card; a training run "
+                           "(--steps) measures on the device it runs on: drop one of them")
     if steps is not None and snapshot is not None:
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")
@@ -121,15 +126,19 @@ def measure(
             console.print(training_tables(spec, settings, result))
             console.print(f"appended to {results}")
         return
+    card = parse_device_memory(device_memory) if device_memory is not None else None
+    capacity = allocator_capacity(card) if card is not None else None
     if snapshot is not None and not snapshot.parent.is_dir():
         raise RevprofError(f"cannot write snapshot {snapshot}: folder {snapshot.parent} does not exist")
     if snapshot is not None and resolve_backend(backend) == "cuda":
         from revprof.memory.snapshot import recording_cuda_history
 
         with recording_cuda_history(snapshot):
-            report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf)
+            report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf,
+                                    device_memory=capacity)
     else:
-        report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf)
+        report = measure_memory(spec, patch, step_recipe, backend=backend, alloc_conf=alloc_conf,
+                                device_memory=capacity)
         if snapshot is not None:
             from revprof.memory.allocator import parse_alloc_conf
             from revprof.memory.measure import alloc_conf_of
@@ -138,7 +147,8 @@ def measure(
             write_snapshot(simulated_snapshot(report.allocation_log or [], report.timeline.phases,
                                               parse_alloc_conf(alloc_conf_of(alloc_conf))), snapshot)
     if as_json:
-        need = device_need(report.predicted_reserved_bytes or 0, context=report.context_bytes)
+        need = device_need(report.predicted_reserved_bytes or 0, context=report.context_bytes,
+                           device_class=device_class_of(card) if card is not None else "default")
         print(json.dumps({"kind": "memory", **report.to_dict(timeline=timeline),
                           "device_need": need.to_dict()}))
     else:

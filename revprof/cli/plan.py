@@ -15,12 +15,13 @@ from rich.table import Table
 from revprof.cli._common import choice, console, err_console, handle_errors
 from revprof.errors import RevprofError
 from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
-from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
+from revprof.cli.recipe_options import DeviceMemory, RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
-    Reversible, SpecOptions, SpecPath, Width, Widths, network_or_file,
+    Reversible, SpecOptions, SpecPath, Width, Widths, given, network_or_file,
 )
-from revprof.memory.device import DEVICE_CLASSES, DeviceClass
+from revprof.memory.cards import parse_device_memory
+from revprof.memory.device import DEVICE_CLASSES, DeviceClass, device_class_of
 from revprof.memory.planner import (
     CRITERIA, DEFAULT_MAX_PATCH, Candidate, Criterion, CriterionName, Plan, best_networks, largest_batch,
     largest_patch,
@@ -126,7 +127,9 @@ def _best_so_far(predicted: list[Candidate], rule: Criterion, budget_bytes: int,
 
 def plan(
     ctx: typer.Context,
-    budget: Annotated[str, typer.Option("--budget", help="Memory budget, e.g. 11GiB, 12GB, 800MiB.")],
+    budget: Annotated[str | None, typer.Option("--budget", help="Memory budget, e.g. 11GiB, 12GB, "
+                                               "800MiB (default: --device-memory's total).")] = None,
+    device_memory: DeviceMemory = None,
     arch: Arch = "revunet", levels: Levels = None, width: Width = None, widths: Widths = None,
     growth: Growth = 2.0, max_width: MaxWidth = None, depth: Depth = None,
     encoder_depth: EncoderDepth = None, decoder_depth: DecoderDepth = None,
@@ -171,9 +174,16 @@ def plan(
     Every answer fits by the chosen criterion (default: the device need) and is verified by a
     simulation; all parts of the need are printed, with the candidates that were checked. Progress
     shows on stderr (also with --json); Ctrl-C stops."""
-    budget_bytes = parse_bytes(budget)
+    card = parse_device_memory(device_memory) if device_memory is not None else None
+    if budget is None and card is None:
+        raise RevprofError("give the memory to plan for: --budget SIZE (e.g. 11GiB) or "
+                           "--device-memory SIZE|CARD (e.g. rtx3060)")
+    budget_bytes = parse_bytes(budget) if budget is not None else card.total_bytes  # type: ignore[union-attr]
+    if card is not None and not given(ctx, "device_class"):
+        device_class = device_class_of(card)
     rule = Criterion(criterion, _percent(margin), parse_bytes(context) if context else None,
-                     parse_bytes(workspace) if workspace else None, device_class, alloc_conf)
+                     parse_bytes(workspace) if workspace else None, device_class, alloc_conf,
+                     card=card)
     median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)

@@ -79,6 +79,14 @@ Set = Annotated[list[str] | None, typer.Option(
          "zero_grad=after_loss); repeatable. See docs/recipes.md for the fields.")]
 
 
+DeviceMemory = Annotated[str | None, typer.Option(
+    "--device-memory", metavar="SIZE|CARD",
+    help="The card: a size (12GiB) or a name (rtx3060, rtx4060, a100-40gb, a100-80gb, h100-80gb, "
+         "h200). The allocator replay then follows torch's free-and-retry path on what the card "
+         "leaves the allocator (its total less the CUDA context and workspace allowances) and "
+         "says whether the step runs out of memory.")]
+
+
 @dataclass(frozen=True)
 class RecipeOptions:
     """The recipe options of one invocation (``None``: not given). Each field but ``recipe`` is

@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from revprof.evaluation.evaluate import mean_over_nonempty
-from revprof.memory.device import device_need
+from revprof.memory.cards import DeviceCapacity
+from revprof.memory.device import DeviceClass, device_class_of, device_need
 from revprof.memory.measure import MemoryReport
 from revprof.spec import ArchSpec
 from revprof.train.settings import TrainResult, TrainSettings
@@ -30,27 +31,46 @@ def _predicted_reserved_words(report: MemoryReport) -> str:
     return words
 
 
+def _device_class(report: MemoryReport) -> DeviceClass:
+    if report.device_memory is None:
+        return "default"
+    return device_class_of(DeviceCapacity(**report.device_memory))
+
+
 def report_tables(report: MemoryReport) -> Group:
     """The headline, the breakdown at the peak and activation bytes per network part."""
     head = Table(title=f"{report.spec.describe()} · patch {'x'.join(map(str, report.patch))} · "
                        f"batch {report.batch} · {report.precision}", show_header=False)
     head.add_column("what")
     head.add_column("value", justify="right")
-    if report.status == "oom" and report.oom:
+    if report.status == "oom" and report.oom and report.oom.get("predicted"):
+        head.add_row("status", Text.assemble(("out of memory (predicted)", "bold red"),
+                                             f": {report.oom['message'].removeprefix('predicted out of memory: ')}; "
+                                             "the figures below are the whole step's, as on a card "
+                                             "without a limit"))
+    elif report.status == "oom" and report.oom:
         oom = report.oom
         requested = format_bytes(oom["requested_bytes"]) if oom.get("requested_bytes") else "unknown"
         capacity = format_bytes(oom["capacity_bytes"]) if oom.get("capacity_bytes") else "unknown"
         head.add_row("status", Text.assemble(("out of memory", "bold red"),
                                              f" (requested {requested}, device has {capacity}); "
                                              "figures below are up to that moment"))
+    elif report.device_memory is not None:
+        head.add_row("status", "fits the card (allocator replay)")
     head.add_row("peak memory", Text.assemble((format_bytes(report.peak_bytes), "bold"),
                                               f" ({report.peak_bytes:,} B)"))
     if report.reserved_bytes is not None:
         head.add_row("peak reserved (measured)", format_bytes(report.reserved_bytes))
     if report.predicted_reserved_bytes is not None:
         head.add_row("peak reserved (predicted)", _predicted_reserved_words(report))
-        need = device_need(report.predicted_reserved_bytes, context=report.context_bytes)
+        need = device_need(report.predicted_reserved_bytes, context=report.context_bytes,
+                           device_class=_device_class(report))
         head.add_row("device need", need.words())
+    if report.device_memory is not None:
+        card = DeviceCapacity(**report.device_memory)
+        retries = (report.allocator or {}).get("alloc_retries") or 0
+        head.add_row("device memory", card.words() + (f"; the replay freed its cache and retried "
+                                                      f"{retries} time(s)" if retries else ""))
     if report.untracked_bytes is not None and report.tracked_peak_bytes is not None:
         head.add_row("tracked peak (tensors)", format_bytes(report.tracked_peak_bytes))
         head.add_row("untracked (workspaces, kernel temporaries)", format_bytes(report.untracked_bytes))

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from revprof.errors import look_up
+from revprof.errors import RevprofError, look_up
+from revprof.memory.cards import DeviceCapacity
 from revprof.units import format_bytes
 
 MiB = 2**20
@@ -91,3 +92,35 @@ def device_need(reserved: int, context: int | None = None, workspace: int | None
                       CONTEXT_BYTES[device_class] if context is None else context,
                       DEFAULT_WORKSPACE_BYTES if workspace is None else workspace,
                       device_class if context is None else "given")
+
+
+CARD_CLASSES: dict[str, DeviceClass] = {
+    "rtx3060": "consumer", "rtx4060": "consumer", "a100-40gb": "datacenter",
+    "a100-80gb": "datacenter", "h100-80gb": "datacenter", "h200": "datacenter",
+}
+"""The device class (context allowance) of each named card of :data:`revprof.memory.cards.CARDS`."""
+
+
+def device_class_of(card: DeviceCapacity) -> DeviceClass:
+    """The device class of a named card; ``default`` for a plain size."""
+    return CARD_CLASSES.get(card.name, "default")
+
+
+def allocator_capacity(card: DeviceCapacity, context: int | None = None,
+                       workspace: int | None = None,
+                       device_class: DeviceClass | None = None) -> DeviceCapacity:
+    """``card`` with ``usable_bytes`` what its caching allocator can give a training step's
+    tensors: ``total_memory`` less the CUDA context and the workspace allowance, the two parts of
+    the device need that are not the step's tensors (the defaults of :func:`device_need`, the
+    context by the card's device class).
+
+    Raises:
+        RevprofError: the context and workspace leave nothing for the allocator.
+    """
+    need = device_need(0, context, workspace, device_class or device_class_of(card))
+    usable = card.total_bytes - need.context - need.workspace
+    if usable <= 0:
+        raise RevprofError(f"device memory {card.words()} is not more than the CUDA context "
+                           f"({format_bytes(need.context)}) and workspace allowance "
+                           f"({format_bytes(need.workspace)})")
+    return card.with_usable(usable)

@@ -13,6 +13,7 @@ Backends:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,8 @@ from revprof.errors import RevprofError, first_line, look_up
 from revprof.interrupts import held_interrupts
 from revprof.memory._cuda_private import clear_cublas_workspaces
 from revprof.memory.alloc_conf import alloc_conf_from_environ
-from revprof.memory.allocator import parse_alloc_conf, replay
+from revprof.memory.allocator import AllocatorPrediction, parse_alloc_conf, replay
+from revprof.memory.cards import DeviceCapacity
 from revprof.memory.cuda_autocast import cuda_autocast_policy
 from revprof.memory.tracker import CATEGORIES, StorageTracker
 from revprof.network import Network
@@ -103,8 +105,14 @@ class MemoryReport:
             the private torch counters it relies on are unavailable, which costs peak memory);
             ``None`` when no reversible sequence ran backward.
         status: ``ok``, or ``oom`` when the device ran out of memory (then ``oom`` says what
-            was requested and what the device has, and the peak figures are up to that moment).
-        oom: ``{"message", "requested_bytes", "capacity_bytes", "allocated_bytes"}`` for ``oom``.
+            was requested and what the device has, and on CUDA the peak figures are up to that
+            moment) or, with ``device_memory``, when the allocator replay predicts it would (then
+            the figures are the whole step's, as on a card without a limit, and ``oom`` says
+            where the card would stop).
+        oom: ``{"message", "requested_bytes", "capacity_bytes", "allocated_bytes"}`` for ``oom``;
+            a predicted one also has ``predicted: True``, ``usable_bytes`` and ``reserved_bytes``.
+        device_memory: the card the prediction replayed (``DeviceCapacity`` as a dict), or
+            ``None``.
     """
 
     spec: Network
@@ -134,6 +142,7 @@ class MemoryReport:
     gradient_reuse: bool | None = None
     status: str = "ok"
     oom: dict[str, Any] | None = None
+    device_memory: dict[str, Any] | None = None
 
     @property
     def batch(self) -> int:
@@ -200,6 +209,7 @@ def measure_memory(
     in_channels: int | None = None,
     out_channels: int | None = None,
     build: Callable[[], torch.nn.Module] | None = None,
+    device_memory: DeviceCapacity | None = None,
 ) -> MemoryReport:
     """Peak memory of ``steps`` training steps of ``spec`` trained by ``recipe``, on a batch of
     ``(recipe.batch, in_channels, *patch)``.
@@ -227,6 +237,12 @@ def measure_memory(
             ``head`` parts and the same sigmoid regions, measured exactly like the network itself
             (``revprof bench`` passes RevTorch's execution this way). ``spec`` names the report.
             Unlike ``model``, it is not treated as a foreign network.
+        device_memory: the card (:class:`~revprof.memory.cards.DeviceCapacity`) whose caching
+            allocator the prediction replays, with ``usable_bytes`` what the allocator can draw on
+            (:func:`revprof.memory.device.allocator_capacity`: the total less the CUDA context
+            and the workspace allowance). Near the limit the replay frees cached blocks and
+            retries as torch does; a request it cannot serve makes the result ``status="oom"``
+            (predicted: ``oom["predicted"]``), naming the request and what was reserved then.
 
     Raises:
         RevprofError: an invalid patch, backend, step count or allocator option, a recipe the
@@ -250,10 +266,13 @@ def measure_memory(
         raise RevprofError(f"steps must be at least 2 (the optimizer's state exists from the "
                            f"first); got {steps}")
     backend = resolve_backend(backend)
-    parse_alloc_conf(alloc_conf_of(alloc_conf))  # bad options fail before the run
+    config = parse_alloc_conf(alloc_conf_of(alloc_conf))  # bad options fail before the run
+    if config.limits_memory and device_memory is None:
+        raise RevprofError("the allocator options set per_process_memory_fraction, which limits "
+                           "memory only on a card: give the device memory (--device-memory)")
     with held_interrupts():  # Ctrl-C lands after the measurement, never inside an op
         return _measure_model(network, shape, recipe, backend, steps, seed, build=build,
-                              alloc_conf=alloc_conf)
+                              alloc_conf=alloc_conf, device_memory=device_memory)
 
 
 _MAX_SKIPPED = 8
@@ -329,7 +348,8 @@ _UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 def _measure_model(network: Network, patch: tuple[int, ...], recipe: Recipe, backend: Backend,
                    steps: int = 2, seed: int = 0,
                    build: Callable[[], torch.nn.Module] | None = None,
-                   alloc_conf: str | None = None) -> MemoryReport:
+                   alloc_conf: str | None = None,
+                   device_memory: DeviceCapacity | None = None) -> MemoryReport:
     """Run ``steps`` training steps under the storage tracker on fake, CPU or CUDA tensors.
 
     :func:`measure_memory` with the arguments already checked and the backend resolved; ``build``
@@ -418,7 +438,10 @@ def _measure_model(network: Network, patch: tuple[int, ...], recipe: Recipe, bac
     breakdown = {c: peak.categories[c] for c in CATEGORIES}
     peak_bytes, reserved, untracked = peak.bytes, None, None
     device_words = {"cpu": "cpu", "simulate": "cpu (fake tensors)"}.get(backend)
-    prediction = replay(tracker.events(), parse_alloc_conf(alloc_conf_of(alloc_conf)))
+    prediction = replay(tracker.events(), parse_alloc_conf(alloc_conf_of(alloc_conf)),
+                        capacity=device_memory)
+    if prediction.oom and oom is None and backend != "cuda":
+        oom = predicted_oom(prediction)
     context = None
     if backend == "cuda":
         peak_bytes = torch.cuda.max_memory_allocated(device)
@@ -439,7 +462,27 @@ def _measure_model(network: Network, patch: tuple[int, ...], recipe: Recipe, bac
         context_bytes=context, allocation_log=tracker.event_details(),
         tracked_peak_bytes=peak.bytes, untracked_bytes=untracked, gradient_reuse=gradient_reuse(),
         status="oom" if oom else "ok", oom=oom,
+        device_memory=dataclasses.asdict(device_memory) if device_memory is not None else None,
     )
+
+
+def predicted_oom(prediction: AllocatorPrediction) -> dict[str, Any]:
+    """The ``oom`` record of a replay that ran out of the card's memory: one line naming the
+    request (what torch's ``OutOfMemoryError`` would say), the request, the device and what was
+    reserved and allocated then."""
+    from revprof.units import format_bytes
+
+    requested = prediction.oom_allocation_bytes or prediction.oom_rounded_bytes or 0
+    usable = prediction.capacity_bytes or 0
+    message = (f"predicted out of memory: a request of {format_bytes(requested)} does not fit once "
+               f"{format_bytes(prediction.reserved_at_oom or 0)} are reserved "
+               f"({format_bytes(prediction.allocated_at_oom or 0)} allocated) of the "
+               f"{format_bytes(usable)} the caching allocator can use, after freeing its cache and "
+               f"retrying as torch does")
+    return {"message": message, "predicted": True, "requested_bytes": requested,
+            "capacity_bytes": prediction.device_total_bytes, "usable_bytes": usable,
+            "reserved_bytes": prediction.reserved_at_oom,
+            "allocated_bytes": prediction.allocated_at_oom}
 
 
 def gradient_reuse() -> bool | None:

@@ -32,7 +32,8 @@ from typing import Literal, get_args
 
 from revprof.errors import RevprofError, look_up
 from revprof.memory.allocator import parse_alloc_conf, replay
-from revprof.memory.device import DeviceClass, device_need
+from revprof.memory.cards import DeviceCapacity
+from revprof.memory.device import DeviceClass, allocator_capacity, device_need
 from revprof.memory.measure import alloc_conf_of, measure_memory
 from revprof.memory.tracker import rounded
 from revprof.recipe import PAPER, Recipe
@@ -59,6 +60,10 @@ class Criterion:
         context, workspace: device-need parts in bytes (``None``: the documented allowances).
         device_class: the context allowance's device class.
         alloc_conf: the ``PYTORCH_CUDA_ALLOC_CONF`` modelled (``None``: the environment's).
+        card: the device (``--device-memory``): every candidate is also replayed through the
+            allocator model on what this card leaves the allocator (its total less the context
+            and workspace), and one the replay says would run out of memory never fits, whatever
+            the criterion.
     """
 
     name: CriterionName = "device"
@@ -67,6 +72,7 @@ class Criterion:
     workspace: int | None = None
     device_class: DeviceClass = "default"
     alloc_conf: str | None = None
+    card: DeviceCapacity | None = None
 
     def __post_init__(self) -> None:
         look_up("criterion", self.name, CRITERIA)
@@ -81,6 +87,16 @@ class Criterion:
         return {"allocated": candidate.peak_bytes, "reserved": candidate.reserved_bytes,
                 "device": candidate.device_bytes}[self.name]
 
+    def fits(self, candidate: Candidate, budget_bytes: int) -> bool:
+        """Whether ``candidate`` fits: its need within the limit, and no predicted out-of-memory."""
+        return self.need(candidate) <= self.limit(budget_bytes) and not candidate.oom
+
+    def allocator_card(self) -> DeviceCapacity | None:
+        """The card as its caching allocator sees it (``None`` without ``card``)."""
+        if self.card is None:
+            return None
+        return allocator_capacity(self.card, self.context, self.workspace, self.device_class)
+
     def device_parts(self, reserved: int) -> tuple[int, int]:
         need = device_need(reserved, self.context, self.workspace, self.device_class)
         return need.context, need.workspace
@@ -91,6 +107,8 @@ class Candidate:
     """One configuration with every part of its need (bytes).
 
     ``verified``: simulated; otherwise its figures come from a synthesised allocation log.
+    ``oom``: with a card, the allocator replay ran out of its memory (then ``reserved_bytes`` is
+    what was reserved when it did).
     """
 
     spec: ArchSpec
@@ -101,6 +119,7 @@ class Candidate:
     context_bytes: int = 0
     workspace_bytes: int = 0
     verified: bool = True
+    oom: bool = False
 
     @property
     def voxels(self) -> int:
@@ -115,7 +134,8 @@ class Candidate:
                 "patch": list(self.patch), "voxels": self.voxels, "params": self.params,
                 "peak_bytes": self.peak_bytes, "predicted_reserved_bytes": self.reserved_bytes,
                 "context_bytes": self.context_bytes, "workspace_bytes": self.workspace_bytes,
-                "device_need_bytes": self.device_bytes, "verified": self.verified}
+                "device_need_bytes": self.device_bytes, "verified": self.verified,
+                "oom": self.oom}
 
 
 @dataclass
@@ -144,7 +164,7 @@ class Plan:
         return self.criterion.limit(self.budget_bytes)
 
     def fits(self, candidate: Candidate) -> bool:
-        return self.criterion.need(candidate) <= self.limit_bytes
+        return self.criterion.fits(candidate, self.budget_bytes)
 
     def to_dict(self) -> dict[str, object]:
         return {"budget_bytes": self.budget_bytes, "question": self.question,
@@ -170,11 +190,12 @@ class _Predictor:
         key = (spec.to_json(), patch)
         if key not in self.cache:
             report = measure_memory(spec, patch, self.recipe, backend="simulate",
-                                    alloc_conf=self.criterion.alloc_conf)
+                                    alloc_conf=self.criterion.alloc_conf,
+                                    device_memory=self.criterion.allocator_card())
             reserved = int(report.predicted_reserved_bytes or 0)
             context, workspace = self.criterion.device_parts(reserved)
             self.cache[key] = Candidate(spec, patch, report.peak_bytes, report.params, reserved,
-                                        context, workspace)
+                                        context, workspace, oom=report.status == "oom")
             self.logs[key] = report.allocation_log or []
             self.on_evaluate(self.cache[key])
         return self.cache[key]
@@ -184,9 +205,10 @@ class _Predictor:
         return self.logs[(spec.to_json(), patch)]
 
     def modelled(self, spec: ArchSpec, patch: tuple[int, int, int], peak: int, reserved: int,
-                 params: int) -> Candidate:
+                 params: int, oom: bool = False) -> Candidate:
         context, workspace = self.criterion.device_parts(reserved)
-        return Candidate(spec, patch, peak, params, reserved, context, workspace, verified=False)
+        return Candidate(spec, patch, peak, params, reserved, context, workspace, verified=False,
+                         oom=oom)
 
 
 def _round_down(size: int, step: int) -> int:
@@ -360,13 +382,17 @@ def largest_patch(
         plan.modelled += 1
         if peak > limit:
             continue  # reserved >= allocated, so no criterion can fit
-        reserved = replay(events, conf).max_reserved_bytes if criterion.name != "allocated" else 0
+        card = criterion.allocator_card()
+        replayed = (replay(events, conf, capacity=card)
+                    if criterion.name != "allocated" or card is not None else None)
+        reserved = replayed.max_reserved_bytes if replayed is not None else 0
         patch = min(shapes[voxels], key=prefer)
-        proposal = predict.modelled(spec, patch, peak, reserved, largest.params)
+        proposal = predict.modelled(spec, patch, peak, reserved, largest.params,
+                                    oom=replayed is not None and replayed.oom)
         if not plan.fits(proposal):
             continue
         real = check(patch)
-        same = (real.peak_bytes, real.reserved_bytes if criterion.name != "allocated" else 0) == (peak, reserved)
+        same = (real.peak_bytes, real.reserved_bytes if replayed is not None else 0) == (peak, reserved)
         plan.notes.append(f"{plan.modelled} voxel counts evaluated from allocation logs synthesised "
                           f"from two simulations ({'x'.join(map(str, probe.patch))} and "
                           f"{'x'.join(map(str, top))}); the proposal {'x'.join(map(str, patch))} was "
@@ -411,10 +437,9 @@ def best_networks(
     patch = validate_patch(spec, patch)
     criterion = criterion or Criterion()
     predict = _Predictor(recipe, criterion, on_evaluate)
-    limit = criterion.limit(budget_bytes)
 
     def fits(candidate: Candidate) -> bool:
-        return criterion.need(candidate) <= limit
+        return criterion.fits(candidate, budget_bytes)
 
     scales = width_scales if search_width else (1.0,)
     depths_allowed = spec.arch == "revunet" and search_depth

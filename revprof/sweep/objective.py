@@ -8,7 +8,8 @@ Outcomes:
   0 in memory-only studies; the ``params`` user attribute keeps the count) and the predicted peak,
   not trained.
 - ``oom`` / ``diverged``: COMPLETE with ``dice = 0`` and the measured (or predicted) peak, so the
-  sampler learns from them.
+  sampler learns from them; with the study's ``device_memory``, a trial the allocator replay says
+  would run out of the card's memory is ``oom`` without training (and infeasible under a budget).
 - ``failed``: any other error; FAIL with the message in ``error``.
 - ``interrupted``: Ctrl-C (or SIGTERM) during the trial; FAIL, and the interrupt goes on.
 
@@ -108,6 +109,8 @@ def run_trial(study: Any, trial: Any, settings: RunSettings) -> Outcome:
     predicted = record.record.predicted_peak_bytes
     if settings.budget is not None and predicted is not None:
         constraint = float(predicted - settings.budget)
+        if status == "oom":  # out of memory on the card: infeasible whatever the peak says
+            constraint = max(constraint, 1.0)
         trial.set_constraint(CONSTRAINT_NAME, constraint)
         mirror_constraint_list(study, trial, [constraint])
     with deferred_interrupts():
@@ -161,7 +164,8 @@ def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[s
     if earlier is not None:
         return _reuse(earlier, record)
 
-    report = measure_memory(spec, patch, recipe, backend="simulate")
+    report = measure_memory(spec, patch, recipe, backend="simulate",
+                            device_memory=study_file.allocator_card())
     predicted = int(report.peak_bytes)
     record.set(predicted_peak_bytes=predicted)
     record.set(predicted_reserved_bytes=int(report.predicted_reserved_bytes or 0))
@@ -170,6 +174,15 @@ def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[s
     record.set(params=int(report.params))
     record.set(predict_seconds=round(report.seconds, 3))
 
+    if report.status == "oom":  # the card's allocator would run out: not trained
+        record.set(peak_bytes=predicted)
+        record.set(device=report.device)
+        record.set(environment=report.environment)
+        record.set(error=report.oom["message"] if report.oom else "out of memory (predicted)")
+        record.set(status="oom")
+        if settings.memory_only:
+            return "oom", [0.0, float(predicted)]
+        return "oom", _values(study_file, 0.0, predicted, None)
     over = settings.budget is not None and predicted > settings.budget
     if settings.memory_only or over:
         record.set(peak_bytes=predicted)

@@ -24,6 +24,8 @@ from revprof.sweep.studyfile.schema import (
     DATA_KEYS, DEPTH_DIMS, DIM_MAX, FIXED_KEYS, INT_DIMS, OBJECTIVES, SAMPLER_KEYS, SAMPLERS,
     RECIPE_IN_FIXED, SPACE_KEYS, STUDY_KEYS, TABLES, DataSettings, EnqueuedTrial, FixedSettings,
     SamplerSettings, StudyFile, spec_for)
+from revprof.memory.cards import parse_device_memory
+from revprof.memory.device import allocator_capacity
 from revprof.recipe import Recipe, recipe_from_table
 from revprof.units import parse_bytes
 
@@ -92,6 +94,14 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
                 raise p.error("study.budget", str(error)) from None
         if budget <= 0:
             raise p.error("study.budget", f"must be positive; got {value!r}")
+    device_memory = p.string(study, "study.device_memory")
+    if device_memory is not None:
+        try:
+            card = allocator_capacity(parse_device_memory(device_memory))
+        except RevprofError as error:
+            raise p.error("study.device_memory", str(error)) from None
+        if budget is None:
+            budget = card.total_bytes
 
     data_raw = p.table(raw, "data")
     p.keys("data", data_raw, DATA_KEYS)
@@ -160,7 +170,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
         name=name, path=source, trials=trials, objectives=tuple(objectives), budget_bytes=budget,
         data=data, fixed=fixed, recipe=recipe, space=space, per_level_depth=per_level_depth,
         per_level_reversible=per_level_reversible, sampler=sampler, enqueue=(),
-        description=p.string(study, "study.description") or "",
+        description=p.string(study, "study.description") or "", device_memory=device_memory,
     )
     enqueue_raw = raw.get("enqueue", [])
     if not isinstance(enqueue_raw, list) or not all(isinstance(e, Mapping) for e in enqueue_raw):

@@ -13,6 +13,8 @@ from typing import Any
 
 from revprof import bounds
 from revprof.errors import RevprofError
+from revprof.memory.cards import DeviceCapacity, parse_device_memory
+from revprof.memory.device import allocator_capacity
 from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, parse_patch, spec_from_options
 from revprof.sweep.studyfile.dims import PER_LEVEL_FLAG, Dim
@@ -25,7 +27,7 @@ MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 
 TABLES = ("study", "data", "fixed", "recipe", "space", "sampler", "enqueue")
-STUDY_KEYS = ("name", "description", "trials", "objectives", "budget")
+STUDY_KEYS = ("name", "description", "trials", "objectives", "budget", "device_memory")
 DATA_KEYS = ("path", "convention", "crop", "synthetic_cases", "synthetic_shape")
 RECIPE_IN_FIXED = ("batch", "steps", "precision", "lr", "schedule", "foreground")
 """Recipe fields a ``[fixed]`` table may also set (study files written before ``[recipe]``
@@ -113,7 +115,11 @@ class StudyFile:
         trials: complete trials wanted.
         objectives: objective names in order (``dice``, ``peak_bytes``, optionally
             ``seconds_per_step``).
-        budget_bytes: the memory budget, or None.
+        budget_bytes: the memory budget, or None (with ``device_memory`` and no budget: the
+            card's total memory).
+        device_memory: the card every trial is predicted on (a size or a card name, see
+            :func:`revprof.memory.cards.parse_device_memory`): a trial the allocator replay says
+            would run out of its memory is ``oom`` and not trained. ``None``: no card.
         recipe: how every trial trains (``[recipe]``: a preset and overrides, plus the recipe
             keys of ``[fixed]``).
         space: search dimensions by key (see :data:`SPACE_KEYS`); absent keys take the
@@ -135,6 +141,7 @@ class StudyFile:
     sampler: SamplerSettings
     enqueue: tuple[EnqueuedTrial, ...]
     description: str = ""
+    device_memory: str | None = None
 
     # ---- derived ----------------------------------------------------------------------------
     def study_name(self, memory_only: bool) -> str:
@@ -148,6 +155,13 @@ class StudyFile:
         if memory_only:
             return list(MEMORY_ONLY_DIRECTIONS)
         return [OBJECTIVES[o] for o in self.objectives]
+
+    def allocator_card(self) -> DeviceCapacity | None:
+        """The card as its caching allocator sees it (:func:`revprof.memory.device.allocator_capacity`),
+        or ``None`` without ``device_memory``."""
+        if self.device_memory is None:
+            return None
+        return allocator_capacity(parse_device_memory(self.device_memory))
 
     @property
     def patch_searched(self) -> bool:
@@ -175,6 +189,7 @@ class StudyFile:
         return {
             "name": self.name, "description": self.description, "trials": self.trials,
             "objectives": list(self.objectives), "budget_bytes": self.budget_bytes,
+            "device_memory": self.device_memory,
             "data": {"path": self.data.path, "convention": self.data.convention,
                      "crop": list(self.data.crop) if self.data.crop else None,
                      "synthetic_cases": self.data.synthetic_cases,
@@ -199,7 +214,8 @@ class StudyFile:
         recipes existed has no ``recipe`` here; its ``fixed`` settings hold what it had of one."""
         data = self.to_dict()
         return {k: data[k] for k in ("data", "fixed", "recipe", "space", "per_level_depth",
-                                     "per_level_reversible", "objectives", "budget_bytes")}
+                                     "per_level_reversible", "objectives", "budget_bytes",
+                                     "device_memory")}
 
     def grid(self) -> dict[str, list[Any]]:
         """The parameter grid for the grid sampler (every searched dimension, per level

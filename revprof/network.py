@@ -30,9 +30,14 @@ class Network(Protocol):
         output_kind: :data:`OutputKind`.
     """
 
-    arch: str
-    in_channels: int
-    output_kind: OutputKind
+    @property
+    def arch(self) -> str: ...
+
+    @property
+    def in_channels(self) -> int: ...
+
+    @property
+    def output_kind(self) -> OutputKind: ...
 
     @property
     def out_channels(self) -> int | None: ...

@@ -70,7 +70,7 @@ def optimizer_state_of(optimizer: torch.optim.Optimizer) -> Iterator[torch.Tenso
                 yield value
 
 
-class _WatchedState(dict):  # type: ignore[type-arg]
+class _WatchedState(dict[str, Any]):
     """One parameter's optimizer state that reports each tensor the moment it is set."""
 
     def __init__(self, on_state: Callable[[str, torch.Tensor], None]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import torch
 
-from revprof.bench.peers import Peer, build_peer, peer_spec
+from revprof.bench.peers import Peer, PeerExecution, build_peer, peer_spec
 from revprof.errors import RevprofError
 from revprof.memory import measure_memory
 from revprof.memory.tracker import rounded
@@ -144,12 +144,12 @@ class MemoryPlan:
     depth_spec: ArchSpec
     depth_patch: tuple[int, int, int]
     depth_range: tuple[int, ...]
-    peers: tuple[str, ...]
+    peers: tuple[PeerExecution, ...]
     nonewnet: bool = True
 
-    def jobs(self) -> list[tuple[str, str, ArchSpec, tuple[int, int, int]]]:
+    def jobs(self) -> list[tuple[str, Peer, ArchSpec, tuple[int, int, int]]]:
         """``(table, peer, spec, patch)`` for every measurement, in table order."""
-        jobs = []
+        jobs: list[tuple[str, Peer, ArchSpec, tuple[int, int, int]]] = []
         for patch in self.patches:
             for depth in self.depths:
                 for peer in self.peers:

@@ -103,7 +103,7 @@ def build_peer(peer: Peer, spec: ArchSpec) -> nn.Module:
     The executions of one ``spec`` share parameter names and shapes, so one ``state_dict``
     loads into all of them.
     """
-    model = build_model(peer_spec(peer, spec))
+    model: nn.Module = build_model(peer_spec(peer, spec))
     if peer == "revtorch":
         model = _use_revtorch(model)
     return model

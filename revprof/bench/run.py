@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from revprof.bench.memory import MemoryPlan, measure_tables
-from revprof.bench.peers import EXECUTIONS, revtorch_available
+from revprof.bench.peers import EXECUTIONS, PeerExecution, revtorch_available
 from revprof.bench.report import build_record
 from revprof.bench.targets import TARGET_PATCH, evaluate
 from revprof.bench.timing import time_executions
@@ -62,7 +62,7 @@ class BenchSettings:
             repetitions=2, warmup=1, target_patch=(16, 16, 16), target_depths=(1, 2), quick=True)
 
 
-def _peers() -> tuple[str, ...]:
+def _peers() -> tuple[PeerExecution, ...]:
     return tuple(p for p in EXECUTIONS if p != "revtorch" or revtorch_available())
 
 

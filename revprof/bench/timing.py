@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from revprof.bench.peers import build_peer
+from revprof.bench.peers import Peer, build_peer
 from revprof.environment import require_cuda
 from revprof.errors import RevprofError
 from revprof.recipe import PAPER, Recipe
@@ -76,7 +76,7 @@ class TimingResult:
         return cls(**data)
 
 
-def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[str],
+def time_executions(spec: ArchSpec, patch: Sequence[int] | int, peers: Sequence[Peer],
                     repetitions: int = 7, warmup: int = 2, device: str = "cpu", threads: int = 1,
                     progress: Callable[[str], None] | None = None, seed: int = 0,
                     recipe: Recipe = PAPER) -> TimingResult:

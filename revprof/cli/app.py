@@ -23,10 +23,11 @@ class _OneLineErrors(TyperGroup):
     """
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False  # errors come back here as exceptions
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(*args, **kwargs)
         try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
+            code = super().main(*args, **kwargs)
         except UsageError as error:
             message = " ".join(error.format_message().split())
             if message:  # empty: a group called without a command, whose help was just shown

@@ -151,7 +151,8 @@ def _write_entry(path: Path, key: str, pre: PreprocessedCase) -> None:
     }
     if pre.regions is not None:
         arrays["regions"] = np.ascontiguousarray(pre.regions, dtype=np.uint8)
-    replace_file(path, lambda temporary: np.savez(temporary, **arrays), prefix=TEMP_PREFIX,
+    replace_file(path, lambda temporary: np.savez(temporary, **arrays),  # type: ignore[arg-type]  # numpy's stub takes **kwds as allow_pickle
+                 prefix=TEMP_PREFIX,
                  suffix=".npz")
 
 

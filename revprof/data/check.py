@@ -81,7 +81,8 @@ class CheckReport:
 
     def spacings(self) -> dict[tuple[float, float, float], int]:
         """Number of usable cases per voxel spacing (rounded to 0.01 mm)."""
-        return dict(Counter(tuple(round(s, 2) for s in c.spacing) for c in self.cases))
+        return dict(Counter((round(c.spacing[0], 2), round(c.spacing[1], 2), round(c.spacing[2], 2))
+                            for c in self.cases))
 
     def orientations(self) -> dict[str, int]:
         """Number of usable cases per orientation (axis codes)."""

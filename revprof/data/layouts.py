@@ -62,7 +62,7 @@ class Problem:
     severity: Severity = "error"
 
     def __str__(self) -> str:
-        parts = [self.severity]
+        parts: list[str] = [self.severity]
         if self.case_id is not None:
             parts.append(f"case {self.case_id}")
         if self.path is not None:

@@ -80,7 +80,7 @@ def open_nifti(path: Path, case_id: str | None = None) -> nib.Nifti1Image:
     if problem is not None:
         raise HeaderError(f"{prefix}file {path}: {problem}; the header is damaged (rewrite "
                            "it with the right voxel size and orientation)")
-    return image  # type: ignore[return-value]
+    return image
 
 
 def check_header(image: nib.Nifti1Image) -> str | None:

@@ -38,7 +38,7 @@ def parse_spacing(text: str) -> tuple[float, float, float] | None:
         values = ()
     if len(values) != 3 or not all(np.isfinite(v) and v > 0 for v in values):
         raise RevprofError(f"--spacing must be three positive numbers in mm (e.g. 1,1,1) or none; got {text!r}")
-    return values  # type: ignore[return-value]
+    return values[0], values[1], values[2]
 
 
 def needs_resampling(spacing: Sequence[float], target: Sequence[float] | None) -> bool:

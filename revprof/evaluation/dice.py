@@ -13,7 +13,7 @@ device and only three scalars per case travel to the host. Nothing is copied to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeGuard, Union
 
 import numpy as np
 
@@ -29,7 +29,7 @@ Mask = Union[np.ndarray, "torch.Tensor"]
 __all__ = ["Mask", "dice_from_counts", "dice_per_case", "dice_score", "region_dice"]
 
 
-def _is_tensor(x: object) -> bool:
+def _is_tensor(x: object) -> TypeGuard[torch.Tensor]:
     return type(x).__module__.startswith("torch") and hasattr(x, "device")
 
 
@@ -66,9 +66,9 @@ def _match(pred: Mask, ref: Mask) -> tuple[Mask, Mask]:
     if pred_t or ref_t:
         import torch
 
-        device = pred.device if pred_t else ref.device
-        pred = pred if pred_t else torch.as_tensor(np.asarray(pred), device=device)
-        ref = ref if ref_t else torch.as_tensor(np.asarray(ref), device=device)
+        device = pred.device if _is_tensor(pred) else ref.device
+        pred = pred if _is_tensor(pred) else torch.as_tensor(np.asarray(pred), device=device)
+        ref = ref if _is_tensor(ref) else torch.as_tensor(np.asarray(ref), device=device)
         if ref.device != pred.device:
             ref = ref.to(pred.device)
     pred, ref = _as_bool(pred, "prediction"), _as_bool(ref, "reference")
@@ -84,6 +84,7 @@ def _counts(pred: Mask, ref: Mask, dims: tuple[int, ...]) -> tuple[np.ndarray, n
     if _is_tensor(pred):
         import torch
 
+        assert _is_tensor(ref)  # _match gives both masks the same library
         with torch.no_grad():
             inter = torch.logical_and(pred, ref).sum(dim=dims, dtype=torch.int64)
             n_pred = pred.sum(dim=dims, dtype=torch.int64)

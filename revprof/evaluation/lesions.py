@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy import ndimage
@@ -199,7 +199,7 @@ def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _box(slices: Sequence[slice | None], shape: tuple[int, ...], margin: int) -> tuple[slice, ...]:
     """The union of bounding boxes, grown by ``margin`` voxels and clipped to the image."""
-    boxes = [s for s in slices if s is not None]
+    boxes: list[Any] = [s for s in slices if s is not None]  # find_objects' tuples of slices
     return tuple(
         slice(max(min(b[axis].start for b in boxes) - margin, 0),
               min(max(b[axis].stop for b in boxes) + margin, shape[axis]))
@@ -323,8 +323,7 @@ def _brats2023(pred: np.ndarray, ref: np.ndarray, rules: LesionRules,
         near = _box([ref_boxes[k - 1]], ref.shape, margin=d + 1)
         lesion_near = lesions[near] == k
         extent = ndimage.binary_dilation(lesion_near, structure=_DILATION, iterations=d) if d else lesion_near
-        hit = np.unique(pred_cc[near][extent])
-        hit = [int(v) for v in hit if v != 0]
+        hit = [int(v) for v in np.unique(pred_cc[near][extent]) if v != 0]
         touched.update(hit)
         size = int(np.count_nonzero(lesion_near))
         if size * voxel_volume <= rules.min_volume:

@@ -396,9 +396,9 @@ class CachingAllocatorModel:
         it) with room for ``size``, else a new expandable segment."""
         for _, unmapped in pool.unmapped:
             start = unmapped.prev if unmapped.prev is not None and not unmapped.prev.allocated else unmapped
-            room, b = 0, start
-            while room < size and b is not None and not b.allocated:
-                room, b = room + b.size, b.next
+            room, block = 0, start  # type: tuple[int, Block | None]
+            while room < size and block is not None and not block.allocated:
+                room, block = room + block.size, block.next
             if room >= size:
                 return start
         address = self._take_addresses(_VIRTUAL_SIZE)
@@ -701,11 +701,11 @@ def replay(events: Iterable[Event], config: AllocatorConfig | None = None,
     limit = model.capacity
     oom: dict[str, object] = {}
     if failure is not None:
-        index, error = failure
-        oom = {"oom": True, "oom_event": index, "oom_requested_bytes": error.requested,
-               "oom_rounded_bytes": error.rounded, "oom_allocation_bytes": error.allocation,
-               "reserved_at_oom": error.reserved, "allocated_at_oom": error.allocated,
-               "oom_rejected": error.rejected}
+        index, refused = failure
+        oom = {"oom": True, "oom_event": index, "oom_requested_bytes": refused.requested,
+               "oom_rounded_bytes": refused.rounded, "oom_allocation_bytes": refused.allocation,
+               "reserved_at_oom": refused.reserved, "allocated_at_oom": refused.allocated,
+               "oom_rejected": refused.rejected}
     return AllocatorPrediction(
         max_reserved_bytes=model.max_reserved, max_allocated_bytes=model.max_allocated,
         largest_segment_bytes=model.largest_segment,

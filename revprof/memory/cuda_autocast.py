@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -38,8 +38,8 @@ def _group_norm_in_fp32(input: torch.Tensor, num_groups: int, weight: torch.Tens
                                          cudnn_enabled)
 
 
-def _max_pool3d_as_is(self: torch.Tensor, kernel_size: list[int], stride: list[int] = (),
-                      padding: list[int] = (0, 0, 0), dilation: list[int] = (1, 1, 1),
+def _max_pool3d_as_is(self: torch.Tensor, kernel_size: Sequence[int], stride: Sequence[int] = (),
+                      padding: Sequence[int] = (0, 0, 0), dilation: Sequence[int] = (1, 1, 1),
                       ceil_mode: bool = False) -> torch.Tensor:
     """CUDA autocast leaves ``max_pool3d`` in its input's dtype (CPU's casts it to float32)."""
     with torch._C._ExcludeDispatchKeyGuard(_AUTOCAST_CPU):

@@ -77,9 +77,9 @@ def simulated_snapshot(log: Sequence[tuple[str, int, int, str, int]],
                 else:
                     entry(kind, addr, size, [])
         else:
-            block = live.pop(ident, None)
-            if block is None:
+            if ident not in live:
                 continue
+            block = live.pop(ident)
             address, requested = block.address, block.requested
             frames = frames_of.pop(address, [])
             entry("free_requested", address, requested, frames)
@@ -87,7 +87,7 @@ def simulated_snapshot(log: Sequence[tuple[str, int, int, str, int]],
             entry("free_completed", address, requested, frames)
     segments = []
     for segment in model.segments:
-        blocks = [{"address": b.address, "size": b.size, "requested_size": b.requested if b.allocated else 0,
+        blocks: list[dict[str, Any]] = [{"address": b.address, "size": b.size, "requested_size": b.requested if b.allocated else 0,
                    "state": "active_allocated" if b.allocated else "inactive",
                    "frames": frames_of.get(b.address, []) if b.allocated else []}
                   for b in model.blocks(segment)]

@@ -256,7 +256,7 @@ class StorageTracker(TorchDispatchMode):
         """:meth:`events` with, per event, the aten op that allocated (``""`` for frees) and the
         index of the next :attr:`timeline` entry (events with index ``i`` happened before
         ``timeline[i]`` was recorded)."""
-        return self._log.counted(details=True)  # type: ignore[return-value]
+        return self._log.counted(details=True)
 
 
 class EventLog:

@@ -86,13 +86,13 @@ class _Probe(torch.autograd.Function):
     seen: list[tuple[int, int]] = []
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         z = x.clone()
         ctx.save_for_backward(z)
         return z
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
         references = python_references(grad_output)
         (z,) = ctx.saved_tensors
         _Probe.seen.append((references, storage_references(z)))
@@ -126,7 +126,7 @@ def _calibrate() -> ReuseStatus:
             # Nothing but the engine holds the incoming gradient, and no hook, view or user
             # variable holds the probe's output.
             (_Probe.apply(x) * 2).sum().backward()
-            x._use_count()  # used by gradient_is_private: fail here, visibly, if it is gone
+            x._use_count()  # type: ignore[attr-defined]  # gradient_is_private uses it: fail here if gone
         gradient, output = _Probe.seen[-1]
     except Exception as error:  # noqa: BLE001 - reported, not swallowed: see reuse_status()
         reason = f"ownership calibration failed on torch {torch.__version__}: " \
@@ -167,7 +167,8 @@ def gradient_is_private(grad: torch.Tensor, references: int) -> bool:
         return False
     if grad._base is not None or grad.storage_offset() != 0 or not grad.is_contiguous():
         return False
-    return grad._use_count() == 1 and _dense(grad) and storage_references(grad) == 1
+    return (grad._use_count() == 1  # type: ignore[attr-defined]  # private: see the module docstring
+            and _dense(grad) and storage_references(grad) == 1)
 
 
 def output_is_private(saved: torch.Tensor, output: weakref.ref[torch.Tensor]) -> bool:

@@ -81,10 +81,10 @@ def nnunet_topology(patch: Sequence[int], min_edge: int = NNUNET_MIN_EDGE) -> To
         for a in axes:
             pools[a] += 1
             size[a] = -(-size[a] // 2)
-        strides.append(tuple(2 if a in axes else 1 for a in range(3)))  # type: ignore[misc]
-    padded = tuple(-(-int(s) // 2 ** p) * 2 ** p for s, p in zip(patch, pools))
+        strides.append((2 if 0 in axes else 1, 2 if 1 in axes else 1, 2 if 2 in axes else 1))
+    d, h, w = (-(-int(s) // 2 ** p) * 2 ** p for s, p in zip(patch, pools))
     kernels = tuple((3, 3, 3) for _ in strides)
-    return Topology(padded, tuple(strides), kernels, (pools[0], pools[1], pools[2]))  # type: ignore[arg-type]
+    return Topology((d, h, w), tuple(strides), kernels, (pools[0], pools[1], pools[2]))
 
 
 def nnunet_features(stages: int) -> tuple[int, ...]:

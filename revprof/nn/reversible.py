@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.autograd.graph import get_gradient_edge
@@ -77,17 +79,17 @@ class _ReversibleFunction(torch.autograd.Function):
     """Autograd glue: ``forward(x, sequence, *params) -> y`` with only ``y`` saved."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, sequence: ReversibleSequence, *params: torch.Tensor):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, sequence: ReversibleSequence, *params: torch.Tensor) -> torch.Tensor:
         ctx.sequence = sequence
         ctx.autocast = _AutocastState.capture(x.device.type)
         ctx.consumed = False
-        z = _run_forward(sequence.blocks, x.detach())
+        z = _run_forward(sequence.couplings, x.detach())
         ctx.save_for_backward(z)
         ctx.output = weakref.ref(z)  # the tensor the caller gets: alive means someone holds it
         return z
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         references = python_references(grad_output)  # first: must match the calibration's
         if torch.is_grad_enabled():
             raise RuntimeError(
@@ -119,9 +121,10 @@ class _ReversibleFunction(torch.autograd.Function):
         del grad_output
         sequence: ReversibleSequence = ctx.sequence
         param_grads: list[torch.Tensor | None] = []
-        for index in reversed(range(len(sequence.blocks))):
+        couplings = sequence.couplings
+        for index in reversed(range(len(couplings))):
             # The first block's ``x1`` would be the sequence input, which nothing reads: skip it.
-            param_grads[:0] = _block_backward(sequence.blocks[index], z, grad, ctx.autocast,
+            param_grads[:0] = _block_backward(couplings[index], z, grad, ctx.autocast,
                                               reconstruct_input=index > 0)
         del z
         return (grad, None, *param_grads)
@@ -231,6 +234,11 @@ class ReversibleSequence(nn.Module):
     def extra_repr(self) -> str:
         return f"execution={self.execution!r}"
 
+    @property
+    def couplings(self) -> list[CouplingBlock]:
+        """The blocks as coupling blocks (``nn.ModuleList`` types them as plain modules)."""
+        return [cast(CouplingBlock, block) for block in self.blocks]
+
     def _plain(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
@@ -248,4 +256,4 @@ class ReversibleSequence(nn.Module):
         params = [p for p in self.parameters()]
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
             return _ReversibleFunction.apply(x, self, *params)
-        return _run_forward(self.blocks, x)
+        return _run_forward(self.couplings, x)

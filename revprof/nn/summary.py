@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -46,8 +47,9 @@ def summarize(spec: ArchSpec) -> ModelSummary:
     if spec.arch == "revunet":
         rows.append(PartSummary("stem", spec.widths[0], 0, "plain", _count(model.stem)))
     revunet = spec.arch == "revunet"
-    for side, modules, depths in (("encoder", model.encoders, spec.encoder_depth),
-                                  ("decoder", model.decoders, spec.decoder_depth)):
+    sides: tuple[tuple[Literal["encoder", "decoder"], nn.ModuleList, tuple[int, ...]], ...] = (
+        ("encoder", model.encoders, spec.encoder_depth), ("decoder", model.decoders, spec.decoder_depth))
+    for side, modules, depths in sides:
         order = range(spec.levels) if side == "encoder" else reversed(range(spec.levels))
         for i in order:
             execution = spec.level_execution(i, side)
@@ -84,7 +86,8 @@ def summarize_factory(spec: object, depth: int = 2) -> FactoryModelSummary:
     levels of submodules (built on the meta device: no memory is used)."""
     with torch.device("meta"):
         model = spec.build()  # type: ignore[attr-defined]
-    rows, counted = [], []  # counted: (name, depth, parameter ids) of the rows so far
+    rows: list[LayerSummary] = []
+    counted: list[tuple[str, int, set[int]]] = []  # (name, depth, parameter ids) of the rows so far
     for name, module in model.named_modules():
         level = name.count(".")
         if not name or level >= depth:

@@ -8,6 +8,8 @@ resolution; decoders run from the bottom level up) and ``head``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -64,8 +66,8 @@ class UNet3D(nn.Module):
     be divisible by ``2**(levels - 1)``.
     """
 
-    def __init__(self, spec: ArchSpec, *, stem: nn.Module, encoders: list[nn.Module],
-                 decoders: list[nn.Module], head: nn.Module) -> None:
+    def __init__(self, spec: ArchSpec, *, stem: nn.Module, encoders: Sequence[nn.Module],
+                 decoders: Sequence[nn.Module], head: nn.Module) -> None:
         super().__init__()
         self.spec = spec
         self.stem = stem

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
@@ -108,14 +109,16 @@ SORT_SCRIPT = """
 
 def figure_divs(data: ReportData) -> list[tuple[str, str, str, str]]:
     """``(div id, title, note, html)`` for every figure the data allows, in page order."""
-    makers: dict[str, Callable[[], object] | None] = {
-        "fig-pareto": (lambda: figures.pareto_figure(data.pareto)) if data.pareto else None,
-        "fig-dice": (lambda: figures.dice_figure(data.dice)) if data.dice else None,
-        "fig-depth": (lambda: figures.depth_figure(data.depth)) if data.depth else None,
-        "fig-patch": (lambda: figures.patch_figure(data.patch)) if data.patch else None,
-        "fig-breakdown": (lambda: figures.breakdown_figure(data.breakdown)) if data.breakdown else None,
-        "fig-levels": (lambda: figures.levels_figure(data.breakdown)) if data.breakdown else None,
-        "fig-timeline": (lambda: figures.timeline_figure(data.timeline)) if data.timeline else None,
+    pareto, dice, depth, patch = data.pareto, data.dice, data.depth, data.patch
+    breakdown, timeline = data.breakdown, data.timeline
+    makers: dict[str, Callable[[], go.Figure] | None] = {
+        "fig-pareto": (lambda: figures.pareto_figure(pareto)) if pareto else None,
+        "fig-dice": (lambda: figures.dice_figure(dice)) if dice else None,
+        "fig-depth": (lambda: figures.depth_figure(depth)) if depth else None,
+        "fig-patch": (lambda: figures.patch_figure(patch)) if patch else None,
+        "fig-breakdown": (lambda: figures.breakdown_figure(breakdown)) if breakdown else None,
+        "fig-levels": (lambda: figures.levels_figure(breakdown)) if breakdown else None,
+        "fig-timeline": (lambda: figures.timeline_figure(timeline)) if timeline else None,
     }
     out = []
     for div_id, title, note in SECTIONS:

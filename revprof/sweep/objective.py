@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from revprof.errors import RevprofError
 from revprof.recipe import Recipe
@@ -201,8 +201,8 @@ def _evaluate(trial: Any, settings: RunSettings, record: TrialWriter) -> tuple[s
 _REUSED = ("predicted_peak_bytes", "breakdown", "activations_by_part", "params", "predict_seconds",
            "peak_bytes", "dice", "dice_per_case", "seconds_per_step", "voxels_per_second", "losses",
            "device", "environment", "steps_done", "error", "status", "weight_key", "training",
-           "dice_from", "train_seconds", "source_train_seconds", "measure_steps")
-_REUSED += ("predicted_reserved_bytes",)
+           "dice_from", "train_seconds", "source_train_seconds", "measure_steps",
+           "predicted_reserved_bytes")
 
 
 def _same_network(trial: Any, spec: Any, patch: tuple[int, int, int], settings: RunSettings) -> Any:
@@ -384,7 +384,7 @@ def _train(trial: Any, settings: RunSettings, record: TrialWriter, spec: Any,
     if status != "ok":
         record.set(error=result.error or status)
     record.set(status=status)
-    if status == "ok":
+    if status == "ok" and dice:
         return status, _values(study_file, float(dice["mean"]), peak, result.seconds_per_step)
     return status, _values(study_file, 0.0, peak, result.seconds_per_step)
 
@@ -461,7 +461,7 @@ def _values(study_file: StudyFile, dice: float, peak: int, seconds: float | None
     return values
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from revprof.nn.unet import UNet3D
+from revprof.spec import Precision
 from revprof.step import autocast_for
 
 WHOLE_VOLUME_FACTOR = 4
@@ -24,8 +26,8 @@ def _pad_amounts(shape: Sequence[int], multiple: int, minimum: Sequence[int]) ->
 
 
 @torch.no_grad()
-def predict_volume(model: nn.Module, image: np.ndarray, patch: Sequence[int], levels: int,
-                   device: torch.device, precision: str = "fp32", overlap: float = 0.5,
+def predict_volume(model: UNet3D, image: np.ndarray, patch: Sequence[int], levels: int,
+                   device: torch.device, precision: Precision = "fp32", overlap: float = 0.5,
                    on_window: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Sigmoid probabilities for a whole volume.
 
@@ -55,7 +57,7 @@ def predict_volume(model: nn.Module, image: np.ndarray, patch: Sequence[int], le
                 on_window(1, 1)
         else:
             padded = x.shape[2:]
-            probs = torch.zeros((model.head.out_channels, *padded), device=device)
+            probs = torch.zeros((model.spec.out_channels, *padded), device=device)
             counts = torch.zeros(padded, device=device)
             positions = sliding_window_positions(padded, patch, overlap)
             for done, (d, h, w) in enumerate(positions, 1):

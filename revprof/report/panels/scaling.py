@@ -67,7 +67,7 @@ def patch_sizes(spec: ArchSpec, patch: tuple[int, int, int],
         step = (top - low) / (MAX_PATCH_SIZES - 1)
         edges = sorted({int(round((low + i * step) / unit)) * unit for i in range(MAX_PATCH_SIZES)})
     sizes = {(e, e, e) for e in edges} | {tuple(patch)} | {tuple(p) for p in extra}
-    return sorted(sizes, key=lambda p: (p[0] * p[1] * p[2], p))  # type: ignore[arg-type,return-value]
+    return sorted(sizes, key=lambda p: (p[0] * p[1] * p[2], p))  # type: ignore[arg-type]
 
 
 def _edge(patch: Sequence[int]) -> float:

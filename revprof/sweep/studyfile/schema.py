@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from revprof import bounds
 from revprof.errors import RevprofError
@@ -19,11 +19,12 @@ from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, parse_patch, spec_from_options
 from revprof.sweep.studyfile.dims import PER_LEVEL_FLAG, Dim
 
-OBJECTIVES = {"dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize"}
+OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {
+    "dice": "maximize", "peak_bytes": "minimize", "seconds_per_step": "minimize"}
 """Objectives a study file may name, with their directions."""
 MEMORY_ONLY_OBJECTIVES = ("params", "peak_bytes")
 """Objectives of a memory-only study: capacity (parameters) up, predicted peak memory down."""
-MEMORY_ONLY_DIRECTIONS = ("maximize", "minimize")
+MEMORY_ONLY_DIRECTIONS: tuple[Literal["minimize", "maximize"], ...] = ("maximize", "minimize")
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 
 TABLES = ("study", "data", "fixed", "recipe", "space", "sampler", "enqueue")
@@ -151,7 +152,7 @@ class StudyFile:
     def objective_names(self, memory_only: bool) -> tuple[str, ...]:
         return MEMORY_ONLY_OBJECTIVES if memory_only else self.objectives
 
-    def directions(self, memory_only: bool) -> list[str]:
+    def directions(self, memory_only: bool) -> list[Literal["minimize", "maximize"]]:
         if memory_only:
             return list(MEMORY_ONLY_DIRECTIONS)
         return [OBJECTIVES[o] for o in self.objectives]
@@ -252,7 +253,7 @@ class StudyFile:
     def level_counts(self) -> list[int]:
         """Every number of levels the space can produce."""
         if "widths" in self.space:
-            return sorted({widths_levels(w) for w in self.space["widths"].values()})
+            return sorted({widths_levels(str(w)) for w in self.space["widths"].values()})
         if "levels" in self.space:
             return sorted(set(self.space["levels"].values()))
         return [5]

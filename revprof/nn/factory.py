@@ -76,11 +76,20 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise RevprofError(f"--model-kwargs must be a JSON object; {text!r} is not JSON ({error.msg})") from None
+        raise RevprofError(f"--model-kwargs must be a JSON object; {_shown(text)} is not JSON "
+                           f"({error.msg})") from None
+    except RecursionError:
+        raise RevprofError(f"--model-kwargs must be a JSON object; {_shown(text)} is nested too "
+                           f"deep") from None
     if not isinstance(value, dict):
         raise RevprofError(f"--model-kwargs must be a JSON object like '{{\"init_filters\": 16}}'; "
                            f"got {type(value).__name__}")
     return value
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message shows it: quoted, cut to 60 characters."""
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
 
 
 def _outputs(output: Any, name: str) -> list[torch.Tensor]:

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from optuna.storages.journal import JournalFileBackend
 
-from revprof.bounds import replace_file
+from revprof.bounds import nested_deeper_than, replace_file
 from revprof.errors import RevprofError, RevprofWarning, first_line
 
 MAX_RECORD_BYTES = 64 * 2**20
@@ -62,7 +62,7 @@ def parse_record(line: bytes) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(record.get("worker_id"), str):
         return None, "a record with " + ("no worker_id" if "worker_id" not in record else
                                          "a worker_id that is not text")
-    if _deeper_than(record, MAX_RECORD_DEPTH):
+    if nested_deeper_than(record, MAX_RECORD_DEPTH):
         return None, f"not a journal record (JSON nested more than {MAX_RECORD_DEPTH} levels deep)"
     problem = _field_problem(op, record)
     if problem:
@@ -305,20 +305,6 @@ def _is_number(value: Any) -> bool:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether lists and objects in ``value`` nest more than ``limit`` levels (no recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _time(value: Any) -> bool:

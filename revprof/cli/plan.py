@@ -177,7 +177,7 @@ def plan(
     median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx)
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)

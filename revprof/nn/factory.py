@@ -239,6 +239,30 @@ class ModelSpec:
         """The smallest patch edge it trains at: ``bottleneck_edge`` voxels at the lowest stage."""
         return self.bottleneck_edge * 2 ** (self.levels - 1)
 
+    def probed(self, batch: int = 1, targets: str = "regions", largest: int = 1024) -> ModelSpec:
+        """This spec with its smallest patch raised to the smallest cube its forward accepts: the
+        edges :attr:`min_patch` × 1, 2, 4, ... up to ``largest`` are tried over fake tensors. For
+        a factory of unknown patch multiple (``levels`` 1) the accepted edge also becomes the
+        multiple (SegResNet's three downsamplings accept 8³ but not 1³, where GroupNorm meets one
+        value per channel); otherwise it sets :attr:`bottleneck_edge`.
+
+        Raises:
+            RevprofError: no edge up to ``largest`` is accepted (the last forward's error).
+        """
+        edge, error = self.min_patch, None
+        while edge <= max(largest, self.min_patch):
+            candidate = (replace(self, levels=edge.bit_length()) if self.levels == 1 else
+                         replace(self, bottleneck_edge=edge // self.patch_multiple))
+            try:
+                candidate.checked((edge,) * 3, batch, targets)
+                return candidate
+            except RevprofError as found:
+                error = found
+            edge *= 2
+        raise RevprofError(f"model {self.factory!r} accepts no cube patch from {self.min_patch} to "
+                           f"{largest} voxels per axis (doubling); give --patch, or "
+                           f"--patch-multiple; the last try: {error}")
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v)}" for k, v in self.kwargs.items())
         return f"{self.factory}({args})"

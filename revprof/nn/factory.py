@@ -41,8 +41,9 @@ def _ctrl_c_seen() -> Iterator[list[int]]:
         seen.append(0)
         yield seen
         return
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    watched = {signum: handler for signum, handler in previous.items() if callable(handler)}
+    previous = {int(signum): signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    watched: dict[int, Any] = {signum: handler for signum, handler in previous.items()
+                               if callable(handler)}
 
     def note(signum: int, frame: Any) -> None:
         seen.append(signum)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,25 @@ def read_json_file(path: Path | str, name: str, missing: str = "no such file") -
         raise RevprofError(f"{name} {path}: not valid JSON ({error})") from None
     except RecursionError:
         raise RevprofError(f"{name} {path}: not valid JSON (nested too deep)") from None
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists, tuples and mappings in ``value`` nest more than ``limit`` levels (checked
+    without recursion, so a value too deep for ``repr``, ``copy`` or ``json.dumps`` is found
+    before any of them meets it)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def check_int(name: str, value: Any, low: int, high: int) -> int:

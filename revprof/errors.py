@@ -46,7 +46,10 @@ def first_line(error: BaseException, *, with_type: bool = False) -> str:
 
 
 def closest(value: str, choices: Iterable[str]) -> str:
-    """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""`` when none is close."""
+    """Return ``" (did you mean 'x'?)"`` for the closest valid choice, or ``""`` when none is close
+    (or ``value`` is not text: a number or a list read from a file)."""
+    if not isinstance(value, str):
+        return ""
     match = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 

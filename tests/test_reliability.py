@@ -240,7 +240,7 @@ def test_data_synth_refuses_a_folder_with_cases(tmp_path: Path) -> None:
 _HUGE = st.integers(min_value=2**63, max_value=2**80).map(str)
 _NEGATIVE = st.integers(max_value=-1).map(str)
 _NONFINITE = st.sampled_from(["nan", "inf", "-inf", "1e308", "-1e308", "1e400"])
-_MARKUP = st.sampled_from(["[/x]", "[space]", "[fixed]", "[bold]", "[/]"])
+_MARKUP = st.sampled_from(["[/x]", "[space]", "[fixed]", "[bold]", "[/]", ":ok:", ":x:"])
 _JUNK = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
                 min_size=1, max_size=12).filter(lambda s: not s.strip().isdigit())
 _LISTY = st.sampled_from(["8,,16", ",", "1,2,", ",4", "1,,2,3", "1;2", "x"])
@@ -264,6 +264,12 @@ def _hostile(option: str) -> st.SearchStrategy[str]:
         return st.one_of(_MARKUP, _NONFINITE, _LISTY, st.sampled_from(["", "GiB", "-1GiB", "1XB"]))
     if option in ("--seed",):
         return st.one_of(_NEGATIVE, st.integers(min_value=2**32, max_value=2**70).map(str))
+    if option in ("--model-kwargs",):  # not a JSON object, or one nested too deep
+        return st.one_of(_JUNK.map(json.dumps), st.integers(1, 200_000).map(
+            lambda n: "[" * n + "]" * n), st.integers(1_000, 200_000).map(
+            lambda n: '{"a": ' + "[" * n + "]" * n + "}"))
+    if option in ("--in-channels", "--patch-multiple"):  # without --model: any value is refused
+        return st.integers(min_value=1, max_value=2**70).map(str)
     return st.one_of(_MARKUP, _JUNK)
 
 
@@ -284,6 +290,10 @@ FUZZED = [
     (["evaluate", "--ref", "file.txt"], "--pred"),
     (["data", "check"], None),
     (["store", "check"], None),
+    (["store", "repair"], None),
+    (["model", "--model", "torch.nn:Conv3d"], "--model-kwargs"),
+    (["model", "--levels", "2"], "--in-channels"),
+    (["measure", "--backend", "simulate", "--patch", "8"], "--patch-multiple"),
     (["sweep", "tiny.toml", "--memory-only"], "--study-name"),
     (["sweep", "tiny.toml", "--memory-only"], "--devices"),
     (["sweep", "missing.toml"], None),
@@ -314,7 +324,7 @@ def test_fuzz_every_command_gets_one_error_line(in_tmp: Path, data: st.DataObjec
 STUDY_KEYS_HOSTILE = {
     "study.trials": ["0", "-1", "1000000000", "1.5", '"x"'],
     "study.name": ['""', '"a b"', '"a/b"', "1"],
-    "study.budget": ['"1XB"', "0", "-5", '"nan GiB"'],
+    "study.budget": ['"1XB"', "0", "-5", '"nan GiB"', "12", "12.5", "true", "[12]"],
     "study.objectives": ['["dice"]', '["x", "peak_bytes"]', '"dice"'],
     "data.synthetic_cases": ["1", "1000000000", '"x"'],
     "data.synthetic_shape": ["1", "100000", '"a,b,c"'],
@@ -328,11 +338,14 @@ STUDY_KEYS_HOSTILE = {
     "fixed.device": ['"tpu"'],
     "fixed.seed": ["-1", "99999999999999"],
     "space.levels": ["1", "64", "{low = 1, high = 1000000000000}"],
-    "space.width": ["0", "{low = 1, high = 1000000000000}", "[8, 1000000000]"],
+    "space.width": ["0", "{low = 1, high = 1000000000000}", "[8, 1000000000]",
+                    "[" * 2000 + "]" * 2000, '"8"', "[true]"],
     "space.depth": ["0", "{low = 1, high = 1000000000000}", "100000"],
     "space.growth": ["nan", "inf", "1e300", "0.5"],
-    "space.reversible": ['"[/x]"', '"sometimes"'],
-    "space.arch": ['"[space]"'],
+    "space.reversible": ['"[/x]"', '"sometimes"', "5", "1.5", "true", "[1.5]", "{a = 1}",
+                         "1979-05-27", '":ok:"'],
+    "space.arch": ['"[space]"', "5", "[[1]]", "{a = 1}"],
+    "space.patch": ["5", '"x"', "[[1]]", "[{a = 1}]"],
     "space.groups": ["0", "100000"],
     "sampler.name": ['"[fixed]"'],
     "sampler.seed": ["-1", "99999999999999"],

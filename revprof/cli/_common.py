@@ -1,8 +1,10 @@
 """Shared CLI plumbing: error reporting without tracebacks, and the console.
 
-Both consoles print without rich markup, so user text (a path, a study or case name holding
-``[space]`` or ``[/x]``) is printed as it is and can never break a line. A line that wants
-styles passes ``markup=True`` and wraps every interpolated value in :func:`escape`.
+Both consoles print without rich markup and without emoji codes, so user text (a path, a study
+or case name holding ``[space]``, ``[/x]`` or ``:ok:``) is printed as it is and can never break a
+line. A line that wants styles passes ``markup=True`` and wraps every interpolated value in
+:func:`escape` (the consoles' ``emoji=False`` keeps ``:ok:`` as it is there too). A progress bar
+whose description holds user text shows it with :func:`description_column`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import ParamSpec, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TextColumn
 
 from revprof.cli._click_errors import ClickException
 from revprof.errors import Choice, RevprofError, RevprofWarning, look_up
@@ -31,7 +34,7 @@ still wins."""
 
 
 def _console(stderr: bool = False) -> Console:
-    out = Console(stderr=stderr, markup=False)
+    out = Console(stderr=stderr, markup=False, emoji=False)
     if not out.is_terminal and not os.environ.get("COLUMNS"):
         out.width = PIPED_WIDTH
     return out
@@ -40,7 +43,14 @@ def _console(stderr: bool = False) -> Console:
 console = _console()
 err_console = _console(stderr=True)
 
-__all__ = ["choice", "console", "err_console", "escape", "fail", "handle_errors", "parameter"]
+__all__ = ["choice", "console", "description_column", "err_console", "escape", "fail",
+           "handle_errors", "parameter"]
+
+
+def description_column(style: str = "") -> TextColumn:
+    """A progress column showing ``task.description`` as it is: a case or model name is never
+    read as markup (``[b]``) or an emoji code (``:ok:``), which rich's default column does."""
+    return TextColumn("{task.description}", style=style, markup=False)
 
 
 def one_line(text: str) -> str:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
-from revprof.cli._common import choice, console, err_console, escape, handle_errors
+from revprof.cli._common import choice, console, description_column, err_console, escape, handle_errors
 from revprof.cli.render import empty_reference_note
 from revprof.data.conventions import CONVENTIONS, REGIONS
 from revprof.bounds import replace_file
@@ -123,7 +123,7 @@ def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptio
         return evaluate(pred, ref, convention=convention, options=options,
                         pred_convention=pred_convention)
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        description_column("progress.description"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -138,7 +138,7 @@ def _run(pred: Path, ref: Path, convention: Optional[str], options: ScoringOptio
                 return
             if task is None:
                 task = bar.add_task("evaluating", total=total)
-            bar.update(task, completed=done, description=f"evaluating {escape(str(case))}")
+            bar.update(task, completed=done, description=f"evaluating {case}")
 
         return evaluate(pred, ref, convention=convention, options=options, progress=advance,
                         pred_convention=pred_convention)

@@ -91,7 +91,7 @@ def measure(
     settings of a sweep trial."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx)
     if factory is not None and steps is not None:
         raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
     spec, loaded = network_or_file(ctx, options, factory, spec_path)

@@ -31,7 +31,7 @@ def model(
     (with --model: its layers and parameters; with --spec FILE: the network of a sweep trial)."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, None, options)
+    factory = model_from_options(model, model_kwargs, in_channels, None, options, ctx)
     if factory is not None:
         if spec_path is not None:
             raise RevprofError("--spec and --model both name a network; give one of them")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated, Literal, get_args
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 from rich.table import Table
 
-from revprof.cli._common import choice, console, err_console, handle_errors
+from revprof.cli._common import choice, console, description_column, err_console, handle_errors
 from revprof.errors import RevprofError
 from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
 from revprof.cli.recipe_options import DeviceMemory, RecipeOptions, with_recipe_options
@@ -187,14 +187,14 @@ def plan(
     median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx)
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)
     started = time.monotonic()
     predicted: list[Candidate] = []
     # Progress goes to stderr, so it shows with --json too (stdout keeps the one JSON object).
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+    with Progress(SpinnerColumn(), description_column(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=console.quiet) as progress:
         task = progress.add_task("predicting the first configuration", total=None)
 
@@ -258,7 +258,7 @@ def _stopped(predicted: list[Candidate], rule: Criterion, budget_bytes: int, lar
     err_console.print(f"[yellow]warning:[/] stopped after {seconds:.0f} s (--max-seconds "
                       f"{max_seconds:g}) with {len(predicted)} configurations predicted; the "
                       f"answer is the best of those, not of the whole search",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=True)
     if as_json:
         print(json.dumps({"kind": "plan", "complete": False, "budget_bytes": budget_bytes,
                           "criterion": rule.name, "evaluated": len(predicted),

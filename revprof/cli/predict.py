@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from revprof.cli._common import console, err_console, handle_errors
+from revprof.cli._common import console, description_column, err_console, handle_errors
 
 
 def predict(
@@ -28,7 +28,7 @@ def predict(
     original geometry and label convention, ready for `revprof evaluate`."""
     from revprof.train.predict import predict_folder
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(description_column(), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal,
                   transient=True) as bar:
         tasks: dict[str, int] = {}

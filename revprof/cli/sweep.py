@@ -215,7 +215,7 @@ def _finish(study: Any, target: int, elapsed: float, all_trials: bool) -> None:
     if console.is_terminal:
         console.print(table)
     else:  # a log or a pipe: do not squeeze the table into 80 columns
-        Console(width=max(console.width, 160), markup=False, quiet=console.quiet).print(table)
+        Console(width=max(console.width, 160), markup=False, emoji=False, quiet=console.quiet).print(table)
 
 
 def _summary(study: Any, store: str, target: int, elapsed: float, all_trials: bool,

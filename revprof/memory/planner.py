@@ -317,6 +317,8 @@ def largest_patch(
         RevprofError: not even the smallest patch (one step per axis) fits.
     """
     criterion = criterion or Criterion()
+    if hasattr(spec, "probed"):  # a --model network: the smallest patch its forward accepts
+        spec = spec.probed(recipe.batch, recipe.targets, min(max_patch))
     step = 2 ** (spec.levels - 1)
     top = validate_patch(spec, [_round_down(s, step) for s in max_patch])
     predict = _Predictor(recipe, criterion, on_evaluate)

@@ -8,11 +8,14 @@ shape) becomes one :class:`~revprof.errors.RevprofError` naming the factory.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -25,6 +28,57 @@ from revprof.nn.presets import PRESETS, preset_levels
 
 _FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IN_CHANNEL_KEYS = ("in_channels", "input_channels")
+
+
+@contextlib.contextmanager
+def _ctrl_c_seen() -> Iterator[list[int]]:
+    """Note a SIGINT (or a SIGTERM Python turns into KeyboardInterrupt) that arrives during the
+    block, then let the handler that was there act on it as before. Yields the signals seen; off
+    the main thread, where no handler can be set, it holds one entry from the start (every
+    KeyboardInterrupt then counts as a real Ctrl-C)."""
+    seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        seen.append(0)
+        yield seen
+        return
+    previous = {int(signum): signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    watched: dict[int, Any] = {signum: handler for signum, handler in previous.items()
+                               if callable(handler)}
+
+    def note(signum: int, frame: Any) -> None:
+        seen.append(signum)
+        watched[signum](signum, frame)
+
+    for signum in watched:
+        signal.signal(signum, note)
+    try:
+        yield seen
+    finally:
+        for signum, handler in watched.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run user code (a module's import, a factory, a forward): anything it raises becomes one
+    :class:`RevprofError` ``"<what> raised <Type>: <first line>"``, also ``SystemExit`` (an
+    ``exit()`` inside a factory) and a ``KeyboardInterrupt`` it raises itself. A real Ctrl-C
+    still interrupts, and a :class:`RevprofError` passes as it is."""
+    with _ctrl_c_seen() as seen:
+        try:
+            yield
+        except RevprofError:
+            raise
+        except KeyboardInterrupt:
+            if seen:
+                raise
+            raise RevprofError(f"{what} raised KeyboardInterrupt itself (no Ctrl-C was "
+                               f"pressed)") from None
+        except SystemExit as error:
+            raise RevprofError(f"{what} raised SystemExit({error.code!r}): it exits the program "
+                               f"(exit() or sys.exit()) instead of returning") from None
+        except BaseException as error:  # noqa: BLE001 - user code: any error becomes one line
+            raise RevprofError(f"{what} raised {first_line(error, with_type=True)}") from None
 
 
 def load_factory(name: str) -> Callable[..., Any]:
@@ -41,20 +95,18 @@ def load_factory(name: str) -> Callable[..., Any]:
                            f"monai.networks.nets:SegResNet) or a preset: {', '.join(PRESETS)}"
                            f"{closest(name, PRESETS)}")
     module_name, attr = target.split(":")
-    try:
-        if module_name.partition(".")[0] == "torchvision":
-            ensure_torchvision_importable()  # its CUDA-built ops may not load beside a CPU torch
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        hint = ""
-        if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures",
-                                                           "torchvision"):
-            hint = " (install revprof[monai], revprof[nnunet] or revprof[torchvision]; see pyproject.toml)"
-        raise RevprofError(f"model {name!r}: cannot import {module_name!r}: "
-                           f"{first_line(error, with_type=True)}{hint}") from None
-    except Exception as error:  # the user's module raised while importing
-        raise RevprofError(f"model {name!r}: importing {module_name!r} raised "
-                           f"{first_line(error, with_type=True)}") from None
+    with user_code(f"model {name!r}: importing {module_name!r}"):  # the module may raise anything
+        try:
+            if module_name.partition(".")[0] == "torchvision":
+                ensure_torchvision_importable()  # its CUDA-built ops may not load beside a CPU torch
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            hint = ""
+            if preset or (error.name or "").split(".")[0] in ("monai", "dynamic_network_architectures",
+                                                               "torchvision"):
+                hint = " (install revprof[monai], revprof[nnunet] or revprof[torchvision]; see pyproject.toml)"
+            raise RevprofError(f"model {name!r}: cannot import {module_name!r}: "
+                               f"{first_line(error, with_type=True)}{hint}") from None
     value: Any = module
     for part in attr.split("."):
         if not hasattr(value, part):
@@ -76,11 +128,20 @@ def parse_model_kwargs(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise RevprofError(f"--model-kwargs must be a JSON object; {text!r} is not JSON ({error.msg})") from None
+        raise RevprofError(f"--model-kwargs must be a JSON object; {_shown(text)} is not JSON "
+                           f"({error.msg})") from None
+    except RecursionError:
+        raise RevprofError(f"--model-kwargs must be a JSON object; {_shown(text)} is nested too "
+                           f"deep") from None
     if not isinstance(value, dict):
         raise RevprofError(f"--model-kwargs must be a JSON object like '{{\"init_filters\": 16}}'; "
                            f"got {type(value).__name__}")
     return value
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message shows it: quoted, cut to 60 characters."""
+    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
 
 
 def _outputs(output: Any, name: str) -> list[torch.Tensor]:
@@ -91,6 +152,24 @@ def _outputs(output: Any, name: str) -> list[torch.Tensor]:
         return as_outputs(output)
     except RevprofError as error:
         raise RevprofError(f"model {name!r}: {error}") from None
+
+
+def _check_differentiable(outputs: Sequence[torch.Tensor], name: str, words: str) -> None:
+    """Logits a training step can differentiate: floating point, and carrying a gradient.
+
+    Raises:
+        RevprofError: an output of another dtype (an integer label map), or none that depends on
+            the parameters with autograd on (a forward under ``torch.no_grad()`` or ``.detach()``).
+    """
+    for i, output in enumerate(outputs):
+        if not output.dtype.is_floating_point:
+            which = "the output" if len(outputs) == 1 else f"output {i} of {len(outputs)}"
+            raise RevprofError(f"model {name!r}: {which} on a {words} input is a {output.dtype} "
+                               f"tensor; a training step needs floating-point logits")
+    if not any(output.requires_grad for output in outputs):
+        raise RevprofError(f"model {name!r}: the output on a {words} input carries no gradient "
+                           f"(computed under torch.no_grad() or detached); a training step needs "
+                           f"logits that depend on the parameters")
 
 
 @dataclass(frozen=True)
@@ -149,13 +228,8 @@ class ModelSpec:
         if isinstance(self.source, nn.Module):
             return _copy_module(self.source, fake)
         factory = self.source if self.source is not None else load_factory(self.factory)
-        try:
+        with user_code(f"model {self.factory!r}: the factory"):
             model = factory(**self.kwargs)
-        except RevprofError:
-            raise
-        except Exception as error:
-            raise RevprofError(f"model {self.factory!r}: the factory raised "
-                               f"{first_line(error, with_type=True)}") from None
         if not isinstance(model, nn.Module):
             raise RevprofError(f"model {self.factory!r}: the factory returned a {type(model).__name__}, "
                                f"not a torch.nn.Module")
@@ -165,6 +239,30 @@ class ModelSpec:
     def min_patch(self) -> int:
         """The smallest patch edge it trains at: ``bottleneck_edge`` voxels at the lowest stage."""
         return self.bottleneck_edge * 2 ** (self.levels - 1)
+
+    def probed(self, batch: int = 1, targets: str = "regions", largest: int = 1024) -> ModelSpec:
+        """This spec with its smallest patch raised to the smallest cube its forward accepts: the
+        edges :attr:`min_patch` × 1, 2, 4, ... up to ``largest`` are tried over fake tensors. For
+        a factory of unknown patch multiple (``levels`` 1) the accepted edge also becomes the
+        multiple (SegResNet's three downsamplings accept 8³ but not 1³, where GroupNorm meets one
+        value per channel); otherwise it sets :attr:`bottleneck_edge`.
+
+        Raises:
+            RevprofError: no edge up to ``largest`` is accepted (the last forward's error).
+        """
+        edge, error = self.min_patch, None
+        while edge <= max(largest, self.min_patch):
+            candidate = (replace(self, levels=edge.bit_length()) if self.levels == 1 else
+                         replace(self, bottleneck_edge=edge // self.patch_multiple))
+            try:
+                candidate.checked((edge,) * 3, batch, targets)
+                return candidate
+            except RevprofError as found:
+                error = found
+            edge *= 2
+        raise RevprofError(f"model {self.factory!r} accepts no cube patch from {self.min_patch} to "
+                           f"{largest} voxels per axis (doubling); give --patch, or "
+                           f"--patch-multiple; the last try: {error}")
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v)}" for k, v in self.kwargs.items())
@@ -214,12 +312,12 @@ class ModelSpec:
             if not any(p.requires_grad for p in model.parameters()):
                 raise RevprofError(f"model {self.factory!r} has no trainable parameters; a training "
                                    f"step needs some")
-            try:
+            with user_code(f"model {self.factory!r}: the forward on a {words} input"), \
+                    torch.enable_grad():
                 output = model(torch.empty(batch, self.in_channels, *patch))
-            except Exception as error:
-                raise RevprofError(f"model {self.factory!r}: the forward on a {words} input raised "
-                                   f"{first_line(error, with_type=True)}") from None
-            shapes = tuple(tuple(o.shape) for o in _outputs(output, self.factory))
+            outputs = _outputs(output, self.factory)
+            _check_differentiable(outputs, self.factory, words)
+            shapes = tuple(tuple(o.shape) for o in outputs)
         first = shapes[0]
         if targets == "labels":
             channels = first[1] if len(first) == 2 else None

@@ -118,23 +118,53 @@ def study_source(study_name: str, storage: str | None = None) -> Source:
         storage = str(DEFAULT_JOURNAL)
     study = load_study(study_name, storage)
     where = redact_url(storage)
-    attrs = study.user_attrs
-    trials = tuple(row for row in (_trial_row(t) for t in study.get_trials(deepcopy=False))
-                   if row is not None)
+    try:
+        attrs = study.user_attrs
+        stored = study.get_trials(deepcopy=False)
+    except Exception as error:  # a record the store holds but cannot give back, in its words
+        raise RevprofError(f"cannot read study {study_name!r} from {where}: "
+                           f"{first_line(error, with_type=True)}") from None
+    trials = tuple(row for row in (_trial_row(t) for t in stored) if row is not None)
     if not trials:
         raise RevprofError(f"study {study_name!r} in {where} has no finished trials with a spec yet")
-    fixed = attrs.get("fixed") or {}
-    parsed = attrs.get("study") or {}
-    data = fixed.get("data") or parsed.get("data")
-    budget = attrs.get("budget_bytes")
     memory_only = bool(attrs.get("memory_only", False)) or all(t.dice is None for t in trials)
-    return Source(
-        kind="study", name=study_name, location=where, trials=trials,
-        budget_bytes=int(budget) if budget is not None else None, memory_only=memory_only,
-        objectives=tuple(attrs.get("objectives") or ()), fixed=dict(fixed),
-        data=None if data is None else (data if isinstance(data, str) else json.dumps(data, sort_keys=True)),
-        revprof_version=attrs.get("revprof_version"),
-    )
+    try:
+        fixed = _study_attr(attrs, "fixed", Mapping, {})
+        parsed = _study_attr(attrs, "study", Mapping, {})
+        data = fixed.get("data") or parsed.get("data")
+        objectives = _study_attr(attrs, "objectives", list, [])
+        version = _study_attr(attrs, "revprof_version", str, None)
+        data_text = None if data is None else (data if isinstance(data, str) else
+                                               json.dumps(data, sort_keys=True))
+        return Source(
+            kind="study", name=study_name, location=where, trials=trials,
+            budget_bytes=_int_or_none(attrs.get("budget_bytes"), "budget_bytes"), memory_only=memory_only,
+            objectives=tuple(str(o) for o in objectives), fixed=dict(fixed), data=data_text,
+            revprof_version=version,
+        )
+    except (RevprofError, TypeError, ValueError, RecursionError) as error:
+        raise RevprofError(f"study {study_name!r} in {where}: a study attribute is not valid: "
+                           f"{_why(error)}") from None
+
+
+def _why(error: BaseException) -> str:
+    """What is wrong with a stored value, in one line."""
+    return "JSON nested too deep" if isinstance(error, RecursionError) else first_line(error)
+
+
+def _study_attr(attrs: Mapping[str, Any], key: str, kind: type, default: Any) -> Any:
+    """Study attribute ``key`` when it is a ``kind`` (``default`` when missing).
+
+    Raises:
+        RevprofError: it is there but of another type.
+    """
+    value = attrs.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise RevprofError(f"study attribute {key!r} must be a {kind.__name__}; got "
+                           f"{type(value).__name__}")
+    return value
 
 
 def _trial_row(trial: Any) -> TrialRow | None:
@@ -151,9 +181,10 @@ def _trial_row(trial: Any) -> TrialRow | None:
     try:
         return trial_row(trial.number, trial.state.name, str(status), spec, record,
                          f"trial {trial.number}", _utc(completed))
-    except (RevprofError, TypeError, ValueError, OverflowError, AttributeError) as error:
+    except (RevprofError, TypeError, ValueError, OverflowError, AttributeError,
+            RecursionError) as error:
         raise RevprofError(f"trial {trial.number}: a stored value is not valid: "
-                           f"{first_line(error)}") from None
+                           f"{_why(error)}") from None
 
 
 def trial_row(number: int, state: str, status: str, spec: ArchSpec, record: TrialRecord,
@@ -241,8 +272,8 @@ def load_results(path: Path) -> Source:
 def _result_row(index: int, columns: Mapping[str, Any]) -> TrialRow:
     try:
         return _checked_result_row(index, columns)
-    except (TypeError, ValueError, OverflowError, AttributeError) as error:
-        raise RevprofError(f"row {index}: a value is not valid: {first_line(error)}") from None
+    except (TypeError, ValueError, OverflowError, AttributeError, RecursionError) as error:
+        raise RevprofError(f"row {index}: a value is not valid: {_why(error)}") from None
     except RevprofError as error:
         message = str(error)
         raise RevprofError(message if message.startswith(f"row {index}") else

@@ -7,6 +7,7 @@ are unpickled, so a checkpoint from elsewhere cannot run code.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,15 @@ class Checkpoint:
     recipe: Recipe = PAPER
 
 
+def _refusal(error: Exception) -> str:
+    """Why ``torch.load`` refused a file, in one line and without PyTorch's advice to load it
+    with ``weights_only=False``, which would run any code an untrusted file holds."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = [line for line in lines if not any(word in line for word in (
+        "weights_only", "Weights only", "trusted source", "file an issue", "torch.load"))]
+    return f"{type(error).__name__}: {detail[0][:200]}" if detail else type(error).__name__
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint written by ``revprof measure --steps N --save-model``.
 
@@ -43,10 +53,13 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise RevprofError(f"--model {path} does not exist; write one with revprof measure "
                            f"--steps N --save-model FILE")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files
+            warnings.simplefilter("ignore")
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and weights-only errors alike
-        raise RevprofError(f"--model {path} is not a readable checkpoint "
-                           f"({type(error).__name__}: {str(error).splitlines()[0][:200]})") from None
+        raise RevprofError(f"--model {path} is not a readable checkpoint ({_refusal(error)}); "
+                           f"revprof reads only tensors and plain values from a checkpoint, "
+                           f"never code") from None
     if not isinstance(raw, dict) or "spec" not in raw or "state_dict" not in raw:
         raise RevprofError(f"--model {path} is not a revprof checkpoint (no spec and state_dict)")
     spec = ArchSpec.from_dict(raw["spec"])

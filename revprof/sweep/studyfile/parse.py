@@ -34,6 +34,11 @@ _GRID_LIMIT = 20000
 while parsing (each trial still validates its own)."""
 
 
+_MAX_NESTING = 16
+"""The deepest nesting of tables and arrays a study file may have (``[[enqueue]] spec = {widths =
+[...]}`` is 4 deep)."""
+
+
 def read_study_file(path: str | Path) -> StudyFile:
     """Read and validate a study file.
 
@@ -42,21 +47,24 @@ def read_study_file(path: str | Path) -> StudyFile:
             the message names the file and the key.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RevprofError(f"study file {str(path)!r} does not exist"
-                           + (" (it is a directory)" if path.is_dir() else ""))
+    if not path.exists() and not path.is_symlink():
+        raise RevprofError(f"study file {str(path)!r} does not exist")
+    text = bounds.read_settings_text(path, "study file")  # a regular UTF-8 file, not too large
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RevprofError(f"{path}: not valid TOML: {error}") from None
-    except UnicodeDecodeError:
-        raise RevprofError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise RevprofError(f"{path}: not valid TOML (tables or arrays nested too deep)") from None
     return parse_study(raw, str(path))
 
 
 def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     """Validate parsed TOML data (see :func:`read_study_file`)."""
     p = _Parser(source)
+    if bounds.nested_deeper_than(raw, _MAX_NESTING):
+        raise p.error("", f"tables and arrays nest more than {_MAX_NESTING} levels deep (a study "
+                          f"file needs 4)")
     p.keys("", raw, TABLES)
     study = p.table(raw, "study", required=True)
     p.keys("study", study, STUDY_KEYS)
@@ -85,13 +93,13 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
     budget = None
     if "budget" in study:
         value = study["budget"]
-        if _is_int(value):
-            budget = value
-        else:
-            try:
-                budget = parse_bytes(value)
-            except RevprofError as error:
-                raise p.error("study.budget", str(error)) from None
+        if not isinstance(value, str):  # a bare 12 would be 12 bytes: every network over budget
+            raise p.error("study.budget", f"must be a size with a unit in quotes, such as "
+                          f"\"11GiB\" or \"12GB\" (\"12B\" for bytes); got {value!r}")
+        try:
+            budget = parse_bytes(value)
+        except RevprofError as error:
+            raise p.error("study.budget", str(error)) from None
         if budget <= 0:
             raise p.error("study.budget", f"must be positive; got {value!r}")
     device_memory = p.string(study, "study.device_memory")
@@ -400,11 +408,14 @@ def _canonical(p: _Parser, key: str, item: Any, where: str) -> Any:
                                        f"pattern like \"1,1,0\"; got {item!r}"
                                        f"{closest(item, REVERSIBLE_NAMES)}")
                 return item
-            flags = item.replace(" ", "").split(",") if isinstance(item, str) else list(item)
-            if not flags or any(str(int(f)) not in ("0", "1") if not isinstance(f, str)
-                                else f not in ("0", "1") for f in flags):
+            if not isinstance(item, (str, list)):
+                raise RevprofError(f"must be {', '.join(REVERSIBLE_NAMES)}, a per-level pattern "
+                                   f"like \"1,1,0\" or a list of true/false per level; got {item!r}")
+            flags = item.replace(" ", "").split(",") if isinstance(item, str) else item
+            if not flags or not all(f in ("0", "1") if isinstance(f, str) else
+                                    isinstance(f, (bool, int)) and f in (0, 1) for f in flags):
                 raise RevprofError(f"a per-level pattern lists 0 or 1 per level; got {item!r}")
-            return ",".join(str(int(f)) if not isinstance(f, str) else f for f in flags)
+            return ",".join(f if isinstance(f, str) else str(int(f)) for f in flags)
         return _canonical_patch(item)  # the last space key: "patch"
     except RevprofError as error:
         raise p.error(where, str(error)) from None

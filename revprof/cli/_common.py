@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -72,7 +72,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 _show_warning = warnings.showwarning
 
 
-def _warning_line(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
     """Print a :class:`RevprofWarning` as one ``warning: ...`` line; others as Python does."""
     if isinstance(message, RevprofWarning) or (isinstance(category, type) and
                                                 issubclass(category, RevprofWarning)):

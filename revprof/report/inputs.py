@@ -365,7 +365,7 @@ def _patch(value: Any, where: str) -> tuple[int, int, int] | None:
         raise RevprofError(f"{where}: patch must be D,H,W or a JSON list; got {value!r}") from None
     if len(sizes) != 3:
         raise RevprofError(f"{where}: patch must have 3 sizes D,H,W; got {value!r}")
-    return sizes  # type: ignore[return-value]
+    return sizes[0], sizes[1], sizes[2]
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -184,3 +184,49 @@ def test_cublas_workspace_size_follows_torch():
     assert CUBLAS_WORKSPACE_BYTES == 8_519_680  # 4096 KiB * 2 + 16 KiB * 8
     assert cublas_workspace_bytes((8, 6)) == cublas_workspace_bytes((8, 9)) == 8_519_680
     assert cublas_workspace_bytes((9, 0)) == 32 * 2**20
+
+
+INPUT_ERRORS = [
+    pytest.param(["measure", "--input", "3,86,86"], "--input 3,86,86 sets the input of a --model network",
+                 id="own-network"),
+    pytest.param(["plan", "--budget", "8GiB", "--input", "3,86,86"], "revprof's own networks are 3-D",
+                 id="plan-own-network"),
+    pytest.param(["measure", "--model", "torchvision.models:resnet18", "--input", "3,86,86",
+                  "--in-channels", "3"], "drop --in-channels", id="with-in-channels"),
+    pytest.param(["measure", "--model", "torchvision.models:resnet18", "--input", "3,86,86",
+                  "--patch", "64"], "gives the patch (its sizes after the channels); drop --patch",
+                 id="with-patch"),
+    pytest.param(["model", "--model", "torchvision.models:resnet18", "--input", "3,86,x"],
+                 "input must be the channels and 1 to 3 spatial sizes", id="not-numbers"),
+    pytest.param(["measure", "--model", "torchvision.models:resnet18", "--input", "3,8,8,8,8"],
+                 "got '3,8,8,8,8'", id="too-many"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), INPUT_ERRORS)
+def test_input_errors_are_one_line(args, message):
+    from typer.testing import CliRunner
+
+    from revprof.cli.app import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: ") and message in line, line
+
+
+def test_input_sets_the_channels_and_the_2d_patch(torchvision_models):
+    import json
+
+    from typer.testing import CliRunner
+
+    from revprof.cli.app import app
+
+    result = CliRunner().invoke(app, ["measure", "--model", "torchvision.models:mobilenet_v3_small",
+                                      "--model-kwargs", '{"num_classes": 10}', "--input", "3,32,32",
+                                      "--backend", "simulate", "--set", "targets=labels",
+                                      "--set", "loss=ce", "--set", "batch=2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["patch"] == [32, 32] and report["spec"]["in_channels"] == 3
+    assert report["spec"]["outputs"] == [[2, 10]] and report["peak_bytes"] > 0

@@ -271,10 +271,12 @@ class ModelSpec:
                     and (shape[2:] == patch if i == 0 else all(s <= p for s, p in zip(shape[2:], patch))))
             if not good or (self.out_channels is not None and channels != self.out_channels):
                 which = "the output" if len(shapes) == 1 else f"output {i} of {len(shapes)}"
+                hint = ("; a classifier trains on class labels: set the recipe's targets=labels "
+                        "and loss=ce (--set targets=labels --set loss=ce)" if len(shape) == 2 else
+                        " (deep-supervision outputs may be smaller)")
                 raise RevprofError(f"model {self.factory!r}: {which} on a {words} input has shape "
                                    f"{'x'.join(map(str, shape))}; expected "
-                                   f"{'x'.join(map(str, expected))} for targets {targets!r} "
-                                   f"(deep-supervision outputs may be smaller)")
+                                   f"{'x'.join(map(str, expected))} for targets {targets!r}{hint}")
         if targets == "classes" and channels is not None and channels < 2:
             raise RevprofError(f"model {self.factory!r}: targets 'classes' need at least 2 output "
                                f"channels (background and one class); it has {channels}",

@@ -657,7 +657,7 @@ class ScoredRow:
     def to_dict(self) -> dict[str, Any]:
         """The row's figures, revprof's and each peer's, JSON-able."""
         row = self.row
-        peers = {name: {"estimate_bytes": row.peer(name).est_bytes,
+        peers: dict[str, Any] = {name: {"estimate_bytes": row.peer(name).est_bytes,
                         "relative_error": relative_error(row.peer(name).est_bytes, row.ground_bytes),
                         "predicted_oom": row.peer(name).pred_oom} for name in ESTIMATORS}
         return {"line": row.line, "model": row.model_call.text(), "optimizer": row.optimizer,
@@ -747,7 +747,7 @@ def summaries(scored: Sequence[ScoredRow]) -> dict[str, EstimatorSummary]:
             **dict(zip(ESTIMATORS, peer_summaries(rows), strict=True))}
 
 
-SUMMARY_KEYS: dict[str, str] = {"revprof": "revprof", **ESTIMATOR_LABELS}
+SUMMARY_KEYS: dict[str, str] = {"revprof": "revprof", **{str(k): v for k, v in ESTIMATOR_LABELS.items()}}
 """The summary's estimators: JSON key -> how tables name them."""
 
 

@@ -475,7 +475,7 @@ def recipe_from_table(data: Any, source: str = "recipe") -> Recipe:
 def resolve_recipe(name_or_file: str | None = None, overrides: Mapping[str, Any] | None = None,
                    default: Recipe = PAPER) -> Recipe:
     """The recipe a command runs: a preset name or a JSON file (``None``: ``default``), then the
-    overrides (``None`` values are not overrides).
+    overrides (a ``None`` value unsets a field, e.g. back to PyTorch's default).
 
     Raises:
         RevprofError: an unknown preset, a bad file, or a bad override.
@@ -488,8 +488,7 @@ def resolve_recipe(name_or_file: str | None = None, overrides: Mapping[str, Any]
         base = read_recipe_file(name_or_file)
     else:
         base = preset(name_or_file)  # raises with "did you mean"
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    return base.with_overrides(given, source="recipe override")
+    return base.with_overrides(dict(overrides or {}), source="recipe override")
 
 
 def recipe_or_paper(data: Any, source: str = "recipe", **settings: Any) -> Recipe:

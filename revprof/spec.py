@@ -469,6 +469,11 @@ def default_groups(arch: Arch, widths: Sequence[int]) -> int:
     return next(g for g in range(30, 0, -1) if all(c % g == 0 for c in channels if c > 0))
 
 
+MAX_SPATIAL_DIMS = 3
+"""Spatial axes a foreign network's input may have (1-D, 2-D or 3-D, as ``torch.nn``'s
+convolutions)."""
+
+
 def parse_patch(value: str | int | Sequence[int]) -> tuple[int, int, int]:
     """Parse ``128`` or ``160,192,160`` into a ``(D, H, W)`` patch size.
 
@@ -488,15 +493,59 @@ def parse_patch(value: str | int | Sequence[int]) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
-def validate_patch(spec: ArchSpec, patch: str | int | Sequence[int]) -> tuple[int, int, int]:
+def parse_spatial(value: str | int | Sequence[int]) -> tuple[int, ...]:
+    """The spatial size of a foreign network's input: ``86,86`` (2-D), ``160,192,160`` (3-D) or a
+    sequence of 1 to :data:`MAX_SPATIAL_DIMS` sizes; one number alone (``128``, not in a sequence)
+    is a 3-D cube, as for :func:`parse_patch`. revprof's own networks are 3-D: they take
+    :func:`parse_patch`.
+
+    Raises:
+        RevprofError: not 1 to 3 positive whole numbers, or an axis over the size bound.
+    """
+    if isinstance(value, int) or (isinstance(value, str) and "," not in value):
+        return parse_patch(value)
+    try:
+        parts = parse_int_list("patch", value)
+    except RevprofError:
+        parts = []
+    if not 1 <= len(parts) <= MAX_SPATIAL_DIMS or any(p < 1 for p in parts):
+        raise RevprofError(f"patch must be one size like 128, or 1 to {MAX_SPATIAL_DIMS} sizes like "
+                           f"86,86 or 160,192,160; got {value!r}")
+    if any(p > MAX_PATCH for p in parts):
+        raise RevprofError(f"patch axes must be at most {MAX_PATCH} voxels; got {value!r}")
+    return tuple(parts)
+
+
+def parse_input_shape(value: str | Sequence[int]) -> tuple[int, tuple[int, ...]]:
+    """One sample's input shape ``C,H,W`` (or ``C,D,H,W``, ``C,L``) as ``(channels, spatial)``.
+
+    Raises:
+        RevprofError: not 2 to 4 positive whole numbers (one line naming the value).
+    """
+    try:
+        parts = parse_int_list("input", value)
+    except RevprofError:
+        parts = []
+    if not 2 <= len(parts) <= MAX_SPATIAL_DIMS + 1 or any(p < 1 for p in parts):
+        raise RevprofError(f"input must be the channels and 1 to {MAX_SPATIAL_DIMS} spatial sizes, "
+                           f"like 3,86,86 (C,H,W) or 4,128,128,128 (C,D,H,W); got {value!r}")
+    if any(p > MAX_PATCH for p in parts[1:]):
+        raise RevprofError(f"input sizes must be at most {MAX_PATCH} per axis; got {value!r}")
+    return parts[0], tuple(parts[1:])
+
+
+def validate_patch(spec: Any, patch: str | int | Sequence[int]) -> tuple[int, ...]:
     """Check that every patch axis halves cleanly ``levels - 1`` times.
+
+    An :class:`ArchSpec` takes a 3-D ``(D, H, W)`` patch (:func:`parse_patch`); any other network
+    (a :class:`~revprof.nn.factory.ModelSpec`) 1 to 3 axes (:func:`parse_spatial`).
 
     Raises:
         RevprofError: an axis not divisible by ``2**(levels-1)``, naming it and the nearest valid sizes.
     """
-    patch = parse_patch(patch)
+    patch = parse_patch(patch) if isinstance(spec, ArchSpec) else parse_spatial(patch)
     step = 2 ** (spec.levels - 1)
-    for axis, size in zip("DHW", patch, strict=True):
+    for axis, size in zip("DHW"[3 - len(patch):], patch, strict=True):
         if size % step:
             lower, upper = size // step * step, (size // step + 1) * step
             near = f"{lower} or {upper}" if lower else f"{upper}"

@@ -229,8 +229,11 @@ class TrainingStep:
             self.optimizer.zero_grad(set_to_none=recipe.set_to_none)
         loss = None
         for micro in batches:
-            if recipe.transfer == "per_step":  # the last copy goes once this one exists, as a
-                where = device or micro.image.device  # loop variable of a training loop does
+            if recipe.transfer == "per_step":
+                # The last copy goes before this one is made: a loop ``for x, y in loader:
+                # x, y = x.to(device), y.to(device)`` rebinds x and y to the next host batch first.
+                self._transferred = None
+                where = device or micro.image.device
                 self._transferred = Batch(micro.image.to(where, copy=True),
                                           [t.to(where, copy=True) for t in micro.targets])
                 micro = self._transferred
@@ -251,11 +254,11 @@ class TrainingStep:
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         notify("optimizer", step)
         self._optimizer_step()
-        if recipe.zero_grad == "end":
-            self.optimizer.zero_grad(set_to_none=recipe.set_to_none)
-        if kept is not None:
+        if kept is not None:  # before a zero_grad at the end, as a loop computing accuracy does
             values, indices = torch.max(kept.detach(), 1)
             self._kept = [kept, values, indices]
+        if recipe.zero_grad == "end":
+            self.optimizer.zero_grad(set_to_none=recipe.set_to_none)
         assert loss is not None
         return loss.detach()
 

@@ -7,23 +7,39 @@ Small files are written in ``tmp_path`` from one good row; the real file
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import require
 from revprof.bench.gpu_truth import (
+    ALLOWANCE_QUANTILE,
     ESTIMATORS,
+    OUTSIDE_ALLOCATOR_BYTES,
     REQUIRED_COLUMNS,
     ModelCall,
+    RowPrediction,
     TruthRow,
     estimator_summary,
+    fit_allowances,
+    miss_part,
+    miss_table,
     parse_model_call,
     peer_summaries,
+    predict_row,
+    quantile,
     read_truth_rows,
     relative_error,
+    row_recipe,
+    score_rows,
+    truth_record,
 )
 from revprof.errors import RevprofError
+from revprof.nn._torchvision import ensure_torchvision_importable
 
 GPU_TRUTH = Path(__file__).resolve().parents[2] / "shared" / "gpu-truth" / "xmem-dev.tsv"
 
@@ -227,3 +243,156 @@ def test_every_required_column_is_in_the_real_header():
     header = GPU_TRUTH.read_text().splitlines()[0].split("\t")
     assert set(REQUIRED_COLUMNS) <= set(header)
     assert all(f"{name}_est_bytes" in header for name in ESTIMATORS)
+
+
+# ---- reproducing and scoring a row --------------------------------------------------------------
+
+def _one(tmp_path, **cells: str) -> TruthRow:
+    truth = read_truth_rows(_write(tmp_path / "row.tsv", [{**GOOD, **cells}]))
+    assert truth.errors == (), truth.errors
+    return truth.rows[0]
+
+
+def _images(batch: int, size: int = 86) -> dict[str, str]:
+    return {"batch": str(batch), "input_shape": f"[{batch},3,{size},{size}] float32 (labels int64 [{batch}])"}
+
+
+@pytest.mark.parametrize(("mode", "zero_grad"), [("0", "start"), ("1", "after_loss"), ("2", "end"),
+                                                 ("null", "after_loss")])
+def test_row_recipe_is_the_measured_loop(tmp_path, mode, zero_grad):
+    row = _one(tmp_path, optimizer="torch.optim.Adam", zero_grad_mode=mode)
+    recipe = row_recipe(row)
+    assert (recipe.optimizer, recipe.lr, recipe.loss, recipe.targets) == ("adam", 0.001, "ce", "labels")
+    assert recipe.zero_grad == zero_grad and recipe.set_to_none
+    assert (recipe.after_step, recipe.transfer, recipe.precision) == ("max", "per_step", "fp32")
+    assert recipe.batch == row.batch and recipe.steps == row.iterations + 1  # steps 0..iterations
+    # every argument but lr at PyTorch's defaults (the paper's preset would add a weight decay)
+    assert recipe.optimizer_kwargs() == {"lr": 0.001, "foreach": True}
+    assert recipe.hyperparameters()["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize(("cells", "column", "problem"), [
+    pytest.param({"optimizer": "torch.optim.NAdam"}, "optimizer", "must be one of the recipe's", id="optimizer"),
+    pytest.param({"gpu_name": "NVIDIA GeForce RTX 9999"}, "gpu_name", "must be a card revprof knows", id="card"),
+    pytest.param({"input_shape": "[64,3,86,86] float16 (labels int64 [64])"}, "input_shape",
+                 "must be float32 images with int64 class labels", id="dtype"),
+    pytest.param(_images(2000), "batch", "recipe.batch must be from 1 to", id="batch"),
+])
+def test_a_row_revprof_cannot_reproduce_is_one_line(tmp_path, cells, column, problem):
+    row = _one(tmp_path, **cells)
+    with pytest.raises(RevprofError) as raised:
+        predict_row(row)
+    message = str(raised.value)
+    assert message.startswith(f"line {row.line}: ") and problem in message and "\n" not in message
+    assert raised.value.field == column
+
+
+def test_quantile_is_linear_between_sorted_values():
+    import statistics
+
+    values = [5.0, -3.0, 10.0, 0.0, 7.5, 2.0]
+    for q in (0.1, 0.25, 0.5, 0.6, 0.9):
+        expected = statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+        assert quantile(values, q) == pytest.approx(expected)
+    assert (quantile(values, 0.0), quantile(values, 1.0)) == (-3.0, 10.0)
+    with pytest.raises(RevprofError):
+        quantile([], 0.5)
+
+
+def _prediction(line: int, allocated: int, reserved: int, oom: bool = False) -> RowPrediction:
+    return RowPrediction(line=line, allocated_bytes=allocated, reserved_bytes=reserved,
+                         unlimited_reserved_bytes=reserved, workspace_bytes=0, usable_bytes=10**10,
+                         oom=oom, oom_requested_bytes=None, alloc_retries=0, peak_phase="forward",
+                         peak_step=1, seconds=0.5)
+
+
+def test_allowance_is_one_quantile_per_card_over_rows_that_ran(tmp_path):
+    mib = 2**20
+    cells = [(3060, 1000, 900), (3060, 2000, 1950), (3060, 3000, 3100), (4060, 1000, 800), (4060, 1500, 1400)]
+    rows = []
+    for card, ground, _ in cells:
+        gpu, total = ("NVIDIA GeForce RTX 3060", "12622168064") if card == 3060 else (
+            "NVIDIA GeForce RTX 4060", "8318222336")
+        rows.append({**GOOD, "gpu_name": gpu, "total_gpu_memory": total, "ground_bytes": str(ground * mib)})
+    rows.append({**GOOD, "real_oom": "true", "ground_bytes": str(99 * mib)})  # ignored by the fit
+    truth = read_truth_rows(_write(tmp_path / "truth.tsv", rows)).rows
+    predictions = {r.line: _prediction(r.line, 1, reserved * mib)
+                   for r, (_, _, reserved) in zip(truth, cells)}
+    predictions[truth[-1].line] = _prediction(truth[-1].line, 1, 10**9, oom=True)
+    scored = score_rows(truth, predictions, {})
+    residuals_3060, residuals_4060 = [100, 50, -100], [200, 100]
+    assert fit_allowances(scored, q=0.5) == {"rtx3060": 50 * mib, "rtx4060": 150 * mib}
+    assert fit_allowances(scored) == {"rtx3060": round(quantile(residuals_3060, ALLOWANCE_QUANTILE)) * mib,
+                                      "rtx4060": round(quantile(residuals_4060, ALLOWANCE_QUANTILE)) * mib}
+    again = score_rows(truth, predictions, fit_allowances(scored, q=0.5))
+    assert [s.predicted_bytes for s in again[:2]] == [950 * mib, 2000 * mib]
+
+
+def test_record_has_the_summary_a_script_reads_and_names_the_part_missed(tmp_path):
+    mib = 2**20
+    ran = {**GOOD, "ground_bytes": str(1000 * mib), "xmem_est_bytes": str(1050 * mib)}
+    rows = read_truth_rows(_write(tmp_path / "truth.tsv", [
+        ran, ran, ran, {**ran, "ground_bytes": str(7000 * mib), "real_oom": "true", "xmem_pred_oom": "true"}])).rows
+    predictions = {2: _prediction(2, 600 * mib, 1100 * mib),   # cache over-predicted
+                   3: _prediction(3, 1050 * mib, 1200 * mib),  # tensors alone too many
+                   4: _prediction(4, 500 * mib, 900 * mib),    # under
+                   5: _prediction(5, 9000 * mib, 7000 * mib, oom=True)}
+    scored = score_rows(rows, predictions, {"rtx4060": 0})
+    assert [miss_part(s) for s in scored[:3]] == [("allocator", 100 * mib), ("allocated", 50 * mib),
+                                                  ("allowance", -100 * mib)]
+    record = json.loads(json.dumps(truth_record(scored, {"rtx4060": 0}, complete=True, source="t")))
+    summary = record["summary"]
+    assert summary["revprof"]["median_abs_rel_error"] == pytest.approx(0.1)
+    assert summary["revprof"]["under_share"] == pytest.approx(1 / 3)
+    assert summary["revprof"]["oom_accuracy"] == 1.0
+    assert {"xmem", "dnnmem", "schedtune"} <= summary.keys()
+    assert summary["xmem"]["median_abs_rel_error"] == pytest.approx(0.05)  # 1050 vs 1000
+    row = record["rows"][0]
+    assert row["revprof"]["predicted_bytes"] == 1100 * mib and row["measured_bytes"] == 1000 * mib
+    assert row["xmem"]["relative_error"] == pytest.approx(0.05)
+    table = miss_table(scored)
+    assert "| 2 | rtx4060 | ResNet101 | SGD | 64 | +10.0 % | allocator | +100 MiB |" in table
+
+
+def test_an_oom_run_is_predicted_oom_on_its_card_and_a_small_one_fits(tmp_path):
+    require(ensure_torchvision_importable() != "not-installed", "torchvision is not installed")
+    resnet18 = "torchvision.models.resnet18(weights=None, num_classes=10)"
+    # 1024 images of 224x224 need some 21 GiB of tensors: more than the RTX 4060's 7.7 GiB
+    # (two steps, iterations=1, keep it quick; the optimizer's state exists from the first)
+    big = predict_row(_one(tmp_path, model_constructor=resnet18, iterations="1", **_images(1024, 224)))
+    assert big.oom and big.oom_requested_bytes and big.reserved_bytes <= big.usable_bytes
+    assert big.usable_bytes == 8318222336 - OUTSIDE_ALLOCATOR_BYTES
+    small = predict_row(_one(tmp_path, model_constructor=resnet18, iterations="1", **_images(16)))
+    assert not small.oom and small.allocated_bytes <= small.reserved_bytes == small.unlimited_reserved_bytes
+    # resnet18's fc is a Linear: the cuBLAS workspace is in the prediction
+    assert small.workspace_bytes == 8_519_680
+
+
+@pytest.mark.slow  # ResNet101 at batch 399 on fake tensors: 10-20 s on 2 shared cores
+def test_a_real_oom_row_is_predicted_oom():
+    require(GPU_TRUTH.exists(), f"{GPU_TRUTH} is missing")
+    require(ensure_torchvision_importable() != "not-installed", "torchvision is not installed")
+    rows = {r.line: r for r in read_truth_rows(GPU_TRUTH).rows}
+    row = rows[44]
+    assert (row.model, row.batch, row.gpu_name, row.real_oom) == (
+        "ResNet101", 399, "NVIDIA GeForce RTX 4060", True)
+    assert predict_row(row).oom
+
+
+@pytest.mark.slow  # a whole benchmark run in a fresh interpreter, two rows
+def test_benchmark_script_writes_the_record_and_names_bad_rows(tmp_path):
+    require(ensure_torchvision_importable() != "not-installed", "torchvision is not installed")
+    small = {**GOOD, "model_constructor": "torchvision.models.mobilenet_v3_small(weights=None, num_classes=10)",
+             **_images(4, 32)}
+    rows = _write(tmp_path / "rows.tsv", [small, {**small, "ground_bytes": "lots"}])
+    out = tmp_path / "out.json"
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_truth.py"), "--rows", str(rows),
+                           "--json", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipped: rows.tsv line 3: column 'ground_bytes'" in done.stderr
+    record = json.loads(out.read_text())
+    assert record["complete"] and record["rows_predicted"] == 1
+    assert set(record["summary"]) == {"revprof", "xmem", "dnnmem", "schedtune"}
+    assert "| revprof |" in done.stdout

@@ -214,7 +214,8 @@ def test_recipe_files_and_tables_take_a_preset_and_overrides(tmp_path: Path) -> 
     mine = read_recipe_file(path)
     assert mine.batch == 4 and mine.optimizer == "adamw" and mine.clip == 12.0 and mine.name == "nnunet+"
     assert resolve_recipe(str(path)) == mine
-    assert resolve_recipe("monai-brats", {"lr": 3e-4, "batch": None}).lr == 3e-4
+    assert resolve_recipe("monai-brats", {"lr": 3e-4}).lr == 3e-4
+    assert resolve_recipe("paper", {"weight_decay": None}).hyperparameters()["weight_decay"] == 0.0
     with pytest.raises(RevprofError, match="preset must be one of paper, nnunet, monai-brats; got "
                                            "'nnunt' \\(did you mean 'nnunet'\\?\\)"):
         recipe_from_table({"preset": "nnunt"})
@@ -258,6 +259,16 @@ def test_a_bad_recipe_option_is_one_line(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["measure", *NET, "--backend", "simulate", *args])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [message] or result.stderr.startswith(message)
+
+
+def test_set_takes_any_field_and_null_unsets_one() -> None:
+    result = runner.invoke(app, ["measure", *NET, "--backend", "simulate", "--json",
+                                 "--set", "weight_decay=null", "--set", "eps=1e-6"])
+    assert result.exit_code == 0, result.output
+    recipe = json.loads(result.stdout)["recipe"]
+    assert recipe["weight_decay"] is None and recipe["eps"] == 1e-6  # PyTorch's 0 weight decay
+    bad = runner.invoke(app, ["measure", *NET, "--backend", "simulate", "--set", "batch"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: --set 'batch' must be FIELD=VALUE")
 
 
 def test_a_revprof_network_refuses_softmax_targets_in_one_line() -> None:

@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from revprof.cli._common import choice, console, handle_errors
-from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.model_options import (
+    InChannels, InputShape, Model, ModelKwargs, PatchMultiple, input_patch, model_from_options,
+)
 from revprof.cli.recipe_options import DeviceMemory, RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
@@ -83,6 +85,7 @@ def measure(
                                                                "validation cases here.")] = None,
     model: Model = None, model_kwargs: ModelKwargs = None,
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
+    input_shape: InputShape = None,
     recipe_options: RecipeOptions = RecipeOptions(),
 ) -> None:
     """Peak memory of a training step (forward, loss, backward, optimizer: the paper's Adam and
@@ -91,7 +94,9 @@ def measure(
     settings of a sweep trial."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx,
+                                 input_shape)
+    patch = input_patch(ctx, input_shape, patch) or patch  # type: ignore[assignment]
     if factory is not None and steps is not None:
         raise RevprofError("--steps trains revprof's own networks; with --model, measure memory only")
     spec, loaded = network_or_file(ctx, options, factory, spec_path)

@@ -8,12 +8,13 @@ import typer
 from rich.table import Table
 
 from revprof.cli._common import console, handle_errors
-from revprof.cli.model_options import InChannels, Model, ModelKwargs, model_from_options
+from revprof.cli.model_options import InChannels, InputShape, Model, ModelKwargs, input_patch, model_from_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
     Reversible, SpecOptions, SpecPath, Width, Widths, spec_or_file,
 )
 from revprof.errors import RevprofError
+from revprof.spec import parse_spatial
 from revprof.nn.summary import FactoryModelSummary, summarize, summarize_factory
 
 
@@ -26,15 +27,18 @@ def model(
     spec_path: SpecPath = None,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     model: Model = None, model_kwargs: ModelKwargs = None, in_channels: InChannels = None,
+    input_shape: InputShape = None,
 ) -> None:
     """Print the network: widths, blocks and execution per level, parameters per level and in total
     (with --model: its layers and parameters; with --spec FILE: the network of a sweep trial)."""
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, None, options, ctx)
+    factory = model_from_options(model, model_kwargs, in_channels, None, options, ctx, input_shape)
     if factory is not None:
         if spec_path is not None:
             raise RevprofError("--spec and --model both name a network; give one of them")
+        if input_shape is not None:  # its outputs at that input (a forward over fake tensors)
+            factory = factory.checked(parse_spatial(input_patch(ctx, input_shape, None) or ()), targets=None)
         _print_factory(summarize_factory(factory), as_json)
         return
     spec, _ = spec_or_file(ctx, options, spec_path)
@@ -58,7 +62,8 @@ def _print_factory(summary: FactoryModelSummary, as_json: bool) -> None:
         print(json.dumps({"kind": "model", **summary.to_dict()}, indent=2))
         return
     spec = summary.spec
-    table = Table(title=f"{spec.describe()} · input channels {spec.in_channels}")  # type: ignore[attr-defined]
+    outputs = " · outputs " + ", ".join("x".join(map(str, o)) for o in spec.outputs) if spec.outputs else ""  # type: ignore[attr-defined]
+    table = Table(title=f"{spec.describe()} · input channels {spec.in_channels}{outputs}")  # type: ignore[attr-defined]
     for column in ("layer", "type", "parameters"):
         table.add_column(column, justify="right" if column == "parameters" else "left")
     for row in summary.rows:

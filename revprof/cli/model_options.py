@@ -11,6 +11,7 @@ from revprof.cli.spec_options import SpecOptions, given
 from revprof.errors import RevprofError
 from revprof.nn.factory import ModelSpec, model_spec, parse_model_kwargs
 from revprof.nn.presets import PRESETS
+from revprof.spec import parse_input_shape
 
 _PANEL = "Any network (--model)"
 
@@ -30,11 +31,18 @@ PatchMultiple = Annotated[int | None, typer.Option(
     help="Patch axes of a --model network must be multiples of this power of two (default: the "
          "preset's, else the smallest power of two its forward accepts).")]
 
+InputShape = Annotated[str | None, typer.Option(
+    "--input", rich_help_panel=_PANEL,
+    help="One sample's input for a --model network: C,H,W (2-D images, e.g. 3,86,86), C,D,H,W or "
+         "C,L. Sets --in-channels and the patch.")]
+
 
 def model_from_options(model: str | None, model_kwargs: str | None, in_channels: int | None,
                        patch_multiple: int | None, arch_options: SpecOptions,
-                       ctx: typer.Context | None = None) -> ModelSpec | None:
-    """The :class:`ModelSpec` ``--model`` names, or ``None`` without ``--model``.
+                       ctx: typer.Context | None = None,
+                       input_shape: str | None = None) -> ModelSpec | None:
+    """The :class:`ModelSpec` ``--model`` names, or ``None`` without ``--model``; ``--input``
+    gives its input channels.
 
     Every option acts or is refused: ``--model-kwargs``, ``--in-channels`` and
     ``--patch-multiple`` act on a ``--model`` network only, the architecture options on
@@ -43,8 +51,16 @@ def model_from_options(model: str | None, model_kwargs: str | None, in_channels:
 
     Raises:
         RevprofError: an option that does not apply to the kind of network, ``--in-channels``
-            out of bounds, or as :func:`model_spec`.
+            out of bounds, ``--input`` beside ``--in-channels``, a bad ``--input``, or as
+            :func:`model_spec`.
     """
+    if input_shape is not None:
+        if model is None:
+            raise RevprofError(f"--input {input_shape} sets the input of a --model network; revprof's "
+                               f"own networks are 3-D with 4 channels: give --patch D,H,W instead")
+        if in_channels is not None:
+            raise RevprofError("--input gives the input channels (its first number); drop --in-channels")
+        in_channels, _ = parse_input_shape(input_shape)
     if model is None:
         for name, value in (("--model-kwargs", model_kwargs), ("--in-channels", in_channels),
                             ("--patch-multiple", patch_multiple)):
@@ -63,3 +79,18 @@ def model_from_options(model: str | None, model_kwargs: str | None, in_channels:
         bounds.check_int("--in-channels", in_channels, 1, bounds.MAX_WIDTH)
     return model_spec(model, parse_model_kwargs(model_kwargs), in_channels=in_channels,
                       patch_multiple=patch_multiple)
+
+
+def input_patch(ctx: typer.Context, input_shape: str | None, patch: str | None,
+                name: str = "patch") -> str | tuple[int, ...] | None:
+    """The patch: the spatial sizes of ``--input`` (``(86, 86)``) when it is given, else ``patch``.
+
+    Raises:
+        RevprofError: ``--input`` together with an explicit ``--patch``, or a bad ``--input``.
+    """
+    if input_shape is None:
+        return patch
+    if given(ctx, name):
+        raise RevprofError(f"--input {input_shape} gives the patch (its sizes after the channels); "
+                           f"drop --{name}")
+    return parse_input_shape(input_shape)[1]

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from revprof.cli._common import choice, console, description_column, err_console, handle_errors
 from revprof.errors import RevprofError
-from revprof.cli.model_options import InChannels, Model, ModelKwargs, PatchMultiple, model_from_options
+from revprof.cli.model_options import (
+    InChannels, InputShape, Model, ModelKwargs, PatchMultiple, input_patch, model_from_options,
+)
 from revprof.cli.recipe_options import DeviceMemory, RecipeOptions, with_recipe_options
 from revprof.cli.spec_options import (
     Arch, Checkpoint, DecoderDepth, Depth, EncoderDepth, Groups, Growth, Levels, MaxWidth,
@@ -26,7 +28,7 @@ from revprof.memory.planner import (
     CRITERIA, DEFAULT_MAX_PATCH, Candidate, Criterion, CriterionName, Plan, best_networks, largest_batch,
     largest_patch,
 )
-from revprof.spec import parse_patch
+from revprof.spec import parse_patch, parse_spatial
 from revprof.units import format_bytes, parse_bytes
 
 
@@ -162,6 +164,7 @@ def plan(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     model: Model = None, model_kwargs: ModelKwargs = None,
     in_channels: InChannels = None, patch_multiple: PatchMultiple = None,
+    input_shape: InputShape = None,
     recipe_options: RecipeOptions = RecipeOptions(),
     max_seconds: Annotated[float, typer.Option(
         "--max-seconds", min=0, help="Stop the search after this long (0: no limit) and print the "
@@ -187,7 +190,9 @@ def plan(
     median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
-    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx)
+    factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx,
+                                 input_shape)
+    patch = input_patch(ctx, input_shape, patch)
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)
@@ -216,7 +221,7 @@ def plan(
                 result = largest_patch(spec, budget_bytes, limit, step_recipe, seen,
                                        criterion=rule, median_shape=median)
             elif factory is not None:
-                result = largest_batch(factory, parse_patch(patch), budget_bytes, step_recipe,
+                result = largest_batch(factory, parse_spatial(patch), budget_bytes, step_recipe,
                                        on_evaluate=seen, criterion=rule)
             else:
                 result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
@@ -240,7 +245,7 @@ def plan(
         closest = (f"; the smallest candidate, {smallest.spec.describe()}, needs "
                    f"{format_bytes(rule.need(smallest))} by the {rule.name} criterion") if smallest else ""
         raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)} at patch "
-                           f"{'x'.join(map(str, parse_patch(patch)))}{closest}")
+                           f"{'x'.join(map(str, parse_spatial(patch)))}{closest}")
     console.print(_table(result))
     console.print(f"recipe {step_recipe.describe()}", highlight=False)
     if median is not None:

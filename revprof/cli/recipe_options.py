@@ -76,7 +76,8 @@ Precision = Annotated[PrecisionName | None, typer.Option(
 Set = Annotated[list[str] | None, typer.Option(
     "--set", metavar="FIELD=VALUE", rich_help_panel=_PANEL,
     help="Set any recipe field, the value as JSON or text (--set eps=1e-6 --set "
-         "zero_grad=after_loss); repeatable. See docs/recipes.md for the fields.")]
+         "zero_grad=after_loss; null unsets a field: --set weight_decay=null is PyTorch's "
+         "default); repeatable. See docs/recipes.md for the fields.")]
 
 
 DeviceMemory = Annotated[str | None, typer.Option(
@@ -130,7 +131,8 @@ class RecipeOptions:
             RevprofError: an unknown preset, a bad recipe file or a bad value, naming the field.
         """
         kwargs = {"default": default} if default is not None else {}
-        return resolve_recipe(self.recipe, {**self.overrides(), **more}, **kwargs)
+        given = {name: value for name, value in more.items() if value is not None}
+        return resolve_recipe(self.recipe, {**self.overrides(), **given}, **kwargs)
 
     def given(self) -> bool:
         """Whether any recipe option was given."""

@@ -37,7 +37,7 @@ from revprof.nn import build_network, network_from_dict, network_parts
 from revprof.nn._ownership import OWNERSHIP, reuse_status
 from revprof.nn.factory import model_spec
 from revprof.recipe import PAPER, Recipe, recipe_or_paper
-from revprof.spec import ArchSpec, Precision, parse_patch
+from revprof.spec import ArchSpec, Precision, parse_patch, parse_spatial
 from revprof.step import (
     TrainingStep,
     counters_on_device,
@@ -218,7 +218,8 @@ def measure_memory(
         spec: the network (:class:`~revprof.network.Network`): an :class:`ArchSpec` or a
             :class:`~revprof.nn.factory.ModelSpec`.
         patch: ``(D, H, W)`` or one size for all axes; each a multiple of the network's
-            ``patch_multiple``.
+            ``patch_multiple``. A foreign network (``model=`` or a ``ModelSpec``) may take 1 to 3
+            axes, e.g. ``(86, 86)`` for 2-D images (``spec.parse_spatial``).
         recipe: the training step (:class:`~revprof.recipe.Recipe`: optimizer, loss, targets,
             precision, scaler, batch, ...); default the paper's.
         backend: ``auto``, ``cuda``, ``cpu`` or ``simulate``.
@@ -260,7 +261,7 @@ def measure_memory(
         raise RevprofError("measure_memory needs a network (spec or model=) and a patch")
     if not isinstance(recipe, Recipe):
         raise RevprofError(f"recipe must be a revprof.recipe.Recipe; got {type(recipe).__name__}")
-    shape = parse_patch(patch)
+    shape = parse_patch(patch) if isinstance(spec, ArchSpec) else parse_spatial(patch)  # foreign: 1-3-D
     network = spec.checked(shape, recipe.batch, recipe.targets)
     if steps < 2:
         raise RevprofError(f"steps must be at least 2 (the optimizer's state exists from the "
@@ -415,7 +416,7 @@ def _measure_model(network: Network, patch: tuple[int, ...], recipe: Recipe, bac
                     lambda p: tracker.mark("gradients", [p.grad])))
             with tracker, tracker.saving():
                 resident = batch.tensors() if recipe.transfer == "resident" else []
-                tracker.register([*model.parameters(), *resident])
+                tracker.register([*model_state(model), *resident])
                 tracker.mark("parameters", model.parameters())
                 # From the moment they exist: the optimizer's moments and buffers are optimizer
                 # state; its step counters (host scalars on a GPU unless fused) are not counted.
@@ -483,6 +484,16 @@ def predicted_oom(prediction: AllocatorPrediction) -> dict[str, Any]:
             "capacity_bytes": prediction.device_total_bytes, "usable_bytes": usable,
             "reserved_bytes": prediction.reserved_at_oom,
             "allocated_bytes": prediction.allocated_at_oom}
+
+
+def model_state(module: torch.nn.Module) -> Iterator[torch.Tensor]:
+    """The parameters and buffers (batch norm's running statistics) of ``module`` in the order
+    ``module.to(device)`` allocates them: each child first, then a module's own parameters, then
+    its own buffers (``nn.Module._apply``)."""
+    for child in module.children():
+        yield from model_state(child)
+    yield from module.parameters(recurse=False)
+    yield from module.buffers(recurse=False)
 
 
 def gradient_reuse() -> bool | None:

@@ -123,7 +123,7 @@ class Candidate:
 
     @property
     def voxels(self) -> int:
-        return self.patch[0] * self.patch[1] * self.patch[2]
+        return math.prod(self.patch)  # any number of axes (a foreign network's 2-D input)
 
     @property
     def device_bytes(self) -> int:

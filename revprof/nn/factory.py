@@ -222,11 +222,41 @@ class ModelSpec:
         """The network (for an ``nn.Module`` source: a copy; ``fake``: with fake parameters, to be
         called inside ``FakeTensorMode``).
 
+        With ``fake``, a factory is run outside the fake mode, on the ``meta`` device (nothing
+        allocated), or on the CPU when it cannot build there (an ``__init__`` that reads a tensor's
+        value: torchvision's RegNet), and the module is copied with fake parameters and buffers
+        (:func:`_copy_module`): some networks cannot be built over fake tensors at all
+        (torchvision's ConvNeXt and RegNet read a value in their ``__init__``).
+
         Raises:
             RevprofError: the factory raised or returned something that is not an ``nn.Module``.
         """
         if isinstance(self.source, nn.Module):
             return _copy_module(self.source, fake)
+        if not fake:
+            return self._call_factory()
+        from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+        with unset_fake_temporarily(), torch.random.fork_rng(devices=[]):
+            template = self.template()
+        return _copy_module(template, fake=True)
+
+    def template(self) -> nn.Module:
+        """The network built without memory where the factory allows it: on the ``meta`` device,
+        else (its ``__init__`` needs values) on the CPU. For its structure and shapes only.
+
+        Raises:
+            RevprofError: the factory raised on the CPU too, or returned no ``nn.Module``.
+        """
+        if isinstance(self.source, nn.Module):
+            return self.source
+        try:
+            with torch.device("meta"):
+                return self._call_factory()
+        except RevprofError:
+            return self._call_factory()
+
+    def _call_factory(self) -> nn.Module:
         factory = self.source if self.source is not None else load_factory(self.factory)
         with user_code(f"model {self.factory!r}: the factory"):
             model = factory(**self.kwargs)
@@ -287,13 +317,14 @@ class ModelSpec:
                    bottleneck_edge=int(data.get("bottleneck_edge", 1)),
                    outputs=tuple(tuple(s) for s in data.get("outputs") or ()))
 
-    def checked(self, patch: Sequence[int], batch: int = 1, targets: str = "regions") -> ModelSpec:
+    def checked(self, patch: Sequence[int], batch: int = 1, targets: str | None = "regions") -> ModelSpec:
         """This spec with ``out_channels`` and ``outputs`` found by a forward over fake tensors on
         ``(batch, in_channels, *patch)``; nothing is allocated.
 
         ``targets`` ``regions`` and ``classes`` need outputs ``(batch, C, *s)``, the first at the
         full patch, one ``C`` for all and no axis larger than the patch; ``labels`` needs one
-        output ``(batch, K)`` (a classifier).
+        output ``(batch, K)`` (a classifier); ``None`` takes any outputs (``out_channels``: the
+        first output's axis 1, if it has one).
 
         Raises:
             RevprofError: a patch axis not a multiple of :attr:`patch_multiple`, no trainable
@@ -319,6 +350,8 @@ class ModelSpec:
             _check_differentiable(outputs, self.factory, words)
             shapes = tuple(tuple(o.shape) for o in outputs)
         first = shapes[0]
+        if targets is None:
+            return replace(self, out_channels=first[1] if len(first) > 1 else None, outputs=shapes)
         if targets == "labels":
             channels = first[1] if len(first) == 2 else None
             if len(shapes) != 1 or len(first) != 2 or first[0] != batch or (
@@ -336,10 +369,12 @@ class ModelSpec:
                     and (shape[2:] == patch if i == 0 else all(s <= p for s, p in zip(shape[2:], patch))))
             if not good or (self.out_channels is not None and channels != self.out_channels):
                 which = "the output" if len(shapes) == 1 else f"output {i} of {len(shapes)}"
+                hint = ("; a classifier trains on class labels: set the recipe's targets=labels "
+                        "and loss=ce (--set targets=labels --set loss=ce)" if len(shape) == 2 else
+                        " (deep-supervision outputs may be smaller)")
                 raise RevprofError(f"model {self.factory!r}: {which} on a {words} input has shape "
                                    f"{'x'.join(map(str, shape))}; expected "
-                                   f"{'x'.join(map(str, expected))} for targets {targets!r} "
-                                   f"(deep-supervision outputs may be smaller)")
+                                   f"{'x'.join(map(str, expected))} for targets {targets!r}{hint}")
         if targets == "classes" and channels is not None and channels < 2:
             raise RevprofError(f"model {self.factory!r}: targets 'classes' need at least 2 output "
                                f"channels (background and one class); it has {channels}",
@@ -348,8 +383,9 @@ class ModelSpec:
 
 
 def _copy_module(module: nn.Module, fake: bool) -> nn.Module:
-    """A deep copy of ``module``; with ``fake`` (inside ``FakeTensorMode``) its parameters and buffers
-    are replaced by new fake tensors of the same shape, so the real ones are never touched."""
+    """A deep copy of ``module``; with ``fake`` (inside ``FakeTensorMode``) its parameters, buffers
+    and other tensor attributes are replaced by new fake tensors of the same shape and dtype, so
+    the real (or meta) ones are never touched."""
     if not fake:
         return copy.deepcopy(module)
     memo: dict[int, Any] = {}
@@ -357,6 +393,10 @@ def _copy_module(module: nn.Module, fake: bool) -> nn.Module:
         memo[id(p)] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype), requires_grad=p.requires_grad)
     for b in module.buffers():
         memo[id(b)] = torch.empty(b.shape, dtype=b.dtype)
+    for sub in module.modules():  # plain tensor attributes (neither parameter nor buffer)
+        for value in vars(sub).values():
+            if isinstance(value, torch.Tensor) and id(value) not in memo:
+                memo[id(value)] = torch.empty(value.shape, dtype=value.dtype)
     return copy.deepcopy(module, memo)
 
 
@@ -409,8 +449,7 @@ def model_spec(model: str | Callable[[], nn.Module] | nn.Module, kwargs: Mapping
         if isinstance(model, nn.Module):
             in_channels = _infer_in_channels(model, kwargs)
         else:
-            with torch.device("meta"):  # built without memory, only to read its first convolution
-                in_channels = _infer_in_channels(spec.build(), kwargs)
+            in_channels = _infer_in_channels(spec.template(), kwargs)  # its first convolution
         if in_channels is None:
             raise RevprofError(f"model {name!r}: cannot tell its input channels; give in_channels "
                                f"(--in-channels)")

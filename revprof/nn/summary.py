@@ -83,9 +83,8 @@ class FactoryModelSummary:
 
 def summarize_factory(spec: object, depth: int = 2) -> FactoryModelSummary:
     """The layer table of a :class:`~revprof.nn.factory.ModelSpec`'s network down to ``depth``
-    levels of submodules (built on the meta device: no memory is used)."""
-    with torch.device("meta"):
-        model = spec.build()  # type: ignore[attr-defined]
+    levels of submodules (built on the meta device where it can be: ``ModelSpec.template``)."""
+    model = spec.template()  # type: ignore[attr-defined]
     rows: list[LayerSummary] = []
     counted: list[tuple[str, int, set[int]]] = []  # (name, depth, parameter ids) of the rows so far
     for name, module in model.named_modules():

@@ -141,6 +141,26 @@ def test_a_zero_argument_factory_is_measured():
     assert again.spec == report.spec and again.peak_bytes == report.peak_bytes
 
 
+class _TensorsInLists(torch.nn.Module):
+    """Tensors kept in a list and a dict attribute, as MONAI's DynUNet keeps ``heads``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(2, 3, 3, padding=1)
+        self.heads = [torch.rand(1)] * 2
+        self.extra = {"scale": (torch.ones(1),)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * self.extra["scale"][0]
+
+
+def test_tensors_inside_list_and_dict_attributes_are_made_fake():
+    # built on the meta device, the factory's list of tensors must not reach the fake mode as meta
+    simulated = measure_memory(model=_TensorsInLists, patch=8, backend="simulate")
+    counted = measure_memory(model=_TensorsInLists, patch=8, backend="cpu")
+    assert simulated.peak_bytes == counted.peak_bytes > 0
+
+
 def test_spec_and_model_together_is_an_error():
     from revprof import ArchSpec
 

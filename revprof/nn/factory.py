@@ -15,7 +15,7 @@ import json
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -393,11 +393,23 @@ def _copy_module(module: nn.Module, fake: bool) -> nn.Module:
         memo[id(p)] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype), requires_grad=p.requires_grad)
     for b in module.buffers():
         memo[id(b)] = torch.empty(b.shape, dtype=b.dtype)
-    for sub in module.modules():  # plain tensor attributes (neither parameter nor buffer)
-        for value in vars(sub).values():
-            if isinstance(value, torch.Tensor) and id(value) not in memo:
+    for sub in module.modules():  # other tensor attributes, also in lists, tuples and dicts
+        for value in _plain_tensors(vars(sub).values()):  # (MONAI's DynUNet: heads = [rand(1)])
+            if id(value) not in memo:
                 memo[id(value)] = torch.empty(value.shape, dtype=value.dtype)
     return copy.deepcopy(module, memo)
+
+
+def _plain_tensors(values: Iterable[Any], depth: int = 4) -> Iterator[torch.Tensor]:
+    """The tensors among ``values`` and inside their lists, tuples, sets and dict values, to
+    ``depth`` containers deep (modules are left to :meth:`nn.Module.modules`)."""
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif depth and isinstance(value, (list, tuple, set, frozenset)):
+            yield from _plain_tensors(value, depth - 1)
+        elif depth and isinstance(value, dict):
+            yield from _plain_tensors(value.values(), depth - 1)
 
 
 def _infer_in_channels(model: nn.Module, kwargs: Mapping[str, Any]) -> int | None:

@@ -43,6 +43,11 @@ class Network(Protocol):
     def out_channels(self) -> int | None: ...
 
     @property
+    def levels(self) -> int:
+        """Resolution levels (a foreign network: those its patch multiple implies)."""
+        ...
+
+    @property
     def patch_multiple(self) -> int:
         """Every patch axis must be a multiple of this."""
         ...

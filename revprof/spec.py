@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, overload
 
 from revprof.bounds import MAX_DEPTH, MAX_GROWTH, MAX_LEVELS, MAX_PATCH, MAX_WIDTH, check_float
 from revprof.errors import RevprofError, look_up
@@ -532,6 +532,14 @@ def parse_input_shape(value: str | Sequence[int]) -> tuple[int, tuple[int, ...]]
     if any(p > MAX_PATCH for p in parts[1:]):
         raise RevprofError(f"input sizes must be at most {MAX_PATCH} per axis; got {value!r}")
     return parts[0], tuple(parts[1:])
+
+
+@overload
+def validate_patch(spec: ArchSpec, patch: str | int | Sequence[int]) -> tuple[int, int, int]: ...
+
+
+@overload
+def validate_patch(spec: Any, patch: str | int | Sequence[int]) -> tuple[int, ...]: ...
 
 
 def validate_patch(spec: Any, patch: str | int | Sequence[int]) -> tuple[int, ...]:

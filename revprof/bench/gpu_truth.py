@@ -25,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args
 
@@ -229,10 +230,17 @@ def estimator_summary(name: str, rows: Sequence[TruthRow], estimate: Callable[[T
 
 def peer_summaries(rows: Sequence[TruthRow]) -> tuple[EstimatorSummary, ...]:
     """:func:`estimator_summary` of each peer estimator in :data:`ESTIMATORS`."""
-    return tuple(estimator_summary(ESTIMATOR_LABELS[name], rows,
-                                   lambda r, n=name: r.peer(n).est_bytes,
-                                   lambda r, n=name: r.peer(n).pred_oom)
+    return tuple(estimator_summary(ESTIMATOR_LABELS[name], rows, partial(_peer_bytes, name),
+                                   partial(_peer_oom, name))
                  for name in ESTIMATORS)
+
+
+def _peer_bytes(name: Estimator, row: TruthRow) -> float:
+    return row.peer(name).est_bytes
+
+
+def _peer_oom(name: Estimator, row: TruthRow) -> bool:
+    return row.peer(name).pred_oom
 
 
 def read_truth_rows(path: str | Path) -> TruthFile:

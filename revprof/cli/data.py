@@ -117,7 +117,7 @@ def _report_dict(report: CheckReport) -> dict[str, object]:
     }
 
 
-def _counts(mapping: dict, fmt) -> str:  # type: ignore[type-arg]
+def _counts(mapping: dict, fmt) -> str:
     return ", ".join(f"{fmt(k)} ({n})" for k, n in sorted(mapping.items()))
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -113,7 +113,7 @@ def measure(
     if steps is not None:
         check_training_outputs(results, save_model, save_predictions, seed)
         base = loaded.settings if loaded is not None else TrainSettings()
-        here = {"data": Path(data) if data else None, "val_cases": val_cases, "device": device,
+        here: dict[str, Any] = {"data": Path(data) if data else None, "val_cases": val_cases, "device": device,
                 "seed": seed, "convention": convention,
                 "crop": parse_patch(crop) if crop else None, "spacing": parse_spacing(spacing)}
         settings = dataclasses.replace(

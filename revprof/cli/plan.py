@@ -192,7 +192,7 @@ def plan(
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx,
                                  input_shape)
-    patch = input_patch(ctx, input_shape, patch)
+    fixed = input_patch(ctx, input_shape, patch)
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)
@@ -213,7 +213,7 @@ def plan(
                 raise _OutOfTime
 
         try:
-            if patch is None:
+            if fixed is None:
                 limit = parse_patch(max_patch)
                 if median is not None:  # as nnU-Net: no patch larger than the median image
                     step = 2 ** (spec.levels - 1)
@@ -221,10 +221,10 @@ def plan(
                 result = largest_patch(spec, budget_bytes, limit, step_recipe, seen,
                                        criterion=rule, median_shape=median)
             elif factory is not None:
-                result = largest_batch(factory, parse_spatial(patch), budget_bytes, step_recipe,
+                result = largest_batch(factory, parse_spatial(fixed), budget_bytes, step_recipe,
                                        on_evaluate=seen, criterion=rule)
             else:
-                result = best_networks(spec, parse_patch(patch), budget_bytes, max_depth=max_depth,
+                result = best_networks(spec, parse_patch(fixed), budget_bytes, max_depth=max_depth,
                                        search_depth=search in ("depth", "both"),
                                        search_width=search in ("width", "both"),
                                        recipe=step_recipe, top=top, on_evaluate=seen,
@@ -232,7 +232,7 @@ def plan(
         except _OutOfTime:
             result = None
     if result is None:
-        _stopped(predicted, rule, budget_bytes, patch is None, time.monotonic() - started,
+        _stopped(predicted, rule, budget_bytes, fixed is None, time.monotonic() - started,
                  max_seconds, as_json)
         return
     if as_json:
@@ -244,8 +244,8 @@ def plan(
         smallest = result.rejected[0] if result.rejected else None
         closest = (f"; the smallest candidate, {smallest.spec.describe()}, needs "
                    f"{format_bytes(rule.need(smallest))} by the {rule.name} criterion") if smallest else ""
-        raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)} at patch "
-                           f"{'x'.join(map(str, parse_spatial(patch)))}{closest}")
+        at = f" at patch {'x'.join(map(str, parse_spatial(fixed)))}" if fixed is not None else ""
+        raise RevprofError(f"nothing fits in {format_bytes(budget_bytes)}{at}{closest}")
     console.print(_table(result))
     console.print(f"recipe {step_recipe.describe()}", highlight=False)
     if median is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
 
 from revprof.cli._common import console, description_column, err_console, handle_errors
 
@@ -31,7 +31,7 @@ def predict(
     with Progress(description_column(), BarColumn(), MofNCompleteColumn(),
                   TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal,
                   transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def window(case: str, done: int, total: int) -> None:
             if case not in tasks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ def _patch3(patch: int | Sequence[int]) -> tuple[int, int, int]:
     patch = tuple(int(p) for p in patch)
     if len(patch) != 3 or any(p < 1 for p in patch):
         raise RevprofError(f"patch size must be three positive integers; got {patch}")
-    return patch  # type: ignore[return-value]
+    return patch
 
 
 def pad_to(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -70,7 +71,7 @@ def sample_patch(
             starts.append(int(torch.randint(low, top + 1, (1,), generator=generator)))
             continue
         starts.append(int(torch.randint(0, high, (1,), generator=generator)) if high > 1 else 0)
-    window = (Ellipsis, *(slice(s, s + p) for s, p in zip(starts, size)))
+    window: tuple[Any, ...] = (Ellipsis, *(slice(s, s + p) for s, p in zip(starts, size)))
     img = torch.from_numpy(np.ascontiguousarray(image[window], dtype=np.float32))
     tgt = torch.from_numpy(np.ascontiguousarray(regions[window]).astype(np.float32))
     if flip:
@@ -133,8 +134,11 @@ class PatchSampler:
             return None
         if float(torch.rand(1, generator=self.generator)) >= self.foreground:
             return None
+        regions = self.cases[index].regions
+        if regions is None:
+            return None
         if index not in self._tumour:
-            self._tumour[index] = np.argwhere(self.cases[index].regions[0] > 0)
+            self._tumour[index] = np.argwhere(regions[0] > 0)
         voxels = self._tumour[index]
         if len(voxels) == 0:
             return None

@@ -61,7 +61,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         raise RevprofError(
             f"every side of shape must lie in {MIN_SIDE}..{MAX_SIDE}; got {text!r}"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def brats_affine(shape: Sequence[int]) -> np.ndarray:
@@ -121,7 +121,8 @@ def _smooth_field(
     return field / np.float32(max(total, 1e-6) ** 0.5 * 1.2)
 
 
-def _ellipsoid_radius(shape: Sequence[int], centre: Sequence[float], semi: Sequence[float]) -> np.ndarray:
+def _ellipsoid_radius(shape: Sequence[int] | np.ndarray, centre: Sequence[float] | np.ndarray,
+                      semi: Sequence[float] | np.ndarray) -> np.ndarray:
     axes = [((np.arange(int(n), dtype=np.float32) - c) / s) ** 2
             for n, c, s in zip(shape, centre, semi)]
     return np.sqrt(axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :])

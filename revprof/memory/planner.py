@@ -36,6 +36,7 @@ from revprof.memory.cards import DeviceCapacity
 from revprof.memory.device import DeviceClass, allocator_capacity, device_need
 from revprof.memory.measure import alloc_conf_of, measure_memory
 from revprof.memory.tracker import rounded
+from revprof.network import Network
 from revprof.recipe import PAPER, Recipe
 from revprof.spec import ArchSpec, validate_patch
 from revprof.units import format_bytes
@@ -111,8 +112,8 @@ class Candidate:
     what was reserved when it did).
     """
 
-    spec: ArchSpec
-    patch: tuple[int, int, int]
+    spec: Network
+    patch: tuple[int, ...]
     peak_bytes: int
     params: int
     reserved_bytes: int = 0
@@ -182,11 +183,11 @@ class _Predictor:
                  on_evaluate: Callable[[Candidate], None] | None) -> None:
         self.recipe = recipe
         self.criterion = criterion
-        self.cache: dict[tuple[str, tuple[int, int, int]], Candidate] = {}
-        self.logs: dict[tuple[str, tuple[int, int, int]], list[tuple[str, int, int, str, int]]] = {}
+        self.cache: dict[tuple[str, tuple[int, ...]], Candidate] = {}
+        self.logs: dict[tuple[str, tuple[int, ...]], list[tuple[str, int, int, str, int]]] = {}
         self.on_evaluate = on_evaluate or (lambda candidate: None)
 
-    def __call__(self, spec: ArchSpec, patch: tuple[int, int, int]) -> Candidate:
+    def __call__(self, spec: Network, patch: tuple[int, ...]) -> Candidate:
         key = (spec.to_json(), patch)
         if key not in self.cache:
             report = measure_memory(spec, patch, self.recipe, backend="simulate",
@@ -200,11 +201,11 @@ class _Predictor:
             self.on_evaluate(self.cache[key])
         return self.cache[key]
 
-    def log(self, spec: ArchSpec, patch: tuple[int, int, int]) -> list[tuple[str, int, int, str, int]]:
+    def log(self, spec: Network, patch: tuple[int, ...]) -> list[tuple[str, int, int, str, int]]:
         self(spec, patch)
         return self.logs[(spec.to_json(), patch)]
 
-    def modelled(self, spec: ArchSpec, patch: tuple[int, int, int], peak: int, reserved: int,
+    def modelled(self, spec: Network, patch: tuple[int, ...], peak: int, reserved: int,
                  params: int, oom: bool = False) -> Candidate:
         context, workspace = self.criterion.device_parts(reserved)
         return Candidate(spec, patch, peak, params, reserved, context, workspace, verified=False,
@@ -270,9 +271,9 @@ def _tensor_peak(events: list[tuple[str, int, int]]) -> int:
 
 
 def _shapes_by_voxels(max_patch: Sequence[int], step: int, smallest: int | None = None
-                      ) -> dict[int, list[tuple[int, int, int]]]:
+                      ) -> dict[int, list[tuple[int, ...]]]:
     axes = [range(smallest or step, m + 1, step) for m in max_patch]
-    shapes: dict[int, list[tuple[int, int, int]]] = {}
+    shapes: dict[int, list[tuple[int, ...]]] = {}
     for d in axes[0]:
         for h in axes[1]:
             for w in axes[2]:
@@ -280,11 +281,11 @@ def _shapes_by_voxels(max_patch: Sequence[int], step: int, smallest: int | None 
     return shapes
 
 
-def shape_preference(median_shape: Sequence[float] | None) -> Callable[[tuple[int, int, int]], tuple[float, ...]]:
+def shape_preference(median_shape: Sequence[float] | None) -> Callable[[tuple[int, ...]], tuple[float, ...]]:
     """Sort key among patches of one voxel count: closest to the median shape's proportions (the
     spread of ``log(patch / median)`` over the axes, as nnU-Net keeps the median's aspect), else
     the most cube-like; ties go to the larger first axes."""
-    def key(patch: tuple[int, int, int]) -> tuple[float, ...]:
+    def key(patch: tuple[int, ...]) -> tuple[float, ...]:
         if median_shape:
             logs = [math.log(p / m) for p, m in zip(patch, median_shape)]
         else:
@@ -295,7 +296,7 @@ def shape_preference(median_shape: Sequence[float] | None) -> Callable[[tuple[in
 
 
 def largest_patch(
-    spec: ArchSpec,
+    spec: Network,
     budget_bytes: int,
     max_patch: Sequence[int] = DEFAULT_MAX_PATCH,
     recipe: Recipe = PAPER,
@@ -329,7 +330,7 @@ def largest_patch(
     shapes = _shapes_by_voxels(top, step, floor)
     counts = sorted(shapes, reverse=True)
 
-    def check(patch: tuple[int, int, int]) -> Candidate:
+    def check(patch: tuple[int, ...]) -> Candidate:
         candidate = predict(spec, patch)
         if candidate not in plan.checked:
             plan.checked.append(candidate)
@@ -479,7 +480,7 @@ def best_networks(
 
 
 def largest_batch(
-    spec: ArchSpec,
+    spec: Network,
     patch: Sequence[int],
     budget_bytes: int,
     recipe: Recipe = PAPER,

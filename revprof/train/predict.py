@@ -16,7 +16,7 @@ import torch
 
 from revprof.errors import RevprofError
 from revprof.recipe import PAPER, Recipe, recipe_or_paper
-from revprof.spec import ArchSpec, parse_patch, validate_patch
+from revprof.spec import ArchSpec, Precision, parse_patch, validate_patch
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Checkpoint:
     state_dict: dict
     patch: tuple[int, int, int] | None
     crop: tuple[int, int, int] | None
-    precision: str
+    precision: Precision
     spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
     recipe: Recipe = PAPER
 
@@ -141,5 +141,5 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
                                checkpoint.precision, on_window=report)
         labels = restore_labels(probs, pre)
         (path,) = write_predictions({case.case_id: labels}, PreparedData(data, [], [pre], {}), out)
-        results.append(Predicted(case.case_id, path, tuple(loaded.image.shape[1:])))  # type: ignore[arg-type]
+        results.append(Predicted(case.case_id, path, tuple(loaded.image.shape[1:])))
     return results

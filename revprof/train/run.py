@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,9 @@ from revprof.environment import environment, resolve_device
 from revprof.memory.measure import cuda_measurement, measure_memory, oom_record, warm_up_cuda
 from revprof.memory.tracker import StorageTracker
 from revprof.nn import build_model
+from revprof.nn.unet import UNet3D
 from revprof.recipe import Recipe
-from revprof.spec import ArchSpec, validate_patch
+from revprof.spec import ArchSpec, Precision, validate_patch
 from revprof.step import Batch, TrainingStep
 from revprof.train.demo_data import demo_dataset
 from revprof.train.infer import predict_volume
@@ -117,8 +119,8 @@ def _progress(enabled: bool) -> Progress:
                     transient=False)
 
 
-def evaluate_cases(model: torch.nn.Module, spec: ArchSpec, cases: list, patch: tuple[int, int, int],
-                   device: torch.device, precision: str,
+def evaluate_cases(model: UNet3D, spec: ArchSpec, cases: list, patch: tuple[int, int, int],
+                   device: torch.device, precision: Precision,
                    sources: dict, on_window: Callable[[int, int, int], None] | None = None,
                    ) -> tuple[list[CaseDice], dict[str, np.ndarray]]:
     """Dice per region of each validation case, exactly as ``revprof evaluate`` scores it.
@@ -336,7 +338,6 @@ def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir
     for case in data.validation:
         path = out_dir / f"{case.case_id}.nii.gz"
         image = nib.Nifti1Image(labels[case.case_id], case.affine)
-        replace_file(path, lambda temporary, image=image: nib.save(image, temporary),
-                     prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
+        replace_file(path, partial(nib.save, image), prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
         written.append(path)
     return written

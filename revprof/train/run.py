@@ -331,12 +331,12 @@ def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir
     import nibabel as nib
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for case in data.validation:
         path = out_dir / f"{case.case_id}.nii.gz"
         image = nib.Nifti1Image(labels[case.case_id], case.affine)
         replace_file(path, lambda temporary, image=image: nib.save(image, temporary),
-                     prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
+                     prefix=f".{case.case_id}.", suffix=".tmp.nii.gz", name=str(path),
+                     make_folder=True)
         written.append(path)
     return written

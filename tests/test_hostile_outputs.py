@@ -1,0 +1,287 @@
+"""Hostile input, round three, part 2 (issue 26): output paths, writers, huge integers, time
+limits on user code, checkpoints.
+
+- Huge integers: every integer a user gives (options, spec files) is refused in one line that
+  states its bound, before any work.
+- Options that act on nothing (``measure --seed`` without ``--steps``, ``plan --top`` without
+  ``--patch``) are refused in one line.
+- A ``--model`` factory or forward that never returns ends in one line after the time limit
+  (``REVPROF_USER_CODE_TIMEOUT``), in a real subprocess.
+- Output paths: an existing file where a folder is wanted, a path under a file, ``/proc``,
+  ``/dev/full``, a read-only or full file system, a name longer than the file system allows:
+  one line before any work, for every command that writes.
+- Writers: a real subprocess killed (SIGKILL) or interrupted (SIGINT) in the middle of a write
+  leaves no file under its final name; a full disk leaves nothing half-written.
+- Checkpoints: an empty file, a patch that is text, a spacing out of bounds: one line each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from test_reliability import assert_one_line_error, in_tmp, invoke  # noqa: F401 - in_tmp: a fixture
+
+ROOT = Path(__file__).resolve().parents[1]
+HUGE = "99999999999999999999"
+TINY_NET = ["--levels", "2", "--widths", "4,8"]
+
+
+def revprof(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``revprof ARGS`` in a real subprocess."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT)]),
+                   "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "revprof", *args], cwd=cwd, env=environment,
+                          text=True, capture_output=True, timeout=timeout)
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], expect: str) -> str:
+    """A subprocess that ended non-zero with one ``error:`` line containing ``expect``."""
+    assert result.returncode not in (0, -signal.SIGKILL), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert expect in errors[0], errors[0]
+    return errors[0]
+
+
+# ---- huge integers ------------------------------------------------------------------------
+HUGE_OPTIONS = [
+    pytest.param(["measure", "--steps", HUGE, "--data", "data"], "from 1 to 10000000", id="measure-steps"),
+    pytest.param(["measure", "--batch", HUGE], "from 1 to 1024", id="measure-batch"),
+    pytest.param(["measure", "--accumulate", HUGE], "from 1 to 1024", id="measure-accumulate"),
+    pytest.param(["measure", "--set", f"steps={HUGE}"], "from 1 to 10000000", id="measure-set-steps"),
+    pytest.param(["measure", "--steps", "2", "--seed", HUGE], "from 0 to 4294967295", id="measure-seed"),
+    pytest.param(["measure", "--steps", "2", "--val-cases", HUGE], "from 0 to 10000", id="measure-val-cases"),
+    pytest.param(["measure", "--steps", "2", "--crop", HUGE], "at most 1024", id="measure-crop"),
+    pytest.param(["measure", "--levels", HUGE], "from 2 to 10", id="measure-levels"),
+    pytest.param(["measure", "--width", HUGE], "from 1 to 8192", id="measure-width"),
+    pytest.param(["measure", "--max-width", HUGE], "from 1 to 8192", id="measure-max-width"),
+    pytest.param(["measure", "--depth", HUGE], "from 1 to 64", id="measure-depth"),
+    pytest.param(["measure", "--patch", HUGE], "at most 1024", id="measure-patch"),
+    pytest.param(["measure", "--model", "torch.nn:Identity", "--in-channels", HUGE], "from 1 to 8192",
+                 id="measure-in-channels"),
+    pytest.param(["plan", "--budget", "1GiB", "--batch", HUGE], "from 1 to 1024", id="plan-batch"),
+    pytest.param(["plan", "--budget", "1GiB", "--patch", "16", "--max-depth", HUGE], "from 1 to 64",
+                 id="plan-max-depth"),
+    pytest.param(["plan", "--budget", "1GiB", "--patch", "16", "--top", HUGE], "from 1 to 1000",
+                 id="plan-top"),
+    pytest.param(["plan", "--budget", "1GiB", "--max-seconds", "1e300"], "from 0 to 604800",
+                 id="plan-max-seconds"),
+    pytest.param(["plan", "--budget", "1GiB", "--max-patch", HUGE], "at most 1024", id="plan-max-patch"),
+    pytest.param(["bench", "--quick", "--batch", HUGE], "from 1 to 1024", id="bench-batch"),
+    pytest.param(["data", "synth", "out", "--cases", HUGE], "from 1 to 10000", id="synth-cases"),
+    pytest.param(["data", "synth", "out", "--cases", "1", "--seed", HUGE], "4294967295", id="synth-seed"),
+    pytest.param(["data", "synth", "out", "--cases", "1", "--shape", f"{HUGE},16,16"], "16..1024",
+                 id="synth-shape"),
+    pytest.param(["sweep", "tiny.toml", "--steps", HUGE], "from 1 to 10000000", id="sweep-steps"),
+    pytest.param(["sweep", "tiny.toml", "--trials", HUGE], "from 1 to 100000", id="sweep-trials"),
+    pytest.param(["sweep", "tiny.toml", "--workers", HUGE], "from 1 to 256", id="sweep-workers"),
+    pytest.param(["sweep", "tiny.toml", "--seed", HUGE], "from 0 to 4294967295", id="sweep-seed"),
+]
+
+
+@pytest.mark.parametrize(("args", "bound"), HUGE_OPTIONS)
+def test_a_huge_integer_option_is_refused_with_its_bound(in_tmp: Path, args: list[str],
+                                                         bound: str) -> None:
+    (in_tmp / "data").mkdir()
+    assert_one_line_error(args, in_tmp, bound)
+
+
+def _spec_file(**changes: object) -> dict[str, object]:
+    from revprof.spec import ArchSpec
+    from revprof.train.settings import TrainSettings
+    from revprof.train.specfile import SpecFile
+
+    data = SpecFile(ArchSpec(widths=(4, 8), encoder_depth=(1, 1), decoder_depth=(1, 1),
+                             encoder_reversible=(True, True), decoder_reversible=(True, True),
+                             groups=2), TrainSettings()).to_dict()
+    for path, value in changes.items():
+        table, key, *rest = path.split(".")
+        target = data[table]
+        if rest:
+            target, key = target[key], rest[0]  # type: ignore[index]
+        target[key] = value  # type: ignore[index]
+    return data
+
+
+SPEC_INTEGERS = ["spec.in_channels", "spec.out_channels", "spec.groups", "train.val_cases",
+                 "train.seed", "train.synthetic_cases", "train.recipe.batch", "train.recipe.steps",
+                 "train.recipe.accumulate"]
+
+
+@pytest.mark.parametrize("key", SPEC_INTEGERS)
+@pytest.mark.parametrize("value", [10**20, -(10**20)])
+def test_a_huge_integer_in_a_spec_file_is_refused(in_tmp: Path, key: str, value: int) -> None:
+    (in_tmp / "net.json").write_text(json.dumps(_spec_file(**{key: value})))
+    text = assert_one_line_error(["measure", "--spec", "net.json", "--backend", "simulate"], in_tmp)
+    assert key.rpartition(".")[2] in text and " to " in text, text  # the field and its bound
+
+
+def test_a_spec_file_asking_for_a_billion_synthetic_cases_is_refused(in_tmp: Path) -> None:
+    (in_tmp / "net.json").write_text(json.dumps(_spec_file(**{"train.synthetic_cases": 10**9})))
+    assert_one_line_error(["measure", "--spec", "net.json", "--steps", "1"], in_tmp,
+                          "synthetic_cases must be from 1 to 10000")
+    assert not (in_tmp / ".revprof").exists()  # no staging folder, no data
+
+
+def test_every_integer_of_a_spec_file_has_a_bound() -> None:
+    """Fuzz over the file: each integer in it, set to 10**20, is refused."""
+    from revprof.errors import RevprofError
+    from revprof.train.specfile import SpecFile
+
+    def integers(value: object, path: tuple[object, ...] = ()) -> Iterator[tuple[object, ...]]:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from integers(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                yield from integers(item, (*path, index))
+        elif isinstance(value, int) and not isinstance(value, bool) and path[0] != "revprof_spec_file":
+            yield path
+
+    base = _spec_file()
+    found = list(integers(base))
+    assert len(found) >= 20
+    for path in found:
+        data = json.loads(json.dumps(base))
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = 10**20
+        with pytest.raises(RevprofError):
+            SpecFile.from_dict(data)
+
+
+# ---- options that act on nothing ----------------------------------------------------------
+IDLE = [
+    pytest.param(["measure", *TINY_NET, "--seed", "3"], "--seed acts only on a training run", id="seed"),
+    pytest.param(["measure", *TINY_NET, "--device", "cpu"], "--device acts only", id="device"),
+    pytest.param(["measure", *TINY_NET, "--val-cases", "1"], "--val-cases acts only", id="val-cases"),
+    pytest.param(["measure", *TINY_NET, "--data", "."], "--data acts only", id="data"),
+    pytest.param(["measure", *TINY_NET, "--crop", "32"], "--crop acts only", id="crop"),
+    pytest.param(["measure", *TINY_NET, "--spacing", "1,1,1"], "--spacing acts only", id="spacing"),
+    pytest.param(["measure", *TINY_NET, "--convention", "brats2021"], "--convention acts only",
+                 id="convention"),
+    pytest.param(["measure", *TINY_NET, "--results", "r.csv"], "--results acts only", id="results"),
+    pytest.param(["measure", *TINY_NET, "--save-model", "m.pt"], "--save-model acts only", id="save-model"),
+    pytest.param(["measure", *TINY_NET, "--save-predictions", "p"], "--save-predictions acts only",
+                 id="save-predictions"),
+    pytest.param(["measure", *TINY_NET, "--steps", "1", "--backend", "cpu"], "--backend acts on the memory",
+                 id="backend-with-steps"),
+    pytest.param(["measure", *TINY_NET, "--steps", "1", "--alloc-conf", "expandable_segments:True"],
+                 "--alloc-conf acts on the memory", id="alloc-conf-with-steps"),
+    pytest.param(["measure", *TINY_NET, "--timeline"], "--timeline adds the timeline to --json",
+                 id="timeline-without-json"),
+    pytest.param(["plan", *TINY_NET, "--budget", "1GiB", "--top", "3"], "--top does not act on the patch",
+                 id="plan-top-without-patch"),
+    pytest.param(["plan", *TINY_NET, "--budget", "1GiB", "--search", "depth"], "--search does not act",
+                 id="plan-search-without-patch"),
+    pytest.param(["plan", *TINY_NET, "--budget", "1GiB", "--max-depth", "3"], "--max-depth does not act",
+                 id="plan-max-depth-without-patch"),
+    pytest.param(["plan", *TINY_NET, "--budget", "1GiB", "--patch", "16", "--max-patch", "32"],
+                 "--max-patch does not act on the network search", id="plan-max-patch-with-patch"),
+    pytest.param(["plan", *TINY_NET, "--budget", "1GiB", "--patch", "16", "--data", "."],
+                 "--data does not act", id="plan-data-with-patch"),
+    pytest.param(["plan", "--model", "torch.nn:Identity", "--in-channels", "4", "--budget", "1GiB", "--patch", "16", "--top", "2"],
+                 "--top does not act on the batch search", id="plan-top-with-model"),
+    pytest.param(["measure", "--model", "builtins:exit", "--patch", "8"], "raised SystemExit",
+                 id="builtins-exit"),
+]
+
+
+@pytest.mark.parametrize(("args", "expect"), IDLE)
+def test_an_option_that_acts_on_nothing_is_refused(in_tmp: Path, args: list[str], expect: str) -> None:
+    assert_one_line_error(args, in_tmp, expect)
+
+
+# ---- a time limit on user code ------------------------------------------------------------
+HANGING = textwrap.dedent("""
+    import time
+    import torch
+
+    def sleeps(**kwargs):
+        while True:
+            time.sleep(1000)
+
+    def spins(**kwargs):
+        while True:
+            pass
+
+    def swallows(**kwargs):  # swallows even the alarm's BaseException
+        while True:
+            try:
+                time.sleep(1000)
+            except BaseException:
+                pass
+
+    class _Hangs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(4, 3, 1)
+
+        def forward(self, x):
+            while True:
+                time.sleep(1000)
+
+    def hangs_in_forward(**kwargs):
+        return _Hangs()
+""")
+
+
+@pytest.fixture
+def hanging(tmp_path: Path) -> str:
+    (tmp_path / "hanging_models.py").write_text(HANGING)
+    return "hanging_models"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("factory", "command", "expect"), [
+    pytest.param("sleeps", ["model"], "the factory did not return within 1 s", id="factory-sleeps"),
+    pytest.param("spins", ["plan", "--budget", "1GiB"], "the factory did not return within 1 s",
+                 id="factory-spins"),
+    pytest.param("hangs_in_forward", ["measure", "--backend", "simulate", "--patch", "8"],
+                 "the forward on a 1x4x8x8x8 input did not return within 1 s", id="forward-hangs"),
+    pytest.param("swallows", ["model"], "ignores being stopped", id="swallows-the-alarm"),
+])
+def test_user_code_that_never_returns_ends_in_one_line(hanging: str, tmp_path: Path, factory: str,
+                                                       command: list[str], expect: str) -> None:
+    started = time.monotonic()
+    result = revprof([*command, "--model", f"{hanging}:{factory}"], tmp_path,
+                     env={"REVPROF_USER_CODE_TIMEOUT": "1"}, timeout=90)
+    assert_one_line(result, expect)
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "nan", "1e99"])
+def test_a_bad_time_limit_is_refused(hanging: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     value: str) -> None:
+    monkeypatch.setenv("REVPROF_USER_CODE_TIMEOUT", value)
+    assert_one_line_error(["model", "--model", "torch.nn:Identity"], tmp_path,
+                          "REVPROF_USER_CODE_TIMEOUT must be seconds from 0")
+
+
+def test_the_time_limit_ends_and_restores_the_alarm(monkeypatch: pytest.MonkeyPatch) -> None:
+    from revprof.errors import RevprofError
+    from revprof.nn.factory import user_code
+
+    monkeypatch.setenv("REVPROF_USER_CODE_TIMEOUT", "0.2")
+    previous = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(RevprofError, match="did not return within 0.2 s"):
+        with user_code("a test"):
+            time.sleep(5)
+    with user_code("a quick call"):
+        pass
+    assert signal.getsignal(signal.SIGALRM) is previous
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

@@ -285,3 +285,200 @@ def test_the_time_limit_ends_and_restores_the_alarm(monkeypatch: pytest.MonkeyPa
         pass
     assert signal.getsignal(signal.SIGALRM) is previous
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+# ---- output paths -------------------------------------------------------------------------
+def _mount_tmpfs(folder: Path, options: str) -> bool:
+    """Mount a small tmpfs at ``folder`` (root only; False where mounting is not allowed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def _fill(folder: Path) -> None:
+    """Fill the file system of ``folder`` to the last block."""
+    handle = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(handle, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+@pytest.fixture(scope="module")
+def mounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """A read-only and a full file system (tmpfs), where this user may mount them."""
+    base = tmp_path_factory.mktemp("mounts")
+    found: dict[str, Path] = {}
+    if _mount_tmpfs(base / "ro", "size=1m,ro"):
+        found["read-only"] = base / "ro"
+    if _mount_tmpfs(base / "full", "size=64k"):
+        _fill(base / "full")
+        found["full"] = base / "full"
+    yield found
+    for folder in found.values():
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+LONG_NAME = "n" * 300
+BAD_PLACES = {  # kind: (a path built in a test folder, words of the expected message)
+    "existing-file": (lambda here, m: here / "file.txt", "is a file"),
+    "under-a-file": (lambda here, m: here / "file.txt" / "sub", "is a file, not a folder"),
+    "proc": (lambda here, m: Path("/proc/self/out"), "not a place for output"),
+    "dev-full": (lambda here, m: Path("/dev/full"), "not a place for output"),
+    "name-too-long": (lambda here, m: here / LONG_NAME, "the file system allows 255"),
+    "read-only": (lambda here, m: m["read-only"] / "out", "not writable"),
+    "full-disk": (lambda here, m: m["full"] / "out", "full file system"),
+}
+FILE_PLACES = {
+    "existing-folder": (lambda here, m: here / "folder", "is a folder"),
+    "under-a-file": (lambda here, m: here / "file.txt" / "out.x", "is a file, not a folder"),
+    "proc": (lambda here, m: Path("/proc/self/out.x"), "under /proc"),
+    "dev-full": (lambda here, m: Path("/dev/full"), "under /dev"),
+    "name-too-long": (lambda here, m: here / f"{LONG_NAME}.x", "the file system allows 255"),
+    "read-only": (lambda here, m: m["read-only"] / "out.x", "not writable"),
+    "full-disk": (lambda here, m: m["full"] / "out.x", "full file system"),
+}
+FOLDER_COMMANDS = {  # command: arguments around the output folder {out}
+    "predict": ["predict", "--model", "net.pt", "--data", "data", "--out", "{out}"],
+    "bench": ["bench", "--quick", "--out", "{out}"],
+    "data-synth": ["data", "synth", "{out}", "--cases", "1", "--shape", "16,16,16"],
+    "export": ["export", "S", "--trial", "0", "--out", "{out}"],
+    "save-predictions": ["measure", *TINY_NET, "--patch", "16", "--steps", "1",
+                         "--save-predictions", "{out}"],
+}
+FILE_COMMANDS = {
+    "results": ["measure", *TINY_NET, "--patch", "16", "--steps", "1", "--results", "{out}"],
+    "save-model": ["measure", *TINY_NET, "--patch", "16", "--steps", "1", "--save-model", "{out}"],
+    "snapshot": ["measure", *TINY_NET, "--patch", "16", "--backend", "simulate", "--snapshot", "{out}"],
+    "report": ["report", "--results", "file.txt", "--out", "{out}"],
+    "bench-docs": ["bench", "--quick", "--update-docs", "--docs", "{out}"],
+}
+
+
+def _place(kind: str, table: dict[str, tuple[object, str]], here: Path,
+           mounts: dict[str, Path], suffix: str) -> tuple[str, str]:
+    make, words = table[kind]
+    key = "read-only" if kind == "read-only" else "full" if kind == "full-disk" else None
+    if key is not None and key not in mounts:
+        pytest.skip("mounting a tmpfs needs root")
+    path = str(make(here, mounts))  # type: ignore[operator]
+    if path.endswith(".x"):
+        path = path[:-2] + suffix
+    return path, words
+
+
+@pytest.mark.parametrize("kind", list(BAD_PLACES))
+@pytest.mark.parametrize("command", list(FOLDER_COMMANDS))
+def test_a_bad_output_folder_is_refused_before_any_work(in_tmp: Path, mounts: dict[str, Path],
+                                                        command: str, kind: str) -> None:
+    (in_tmp / "data").mkdir()
+    out, words = _place(kind, BAD_PLACES, in_tmp, mounts, "")
+    args = [out if arg == "{out}" else arg for arg in FOLDER_COMMANDS[command]]
+    started = time.monotonic()
+    assert_one_line_error(args, in_tmp, words)
+    assert time.monotonic() - started < 5  # refused before any work
+
+
+@pytest.mark.parametrize("kind", list(FILE_PLACES))
+@pytest.mark.parametrize("command", list(FILE_COMMANDS))
+def test_a_bad_output_file_is_refused_before_any_work(in_tmp: Path, mounts: dict[str, Path],
+                                                      command: str, kind: str) -> None:
+    (in_tmp / "folder").mkdir()
+    suffix = {"report": ".html", "snapshot": ".pickle", "save-model": ".pt", "results": ".csv",
+              "bench-docs": ".md"}[command]
+    out, words = _place(kind, FILE_PLACES, in_tmp, mounts, suffix)
+    if command == "report" and kind == "dev-full":
+        words = "must end in .html"  # checked first; /dev/full.html is refused as "under /dev"
+    if kind == "existing-folder":
+        out = str(in_tmp / f"folder{suffix}")
+        Path(out).mkdir()
+    args = [out if arg == "{out}" else arg for arg in FILE_COMMANDS[command]]
+    started = time.monotonic()
+    assert_one_line_error(args, in_tmp, words)
+    assert time.monotonic() - started < 5
+
+
+# ---- full disks: nothing half-written, nothing lost ---------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 160 KiB file system (tmpfs), unmounted after the test."""
+    folder = tmp_path / "small"
+    if not _mount_tmpfs(folder, "size=160k"):
+        pytest.skip("mounting a tmpfs needs root")
+    yield folder
+    subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def _final_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.is_file()]
+
+
+def test_data_synth_onto_a_full_disk_leaves_no_half_written_file(in_tmp: Path, small_disk: Path) -> None:
+    import nibabel as nib
+
+    code, out, err, exception = invoke(["data", "synth", str(small_disk / "out"), "--cases", "2",
+                                        "--shape", "64,64,64"])
+    assert exception is None and code == 1, out + err
+    assert err.splitlines()[-1].startswith("error: cannot write ") and "No space left" in err, err
+    for path in _final_files(small_disk):  # what is there is whole
+        assert nib.load(path).get_fdata().shape == (64, 64, 64)
+    assert not _temporaries(small_disk)
+
+
+def test_store_repair_on_a_full_disk_leaves_no_truncated_backup(in_tmp: Path, small_disk: Path) -> None:
+    journal = small_disk / "studies.journal"
+    journal.write_bytes(b'{"op_code": 99, "worker_id": "w"}\n' * 2500)  # 85 KB: no room for a copy
+    before = journal.read_bytes()
+    text = assert_one_line_error(["store", "repair", str(journal)], in_tmp, "No space left on device")
+    assert "unchanged" in text, text
+    assert journal.read_bytes() == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["studies.journal"]  # no .bak, no temp
+
+
+def test_a_results_append_onto_a_full_disk_leaves_no_half_row(small_disk: Path) -> None:
+    from revprof.errors import RevprofError
+    from revprof.train.results import append_row
+
+    table = small_disk / "runs.csv"
+    append_row({"a": 1, "b": "x"}, table)
+    before = table.read_bytes()
+    _fill(small_disk)
+    with pytest.raises(RevprofError, match="results table"):
+        append_row({"a": 2, "b": "y" * 20_000}, table)
+    assert table.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from revprof.data import synthesize
+
+    folder = tmp_path_factory.mktemp("tiny-data") / "data"
+    synthesize(folder, 3, shape=(32, 32, 32))
+    return folder
+
+
+def test_a_checkpoint_that_does_not_fit_keeps_the_run(in_tmp: Path, small_disk: Path,
+                                                      tiny_data: Path) -> None:
+    """--save-model onto a disk too small for it after training: one line, no half checkpoint,
+    and the run's row is in the results table all the same."""
+    args = ["measure", "--levels", "2", "--widths", "64,128", "--patch", "16", "--steps", "1",
+            "--data", str(tiny_data), "--val-cases", "1", "--results", "runs.csv",
+            "--save-model", str(small_disk / "net.pt")]
+    code, out, err, exception = invoke(args)
+    assert exception is None and code == 1, out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], err
+    assert "appended to runs.csv" in errors[0]
+    rows = (in_tmp / "runs.csv").read_text().splitlines()
+    assert len(rows) == 2 and ",ok," in rows[1]
+    assert not list(small_disk.iterdir())  # neither net.pt nor a temporary file

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from revprof.bounds import MAX_SYNTHETIC_CASES, check_int
+from revprof.bounds import MAX_SYNTHETIC_CASES, check_int, check_output_file
 from revprof.cli._common import choice, console, handle_errors
 from revprof.cli.model_options import (
     InChannels, InputShape, Model, ModelKwargs, PatchMultiple, input_patch, model_from_options,
@@ -31,6 +31,7 @@ from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.sweep.record import TrialRecord
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs
+from revprof.train.run import OutputsNotSaved
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
 Backend = Annotated[BackendName, typer.Option("--backend", help="auto (cuda if a GPU is visible, else "
@@ -122,8 +123,12 @@ def measure(
         settings = dataclasses.replace(
             base, patch=validate_patch(spec, patch), recipe=step_recipe,
             **{name: value for name, value in here.items() if loaded is None or given(ctx, name)})
-        result = run_training(spec, settings, progress=not as_json, save_model=save_model,
-                              save_predictions=save_predictions)
+        try:
+            result = run_training(spec, settings, progress=not as_json, save_model=save_model,
+                                  save_predictions=save_predictions)
+        except OutputsNotSaved as failure:  # the run is recorded first: training is never lost
+            append_row(result_row(spec, settings, failure.result), results)
+            raise RevprofError(f"{failure}; the run itself is appended to {results}") from None
         append_row(result_row(spec, settings, result), results)
         if as_json:
             print(json.dumps({"kind": "training", "spec": spec.to_dict(), "patch": list(settings.patch),
@@ -136,8 +141,8 @@ def measure(
         return
     card = parse_device_memory(device_memory) if device_memory is not None else None
     capacity = allocator_capacity(card) if card is not None else None
-    if snapshot is not None and not snapshot.parent.is_dir():
-        raise RevprofError(f"cannot write snapshot {snapshot}: folder {snapshot.parent} does not exist")
+    if snapshot is not None:
+        check_output_file(snapshot, "--snapshot", example="step.pickle")
     if snapshot is not None and resolve_backend(backend) == "cuda":
         from revprof.memory.snapshot import recording_cuda_history
 

@@ -482,3 +482,170 @@ def test_a_checkpoint_that_does_not_fit_keeps_the_run(in_tmp: Path, small_disk: 
     rows = (in_tmp / "runs.csv").read_text().splitlines()
     assert len(rows) == 2 and ",ok," in rows[1]
     assert not list(small_disk.iterdir())  # neither net.pt nor a temporary file
+
+
+# ---- checkpoints --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A real checkpoint's content, written by ``save_checkpoint`` and read back."""
+    import torch
+
+    from revprof.nn import build_model
+    from revprof.spec import spec_from_options
+    from revprof.train.run import save_checkpoint
+
+    spec = spec_from_options(levels=2, widths="4,8", groups=2)
+    path = tmp_path_factory.mktemp("checkpoint") / "net.pt"
+    save_checkpoint(build_model(spec), spec, path, patch=(16, 16, 16), spacing=(1.0, 1.0, 1.0))
+    return torch.load(path, weights_only=True)
+
+
+CHECKPOINTS = [
+    pytest.param({"patch": "abc"}, "patch must be three sides", id="patch-text"),
+    pytest.param({"patch": 16}, "patch must be three sides", id="patch-number"),
+    pytest.param({"patch": [10**6] * 3}, "at most 1024", id="patch-huge"),
+    pytest.param({"crop": [-1, 2, 3]}, "crop", id="crop-negative"),
+    pytest.param({"spacing": [1e-9] * 3}, "spacing must be a finite number from 0.001 to 100", id="spacing-tiny"),
+    pytest.param({"spacing": [float("nan")] * 3}, "spacing must be a finite number", id="spacing-nan"),
+    pytest.param({"spacing": [1e300] * 3}, "spacing must be a finite number", id="spacing-huge"),
+    pytest.param({"spacing": "x"}, "spacing must be three voxel sizes", id="spacing-text"),
+    pytest.param({"precision": "fp64"}, "precision must be one of", id="precision"),
+    pytest.param({"spec": "x"}, "spec:", id="spec-text"),
+    pytest.param({"spec": {"widths": [4, 10**20]}}, "spec:", id="spec-huge-width"),
+    pytest.param({"state_dict": [1, 2]}, "state_dict must map parameter names to tensors", id="state-list"),
+    pytest.param({"state_dict": {"w": "x"}}, "state_dict must map", id="state-text"),
+    pytest.param({"recipe": {"optimizer": 5}}, "recipe", id="recipe-bad"),
+]
+
+
+@pytest.mark.parametrize(("change", "expect"), CHECKPOINTS)
+def test_a_checkpoint_with_a_bad_field_is_one_line(in_tmp: Path, tiny_data: Path,
+                                                   checkpoint: dict[str, object],
+                                                   change: dict[str, object], expect: str) -> None:
+    import torch
+
+    torch.save({**checkpoint, **change}, in_tmp / "bad.pt")
+    text = assert_one_line_error(["predict", "--model", "bad.pt", "--data", str(tiny_data), "--out",
+                                  "predictions"], in_tmp, expect)
+    assert "--model bad.pt" in text
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    pytest.param(b"", "is not a readable checkpoint", id="empty"),
+    pytest.param(b"PK\x03\x04" + b"\0" * 40, "is not a readable checkpoint", id="broken-zip"),
+])
+def test_an_empty_or_broken_checkpoint_is_one_line(in_tmp: Path, tiny_data: Path, content: bytes,
+                                                   expect: str) -> None:
+    (in_tmp / "bad.pt").write_bytes(content)
+    text = assert_one_line_error(["predict", "--model", "bad.pt", "--data", str(tiny_data), "--out",
+                                  "predictions"], in_tmp, expect)
+    assert "weights_only" not in text
+
+
+# ---- killed in the middle of a write -------------------------------------------------------
+# The moment a writer is most exposed: its temporary file is written and about to be renamed
+# into place. The command runs in a real subprocess whose ``os.fsync`` kills the process
+# (SIGKILL: no handler, no cleanup) at the first fsync of a hidden temporary file under
+# KILL_UNDER, after cutting that file to half its size: a crash in the middle of the write.
+KILL_AT_FSYNC = textwrap.dedent("""
+    import os, signal, sys
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if (os.path.basename(path).startswith(".") and os.path.isfile(path)
+                and path.startswith(os.environ["KILL_UNDER"])):
+            os.truncate(path, os.path.getsize(path) // 2)
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_fsync(fd)
+
+    os.fsync = fsync
+    from revprof.cli.app import app
+    sys.argv[0] = "revprof"
+    app()
+""")
+
+
+def killed_mid_write(args: list[str], cwd: Path, under: Path) -> subprocess.CompletedProcess[str]:
+    """``revprof ARGS`` killed at its first write of a temporary file under ``under`` (see
+    KILL_AT_FSYNC)."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT)]),
+                   "OMP_NUM_THREADS": "1", "KILL_UNDER": str(under.resolve())}
+    result = subprocess.run([sys.executable, "-c", KILL_AT_FSYNC, *args], cwd=cwd,
+                            env=environment, text=True, capture_output=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def memory_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A journal with a real memory-only sweep of the tiny study (study ``tiny-memory``)."""
+    from test_reliability import TINY_STUDY
+
+    folder = tmp_path_factory.mktemp("store")
+    (folder / "tiny.toml").write_text(TINY_STUDY)
+    code, out, err, exception = invoke(["sweep", str(folder / "tiny.toml"), "--memory-only",
+                                        "--storage", str(folder / "s.journal")])
+    assert code == 0 and exception is None, out + err
+    return folder / "s.journal"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", ["data-synth", "predict", "save-model", "export", "report",
+                                    "store-repair", "evaluate-csv"])
+def test_a_writer_killed_mid_write_leaves_no_file_under_its_final_name(
+        tmp_path: Path, tiny_data: Path, checkpoint: dict[str, object], memory_store: Path,
+        writer: str) -> None:
+    import torch
+
+    torch.save(checkpoint, tmp_path / "net.pt")
+    journal = tmp_path / "s.journal"
+    journal.write_bytes(memory_store.read_bytes() + b'{"op_code": 99}\n')  # a line to repair
+    old_journal = journal.read_bytes()
+    commands = {
+        "data-synth": (["data", "synth", "out", "--cases", "1", "--shape", "32,32,32"], "out"),
+        "predict": (["predict", "--model", "net.pt", "--data", str(tiny_data), "--out", "out"], "out"),
+        "save-model": (["measure", *TINY_NET, "--patch", "16", "--steps", "1", "--data",
+                        str(tiny_data), "--val-cases", "1", "--save-model", "out/net.pt"], "out"),
+        "export": (["export", "tiny-memory", "--trial", "0", "--storage", str(journal), "--out",
+                    "out"], "out"),
+        "report": (["report", "--study", "tiny-memory", "--storage", str(journal), "--out",
+                    "out/r.html"], "out"),
+        "store-repair": (["store", "repair", str(journal)], None),
+        "evaluate-csv": (["evaluate", "--ref", str(tiny_data), "--pred", str(tiny_data), "--csv",
+                          "out/scores.csv", "--no-hd95", "--no-lesions"], "out"),
+    }
+    args, out = commands[writer]
+    (tmp_path / "out").mkdir()
+    killed_mid_write(args, tmp_path, tmp_path / out if out is not None else tmp_path)
+    if out is not None:
+        assert _final_files(tmp_path / out) == [], _final_files(tmp_path / out)
+        assert _temporaries(tmp_path / out)  # it was killed in the middle of a write
+    else:  # the journal is as it was; a backup, if any, is whole
+        assert journal.read_bytes() == old_journal
+        for backup in tmp_path.glob("s.journal.*.bak"):
+            assert backup.read_bytes() == old_journal
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sent", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_data_synth_stopped_mid_write_leaves_only_whole_files(tmp_path: Path, sent: int) -> None:
+    """A real signal in the middle of writing 192³ volumes (each takes a good part of a second):
+    every file under its final name is whole; after Ctrl-C no temporary file is left."""
+    import nibabel as nib
+
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "revprof", "data", "synth", "out", "--cases",
+                                "3", "--shape", "192,192,192"], cwd=tmp_path, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "out").is_dir() or not _temporaries(tmp_path / "out"):
+        assert process.poll() is None and time.monotonic() < deadline, "never wrote a file"
+        time.sleep(0.005)
+    process.send_signal(sent)
+    _, err = process.communicate(timeout=120)
+    if sent == signal.SIGINT:
+        assert process.returncode == 130, err
+        assert not _temporaries(tmp_path / "out")
+    for path in _final_files(tmp_path / "out"):
+        assert nib.load(path).get_fdata().shape == (192, 192, 192)

@@ -649,3 +649,47 @@ def test_data_synth_stopped_mid_write_leaves_only_whole_files(tmp_path: Path, se
         assert not _temporaries(tmp_path / "out")
     for path in _final_files(tmp_path / "out"):
         assert nib.load(path).get_fdata().shape == (192, 192, 192)
+
+
+# ---- one atomic writer --------------------------------------------------------------------
+WRITE_CALLS = ("write_text(", "write_bytes(", "nib.save(", "torch.save(", "np.save", ".to_csv(",
+               ".to_parquet(", "shutil.copy", ".savefig(", '"wb")', '"w")', '"ab")', '"a")',
+               '"r+b")', "os.write(")
+ALLOWED_WRITES = {  # file: calls that are not a file revprof writes for the user, and why
+    "revprof/bounds.py": "the one atomic writer itself",
+    "revprof/sweep/workers.py": "a worker's own log, appended by the child while it runs",
+    "revprof/sweep/storage.py": "cuts a torn last line off a journal, under the journal's lock",
+    "revprof/sweep/journal.py": "writes the temporary file replace_file hands it",
+    "revprof/train/results.py": "appends one row whole or not at all (cut back on failure)",
+}
+
+
+def test_every_writer_goes_through_the_one_atomic_helper() -> None:
+    """A file revprof writes for the user is written by ``bounds.replace_file`` (temporary file,
+    fsync, rename): no writer of its own that a kill or a full disk could leave half done."""
+    found = []
+    for path in sorted((ROOT / "revprof").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if any(call in code for call in WRITE_CALLS) and "replace_file(" not in code:
+                found.append(f"{name}:{number}: {line.strip()}")
+    unexpected = [f for f in found if f.split(":")[0] not in ALLOWED_WRITES
+                  and "torch.save(checkpoint, buffer)" not in f]  # into memory, then replace_file
+    assert unexpected == [], "\n".join(unexpected)
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next(tmp_path: Path) -> None:
+    """Synthetic demo data is made in a staging folder renamed into place; a run killed before
+    the rename leaves its folder, which the next run removes (its process is gone), while the
+    folder of a run still going is left alone."""
+    from revprof.train.demo_data import demo_dataset
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    abandoned = tmp_path / f".staging-{dead}-abc"
+    live = tmp_path / f".staging-{os.getpid()}-xyz"
+    for folder in (abandoned, live):
+        (folder / "BraTS2021_00000").mkdir(parents=True)
+    target = demo_dataset(1, (16, 16, 16), root=tmp_path)
+    assert target.is_dir() and not abandoned.exists() and live.exists()

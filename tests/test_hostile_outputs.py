@@ -358,6 +358,7 @@ FILE_COMMANDS = {
     "snapshot": ["measure", *TINY_NET, "--patch", "16", "--backend", "simulate", "--snapshot", "{out}"],
     "report": ["report", "--results", "file.txt", "--out", "{out}"],
     "bench-docs": ["bench", "--quick", "--update-docs", "--docs", "{out}"],
+    "evaluate-csv": ["evaluate", "--ref", ".", "--pred", ".", "--csv", "{out}"],
 }
 
 
@@ -391,7 +392,7 @@ def test_a_bad_output_file_is_refused_before_any_work(in_tmp: Path, mounts: dict
                                                       command: str, kind: str) -> None:
     (in_tmp / "folder").mkdir()
     suffix = {"report": ".html", "snapshot": ".pickle", "save-model": ".pt", "results": ".csv",
-              "bench-docs": ".md"}[command]
+              "bench-docs": ".md", "evaluate-csv": ".csv"}[command]
     out, words = _place(kind, FILE_PLACES, in_tmp, mounts, suffix)
     if command == "report" and kind == "dev-full":
         words = "must end in .html"  # checked first; /dev/full.html is refused as "under /dev"

@@ -31,6 +31,7 @@ MAX_SYNTHETIC_AXIS = 512
 MAX_STUDY_NAME = 200       # characters (PostgreSQL's Optuna schema holds 512 bytes)
 MAX_SEARCH_VALUES = 1_000_000  # values of one integer search range
 MAX_SETTINGS_FILE = 16 * 2**20  # bytes of a settings file (JSON or TOML) revprof reads
+MAX_MEMORY = 2**50         # bytes of a memory size (1 PiB; the largest GPU holds 192 GiB)
 
 # Folders that are no place for files revprof writes.
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")

@@ -31,6 +31,7 @@ MAX_SYNTHETIC_AXIS = 512
 MAX_STUDY_NAME = 200       # characters (PostgreSQL's Optuna schema holds 512 bytes)
 MAX_SEARCH_VALUES = 1_000_000  # values of one integer search range
 MAX_SETTINGS_FILE = 16 * 2**20  # bytes of a settings file (JSON or TOML) revprof reads
+MAX_MEMORY = 2**50         # bytes of a memory size (1 PiB; the largest GPU holds 192 GiB)
 
 # Folders that are no place for files revprof writes.
 _SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
@@ -150,21 +151,57 @@ def _system_root(path: Path) -> str | None:
 
 def _nearest_existing(path: Path) -> Path:
     for candidate in (path, *path.parents):
-        if candidate.exists():
+        if os.path.exists(candidate):  # False (not an error) for a name too long
             return candidate
     return Path("/")
 
 
+def _check_lengths(text: str, absolute: Path, name: str) -> None:
+    """Each part of the path within the file system's name limit (``NAME_MAX``, 255 bytes on
+    most) and the whole within ``PATH_MAX`` (4096), so the first write does not fail on it."""
+    limit = _path_limit(_nearest_existing(absolute.parent), "PC_NAME_MAX", 255)
+    for part in absolute.parts:
+        if len(os.fsencode(part)) > limit:
+            raise RevprofError(f"{name} {text!r}: the name {part[:40]}... is "
+                               f"{len(os.fsencode(part))} bytes; the file system allows {limit}")
+    whole = _path_limit(Path("/"), "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(absolute))) >= whole:
+        raise RevprofError(f"{name}: the path is {len(os.fsencode(str(absolute)))} bytes long; the "
+                           f"file system allows {whole - 1}")
+
+
+def _path_limit(folder: Path, which: str, default: int) -> int:
+    try:
+        return int(os.pathconf(folder, which)) or default
+    except (OSError, ValueError):
+        return default
+
+
 def _check_creatable(path: Path, name: str) -> None:
-    """The missing folders up to ``path`` can be created in a writable existing folder."""
+    """The missing folders up to ``path`` can be created in a writable existing folder that has
+    free space."""
     existing = _nearest_existing(path.parent)
     if not existing.is_dir():
         raise RevprofError(f"{name} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RevprofError(f"{name} {path}: folder {existing} is not writable")
+    _check_writable_folder(existing, f"{name} {path}: folder {existing}")
 
 
-def check_output_file(path: Path | str, name: str, example: str = "results/runs.csv") -> Path:
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """``folder`` can take a new file: writable (not a read-only mount, not immutable) and its
+    file system not full."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RevprofError(f"{what} is not writable")
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return
+    if stats.f_flag & os.ST_RDONLY:
+        raise RevprofError(f"{what} is on a read-only file system")
+    if stats.f_bavail == 0 and stats.f_blocks > 0:
+        raise RevprofError(f"{what} is on a full file system (no space left)")
+
+
+def check_output_file(path: str | os.PathLike[str], name: str, example: str = "results/runs.csv") -> Path:
     """An output file path revprof can create or replace, checked before any work.
 
     Raises:
@@ -174,17 +211,22 @@ def check_output_file(path: Path | str, name: str, example: str = "results/runs.
     """
     text = str(path)
     path = Path(path)
-    if not text or text.endswith("/") or path.is_dir():
+    if not text or text.endswith("/"):
         raise RevprofError(f"{name} {text!r} is a folder; give a file path like {example}")
     absolute = Path(os.path.abspath(path))
     if _system_root(absolute):
         raise RevprofError(f"{name} {text!r} is under {_system_root(absolute)}, which holds no "
                            f"user files; give a path like {example}")
+    _check_lengths(text, absolute, name)
+    if path.is_dir():
+        raise RevprofError(f"{name} {text!r} is a folder; give a file path like {example}")
     if path.exists():
         if not path.is_file():
             raise RevprofError(f"{name} {text!r} is not a regular file")
         if not os.access(path, os.W_OK):
             raise RevprofError(f"{name} {text!r} is not writable")
+        # written through a temporary file beside it, renamed over it
+        _check_writable_folder(absolute.parent, f"{name} {text!r}: folder {absolute.parent}")
         return path
     _check_creatable(absolute, name)
     return path
@@ -275,7 +317,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(handle)
 
 
-def check_output_folder(path: Path | str, name: str, example: str = "predictions/") -> Path:
+def check_output_folder(path: str | os.PathLike[str], name: str, example: str = "predictions/") -> Path:
     """An output folder revprof can create or write into, checked before any work.
 
     Raises:
@@ -287,11 +329,11 @@ def check_output_folder(path: Path | str, name: str, example: str = "predictions
     absolute = Path(os.path.abspath(path)) if text else Path.cwd()
     if not text or absolute == Path("/") or _system_root(absolute):
         raise RevprofError(f"{name} {text!r} is not a place for output; give a folder like {example}")
+    _check_lengths(text, absolute / "x", name)
     if path.exists():
         if not path.is_dir():
             raise RevprofError(f"{name} {text!r} is a file; give a folder like {example}")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise RevprofError(f"{name} {text!r} is not writable")
+        _check_writable_folder(path, f"{name} {text!r}")
         return path
     _check_creatable(absolute, name)
     return path

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args, overload
 
-from revprof.bounds import MAX_DEPTH, MAX_GROWTH, MAX_LEVELS, MAX_PATCH, MAX_WIDTH, check_float
+from revprof.bounds import MAX_DEPTH, MAX_GROWTH, MAX_LEVELS, MAX_PATCH, MAX_WIDTH, check_float, check_int
 from revprof.errors import RevprofError, look_up
 
 Arch = Literal["revunet", "nonewnet"]
@@ -308,8 +308,8 @@ def _validate(spec: ArchSpec) -> None:
         raise RevprofError(f"levels must be from 2 to {MAX_LEVELS}; got {levels}")
     for name in ("in_channels", "out_channels", "groups"):
         value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RevprofError(f"{name} must be a positive whole number; got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WIDTH:
+            raise RevprofError(f"{name} must be a whole number from 1 to {MAX_WIDTH}; got {value!r}")
     for i, width in enumerate(spec.widths):
         if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= MAX_WIDTH:
             raise RevprofError(f"widths[{i}] must be a whole number from 1 to {MAX_WIDTH}; "
@@ -376,6 +376,8 @@ def widths_from(width: int, levels: int, growth: float = 2.0, max_width: int | N
     if not 1 <= width <= MAX_WIDTH:
         raise RevprofError(f"width must be a whole number from 1 to {MAX_WIDTH}; got {width}")
     growth = check_float("growth", growth, 1.0, MAX_GROWTH)
+    if max_width is not None:
+        check_int("max_width", max_width, 1, MAX_WIDTH)
     if not 2 <= levels <= MAX_LEVELS:
         raise RevprofError(f"levels must be from 2 to {MAX_LEVELS}; got {levels}")
     widths = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from revprof.bounds import MAX_MEMORY
 from revprof.errors import RevprofError
 
 _UNITS = {
@@ -18,14 +19,19 @@ def parse_bytes(text: str) -> int:
     """Parse a memory size with a unit: ``11GiB``, ``11 GiB``, ``12GB``, ``800MiB``, ``1.5TiB``.
 
     Raises:
-        RevprofError: a missing or unknown unit, or no number.
+        RevprofError: a missing or unknown unit, no number, or more than
+            :data:`revprof.bounds.MAX_MEMORY` (1 PiB).
     """
     match = _PATTERN.match(str(text))
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _UNITS:
         raise RevprofError(f"memory size must be a number with a unit such as 11GiB, 12GB or 800MiB "
                            f"(units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB); got {text!r}")
-    return int(float(match.group(1)) * _UNITS[unit])
+    value = float(match.group(1)) * _UNITS[unit]
+    if value > MAX_MEMORY:
+        raise RevprofError(f"memory size must be at most 1 PiB (1024 TiB, {MAX_MEMORY:,} bytes); "
+                           f"got {text!r}")
+    return int(value)
 
 
 def format_bytes(n: int | float) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from revprof.bench.memory import PeakRow
+from revprof.bounds import replace_file
 from revprof.bench.peers import peer_note, versions
 from revprof.bench.targets import TargetResult
 from revprof.bench.timing import TimingResult
@@ -71,8 +72,8 @@ def build_record(command: str, quick: bool, plan: dict[str, Any], rows: Sequence
 
 
 def write_json(record: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=False) + "\n")
+    replace_file(path, json.dumps(record, indent=1, sort_keys=False) + "\n", name=str(path),
+                 make_folder=True)
     return path
 
 
@@ -267,6 +268,4 @@ def update_docs(path: Path, section: str, title: str = "# Benchmarks") -> Path:
     else:
         text = (f"{title}\n\n## revprof bench\n\nThe section between the markers is written by "
                 f"`revprof bench`; edit outside them.\n\n{block}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return replace_file(path, text, name=str(path), make_folder=True)

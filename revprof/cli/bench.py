@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from revprof.bounds import check_output_file, check_output_folder, replace_file
 from revprof.cli._common import console, handle_errors, set_quiet
 from revprof.cli.recipe_options import RecipeOptions, with_recipe_options
 from revprof.errors import RevprofError
@@ -48,6 +49,9 @@ def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
     if docs is not None and not update_docs_:
         raise RevprofError(f"--docs {docs} needs --update-docs (the docs are rewritten only when "
                            f"asked)")
+    check_output_folder(out, "--out", example="bench-results/")
+    if update_docs_:
+        check_output_file(docs or Path("docs/benchmarks.md"), "--docs", example="docs/benchmarks.md")
     if as_json:  # stdout carries the JSON object only
         set_quiet()
     settings = BenchSettings.quick_settings() if quick else BenchSettings.full()
@@ -73,8 +77,7 @@ def bench(quick: Quick = False, out: Out = DEFAULT_OUT, cuda: Cuda = False,
     stem = "bench-quick" if quick else "bench"
     json_path = write_json(record, out / f"{stem}.json")
     section = markdown(record)
-    md_path = out / f"{stem}.md"
-    md_path.write_text(section)
+    md_path = replace_file(out / f"{stem}.md", section, name=str(out / f"{stem}.md"))
     written = [json_path, md_path]
     if record.get("cuda") and record["cuda"].get("run"):
         device = "".join(c if c.isalnum() else "-" for c in record["cuda"]["device"]).strip("-")

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from revprof.bounds import MAX_SYNTHETIC_CASES, check_int, check_output_folder
 from revprof.cli._common import console, err_console, handle_errors, parameter, set_quiet
 from revprof.data.check import CheckReport, check_dataset
 from revprof.data.conventions import get_convention
@@ -56,6 +57,8 @@ def synth_command(
                                "(cases with the same id are replaced)."),
 ) -> None:
     """Write synthetic BraTS-format cases in a public release layout."""
+    check_int("--cases", cases, 1, MAX_SYNTHETIC_CASES)
+    check_output_folder(out, "output folder", example="data/synthetic")
     with _progress() as bar:
         task = bar.add_task(f"synthesising {convention}", total=cases)
         written = synthesize(

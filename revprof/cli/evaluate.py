@@ -14,7 +14,7 @@ from rich.text import Text
 from revprof.cli._common import choice, console, description_column, err_console, escape, handle_errors
 from revprof.cli.render import empty_reference_note
 from revprof.data.conventions import CONVENTIONS, REGIONS
-from revprof.bounds import replace_file
+from revprof.bounds import check_output_file, replace_file
 from revprof.errors import RevprofError
 from revprof.evaluation.evaluate import (
     HD95_UNITS, EvaluationResult, Hd95Unit, ScoringOptions, evaluate, scoring_options,
@@ -105,8 +105,7 @@ def _lesion_table(result: EvaluationResult) -> Table:
 
 def _check_csv_target(path: Path) -> None:
     """Fail before evaluating when ``--csv`` cannot be written there."""
-    if path.is_dir():
-        raise RevprofError(f"--csv must name a file; got a folder: {path}")
+    check_output_file(path, "--csv", example="scores.csv")
     if not path.parent.is_dir():
         raise RevprofError(f"--csv folder does not exist: {path.parent}")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from revprof.bounds import check_output_folder
 from revprof.cli._common import STORAGE_ENV, console, handle_errors, shown_storage, storage_help
 
 
@@ -36,6 +37,7 @@ def export(
     from revprof.sweep.storage import default_storage, load_study
     from revprof.sweep.study import quiet_optuna
 
+    check_output_folder(out, "--out", example="specs/")
     quiet_optuna()
     store = storage if storage is not None else default_storage()
     loaded = load_study(study, store)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from revprof.bounds import MAX_SYNTHETIC_CASES, check_int, check_output_file
 from revprof.cli._common import choice, console, handle_errors
 from revprof.cli.model_options import (
     InChannels, InputShape, Model, ModelKwargs, PatchMultiple, input_patch, model_from_options,
@@ -30,6 +31,7 @@ from revprof.spec import ArchSpec, parse_patch, validate_patch
 from revprof.sweep.record import TrialRecord
 from revprof.train import TrainResult, TrainSettings, append_row, run_training
 from revprof.train.results import check_training_outputs
+from revprof.train.run import OutputsNotSaved
 
 Patch = Annotated[str, typer.Option("--patch", help="Patch size: 128 or D,H,W such as 160,192,160.")]
 Backend = Annotated[BackendName, typer.Option("--backend", help="auto (cuda if a GPU is visible, else "
@@ -104,6 +106,7 @@ def measure(
         patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None,
                                          steps=steps)
+    _refuse_idle_options(ctx, steps is not None, as_json)
     if steps is not None and device_memory is not None:
         raise RevprofError("--device-memory predicts whether the step fits a card; a training run "
                            "(--steps) measures on the device it runs on: drop one of them")
@@ -111,6 +114,7 @@ def measure(
         raise RevprofError("--snapshot writes the memory measurement's step; it cannot be combined "
                            "with --steps (a training run)")
     if steps is not None:
+        check_int("--val-cases", val_cases, 0, MAX_SYNTHETIC_CASES)
         check_training_outputs(results, save_model, save_predictions, seed)
         base = loaded.settings if loaded is not None else TrainSettings()
         here: dict[str, Any] = {"data": Path(data) if data else None, "val_cases": val_cases, "device": device,
@@ -119,8 +123,12 @@ def measure(
         settings = dataclasses.replace(
             base, patch=validate_patch(spec, patch), recipe=step_recipe,
             **{name: value for name, value in here.items() if loaded is None or given(ctx, name)})
-        result = run_training(spec, settings, progress=not as_json, save_model=save_model,
-                              save_predictions=save_predictions)
+        try:
+            result = run_training(spec, settings, progress=not as_json, save_model=save_model,
+                                  save_predictions=save_predictions)
+        except OutputsNotSaved as failure:  # the run is recorded first: training is never lost
+            append_row(result_row(spec, settings, failure.result), results)
+            raise RevprofError(f"{failure}; the run itself is appended to {results}") from None
         append_row(result_row(spec, settings, result), results)
         if as_json:
             print(json.dumps({"kind": "training", "spec": spec.to_dict(), "patch": list(settings.patch),
@@ -133,8 +141,8 @@ def measure(
         return
     card = parse_device_memory(device_memory) if device_memory is not None else None
     capacity = allocator_capacity(card) if card is not None else None
-    if snapshot is not None and not snapshot.parent.is_dir():
-        raise RevprofError(f"cannot write snapshot {snapshot}: folder {snapshot.parent} does not exist")
+    if snapshot is not None:
+        check_output_file(snapshot, "--snapshot", example="step.pickle")
     if snapshot is not None and resolve_backend(backend) == "cuda":
         from revprof.memory.snapshot import recording_cuda_history
 
@@ -160,6 +168,27 @@ def measure(
         console.print(report_tables(report))
         if snapshot is not None:
             console.print(f"snapshot written to {snapshot} (open it at https://pytorch.org/memory_viz)")
+
+
+_TRAINING_ONLY = ("data", "val_cases", "seed", "device", "convention", "crop", "spacing", "results",
+                  "save_model", "save_predictions")
+_MEMORY_ONLY = ("backend", "alloc_conf", "timeline")
+
+
+def _refuse_idle_options(ctx: typer.Context, training: bool, as_json: bool) -> None:
+    """Refuse an option that would act on nothing: a training-run option without ``--steps``, a
+    memory-measurement option with it, ``--timeline`` without ``--json``."""
+    idle = _MEMORY_ONLY if training else _TRAINING_ONLY
+    for name in idle:
+        if given(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            if training:
+                raise RevprofError(f"{flag} acts on the memory measurement, which a training run "
+                                   f"(--steps) does not make: drop {flag}")
+            raise RevprofError(f"{flag} acts only on a training run: add --steps N, or drop {flag}")
+    if not as_json and given(ctx, "timeline"):
+        raise RevprofError("--timeline adds the timeline to --json output: add --json, or drop "
+                           "--timeline")
 
 
 def result_row(spec: ArchSpec, settings: TrainSettings, result: TrainResult) -> dict[str, object]:

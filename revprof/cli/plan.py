@@ -13,6 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 from rich.table import Table
 
 from revprof.cli._common import choice, console, description_column, err_console, handle_errors
+from revprof.bounds import MAX_DEPTH, check_float, check_int
 from revprof.errors import RevprofError
 from revprof.cli.model_options import (
     InChannels, InputShape, Model, ModelKwargs, PatchMultiple, input_patch, model_from_options,
@@ -187,12 +188,13 @@ def plan(
     rule = Criterion(criterion, _percent(margin), parse_bytes(context) if context else None,
                      parse_bytes(workspace) if workspace else None, device_class, alloc_conf,
                      card=card)
-    median = _median_shape(data) if data is not None else None
     options = SpecOptions(arch, levels, width, widths, growth, max_width, depth, encoder_depth,
                           decoder_depth, reversible, checkpoint, groups)
     factory = model_from_options(model, model_kwargs, in_channels, patch_multiple, options, ctx,
                                  input_shape)
     fixed = input_patch(ctx, input_shape, patch)
+    _check_search_options(ctx, fixed is not None, factory is not None, max_depth, top, max_seconds)
+    median = _median_shape(data) if data is not None else None
     spec, loaded = network_or_file(ctx, options, factory, spec_path)
     # the trial's recipe (with its batch and precision) unless given; --patch stays what it says
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None)
@@ -254,6 +256,29 @@ def plan(
     for note in result.notes:
         console.print(note)
     console.print(_checked(result))
+
+
+MAX_TOP = 1000
+MAX_SECONDS = 7 * 24 * 3600.0
+
+
+def _check_search_options(ctx: typer.Context, fixed_patch: bool, foreign: bool, max_depth: int,
+                          top: int, max_seconds: float) -> None:
+    """Bound the search options and refuse those the chosen search does not use: ``--search``,
+    ``--max-depth`` and ``--top`` shape the network search (``--patch`` with revprof's own
+    networks), ``--max-patch`` and ``--data`` the patch search (no ``--patch``)."""
+    check_int("--max-depth", max_depth, 1, MAX_DEPTH)
+    check_int("--top", top, 1, MAX_TOP)
+    check_float("--max-seconds", max_seconds, 0.0, MAX_SECONDS)
+    if fixed_patch:
+        search = "the batch search of --model with --patch" if foreign else "the network search (--patch)"
+        idle = ["max_patch", "data"] + (["search", "max_depth", "top"] if foreign else [])
+    else:
+        search, idle = "the patch search (no --patch)", ["search", "max_depth", "top"]
+    for name in idle:
+        if given(ctx, name):
+            flag = "--" + name.replace("_", "-")
+            raise RevprofError(f"{flag} does not act on {search}: drop {flag}")
 
 
 def _stopped(predicted: list[Candidate], rule: Criterion, budget_bytes: int, largest: bool,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from revprof.bounds import check_name
+from revprof.bounds import check_name, check_output_file
 from revprof.cli._common import (
     STORAGE_ENV, console, handle_errors, parameter, set_quiet, storage_help,
 )
@@ -57,6 +57,7 @@ def report(
     target = out if out is not None else Path("reports") / f"{name}.html"
     if target.suffix.lower() not in (".html", ".htm"):
         raise RevprofError(f"--out must end in .html; got {target}")
+    check_output_file(target, "--out", example="reports/study.html")
     with console.status("building the report (simulating reference networks)..."):
         if study is not None:
             path = write_report(study, storage, target, date=date, budget_bytes=budget,  # type: ignore[arg-type]

@@ -22,6 +22,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from revprof.bounds import MAX_SYNTHETIC_CASES, check_int, check_output_folder, check_seed, replace_file
 from revprof.data.conventions import get_convention
 from revprof.errors import RevprofError, look_up
 from revprof.spec import parse_int_list
@@ -230,12 +231,15 @@ def _add_tumour(tissue: np.ndarray, brain: np.ndarray, csf: np.ndarray, centre: 
 
 
 def _write(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    """Write one NIfTI through a hidden temporary file renamed into place: a killed or
+    interrupted run, or a full disk, leaves no file under ``path`` but a whole one."""
     image = nib.Nifti1Image(array, affine)
     image.header.set_data_dtype(array.dtype)
     image.header.set_xyzt_units("mm", "sec")
     image.set_qform(affine, code=2)
     image.set_sform(affine, code=1)
-    nib.save(image, os.fspath(path))
+    replace_file(path, lambda temporary: nib.save(image, os.fspath(temporary)), suffix=".nii.gz",
+                 name=str(path))
 
 
 # Case-folder releases: the case id pattern and the separator before the modality name.
@@ -282,7 +286,8 @@ def _write_msd_json(out_dir: Path) -> None:
         "training": [{"image": f"./imagesTr/{n}", "label": f"./labelsTr/{n}"} for n in names],
         "test": [],
     }
-    (out_dir / "dataset.json").write_text(json.dumps(data, indent=2) + "\n")
+    replace_file(out_dir / "dataset.json", json.dumps(data, indent=2) + "\n",
+                 name=str(out_dir / "dataset.json"))
 
 
 def _refuse_non_empty(out: Path, cases: int, convention: str) -> None:
@@ -329,21 +334,23 @@ def synthesize(
         RevprofError: bad count, shape or convention; a non-empty folder without ``force``.
     """
     look_up("convention", convention, SYNTH_CONVENTIONS)
-    if cases < 1:
-        raise RevprofError(f"number of cases must be >= 1; got {cases}")
-    if seed < 0:
-        raise RevprofError(f"seed must be >= 0; got {seed}")
+    check_int("number of cases", cases, 1, MAX_SYNTHETIC_CASES)
+    check_seed(seed, "seed")
     shape = parse_shape(",".join(str(s) for s in shape))
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RevprofError(f"output path {out} exists and is not a folder")
+    out = check_output_folder(out_dir, "output folder", example="data/synthetic")
     if out.is_dir() and not force:
         _refuse_non_empty(out, cases, convention)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RevprofError(f"cannot create output folder {out}: {error.strerror or error}") from None
     written = []
     for i in range(cases):
         phantom = make_phantom(shape, np.random.default_rng([seed, i]))
-        path = write_case(phantom, out, i, convention)
+        try:
+            path = write_case(phantom, out, i, convention)
+        except OSError as error:  # a case folder that cannot be created
+            raise RevprofError(f"cannot write case {i} under {out}: {error.strerror or error}") from None
         written.append(path)
         if progress is not None:
             progress(i, path)

@@ -15,6 +15,7 @@ import json
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -58,17 +59,104 @@ def _ctrl_c_seen() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+DEFAULT_USER_CODE_TIMEOUT = 600.0
+"""Seconds one call of user code may take (an import, a factory, a forward on fake tensors): ten
+times the slowest legitimate call seen on a shared 2-core CPU (importing MONAI and torchvision,
+about 20 s; building nnU-Net's largest preset, a few seconds), so a slow machine never trips it
+while a call that never returns still ends within minutes."""
+TIMEOUT_VARIABLE = "REVPROF_USER_CODE_TIMEOUT"
+MAX_USER_CODE_TIMEOUT = 7 * 24 * 3600.0
+_SWALLOWED_ALARMS = 5  # alarms, one a second after the limit, user code may swallow
+
+
+class _TimedOut(BaseException):
+    """Raised by the alarm inside user code that ran past its limit (a BaseException, so the
+    user's own ``except Exception`` cannot swallow it; raised again each second after, so a
+    loop that swallows even that still ends)."""
+
+
+class UserCodeTimeout(RevprofError):
+    """User code ran past :func:`user_code_timeout` (never retried)."""
+
+
+def user_code_timeout() -> float:
+    """The time limit on one call of user code, in seconds (0: none): ``REVPROF_USER_CODE_TIMEOUT``
+    when set, else :data:`DEFAULT_USER_CODE_TIMEOUT`.
+
+    Raises:
+        RevprofError: the variable is not a number from 0 to a week.
+    """
+    import math
+    import os
+
+    text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_USER_CODE_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 <= value <= MAX_USER_CODE_TIMEOUT:
+        raise RevprofError(f"{TIMEOUT_VARIABLE} must be seconds from 0 (no limit) to "
+                           f"{MAX_USER_CODE_TIMEOUT:.0f}; got {text!r}")
+    return value
+
+
+@contextlib.contextmanager
+def _time_limit(what: str) -> Iterator[None]:
+    """End the block with :class:`_TimedOut` after :func:`user_code_timeout` seconds (SIGALRM).
+    Only the main thread can take a signal: elsewhere, and with a limit of 0, nothing is timed.
+    The alarm interrupts Python code and blocking calls; a C loop that never returns to Python
+    (a single huge tensor operation) is interrupted when it does."""
+    limit = user_code_timeout()
+    if not limit or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    alarms = [0]
+
+    def expire(signum: int, frame: Any) -> None:
+        alarms[0] += 1
+        if alarms[0] > _SWALLOWED_ALARMS:  # the code swallows even BaseException: end the process
+            import os
+            import sys
+
+            sys.stderr.write(f"error: {what} did not return within {limit:g} s and ignores being "
+                             f"stopped; exiting\n")
+            sys.stderr.flush()
+            os._exit(1)
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, limit, 1.0)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:  # an enclosing limit keeps running, less the time spent here
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
+
+
 @contextlib.contextmanager
 def user_code(what: str) -> Iterator[None]:
     """Run user code (a module's import, a factory, a forward): anything it raises becomes one
     :class:`RevprofError` ``"<what> raised <Type>: <first line>"``, also ``SystemExit`` (an
     ``exit()`` inside a factory) and a ``KeyboardInterrupt`` it raises itself. A real Ctrl-C
-    still interrupts, and a :class:`RevprofError` passes as it is."""
+    still interrupts, and a :class:`RevprofError` passes as it is. A call that runs longer than
+    :func:`user_code_timeout` (default 600 s, ``REVPROF_USER_CODE_TIMEOUT``) ends in
+    ``"<what> did not return within N s"``."""
+    limit = user_code_timeout()
     with _ctrl_c_seen() as seen:
         try:
-            yield
+            with _time_limit(what):
+                yield
         except RevprofError:
             raise
+        except _TimedOut:
+            raise UserCodeTimeout(f"{what} did not return within {limit:g} s; if it is only slow, "
+                               f"raise the limit with {TIMEOUT_VARIABLE}=SECONDS (0: no limit)") from None
         except KeyboardInterrupt:
             if seen:
                 raise
@@ -253,6 +341,8 @@ class ModelSpec:
         try:
             with torch.device("meta"):
                 return self._call_factory()
+        except UserCodeTimeout:
+            raise
         except RevprofError:
             return self._call_factory()
 

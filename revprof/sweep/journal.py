@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from optuna.storages.journal import JournalFileBackend
 
-from revprof.bounds import nested_deeper_than, replace_file
+from revprof.bounds import check_output_file, nested_deeper_than, replace_file
 from revprof.errors import RevprofError, RevprofWarning, first_line
 
 MAX_RECORD_BYTES = 64 * 2**20
@@ -269,6 +269,7 @@ def repair_journal(path: str | Path) -> tuple[Path, list[tuple[int, str]]]:
 
     path = Path(path)
     _require_file(path)
+    check_output_file(path, "study store")  # a read-only or full file system: refused before
     lock = JournalFileSymlinkLock(str(path))  # the lock every journal writer of this file takes
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backup = path.with_name(f"{path.name}.{stamp}.bak")
@@ -283,13 +284,21 @@ def repair_journal(path: str | Path) -> tuple[Path, list[tuple[int, str]]]:
 
     try:
         lock.acquire()
-        try:
-            shutil.copy2(path, backup)
-            replace_file(path, write)
-        finally:
-            lock.release()
     except OSError as error:
-        raise RevprofError(f"cannot repair the study store {path}: {error.strerror}") from None
+        raise RevprofError(f"cannot repair the study store {path}: cannot take its lock "
+                           f"({error.strerror or error}); the store is unchanged") from None
+    try:
+        # the backup is whole or absent: a full disk leaves no truncated .bak behind
+        replace_file(backup, lambda temporary: shutil.copyfile(path, temporary),
+                     name=f"the backup {backup.name} ({path} is unchanged)")
+        try:
+            replace_file(path, write)
+        except OSError as error:
+            backup.unlink(missing_ok=True)
+            raise RevprofError(f"cannot repair the study store {path}: {error.strerror or error}; "
+                               f"the store is unchanged") from None
+    finally:
+        lock.release()
     return backup, removed
 
 

@@ -23,7 +23,8 @@ def demo_dataset(cases: int, shape: tuple[int, int, int], seed: int = 0, root: P
     if target.is_dir():
         return target
     base.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=base))
+    _remove_abandoned_staging(base)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{os.getpid()}-", dir=base))
     try:
         synthesize(staging, cases, shape=shape, convention="brats2021", seed=seed)
         try:
@@ -34,3 +35,22 @@ def demo_dataset(cases: int, shape: tuple[int, int, int], seed: int = 0, root: P
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _remove_abandoned_staging(base: Path) -> None:
+    """Remove the staging folders of runs that were killed (SIGKILL leaves no chance to clean
+    up): a ``.staging-PID-*`` folder whose process no longer runs."""
+    for folder in base.glob(".staging-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

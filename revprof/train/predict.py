@@ -11,12 +11,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from revprof.bounds import check_output_folder
 from revprof.errors import RevprofError
 from revprof.recipe import PAPER, Recipe, recipe_or_paper
-from revprof.spec import ArchSpec, Precision, parse_patch, validate_patch
+from revprof.spec import PRECISIONS, ArchSpec, Precision, parse_patch, validate_patch
+from revprof.train.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,41 @@ def load_checkpoint(path: Path) -> Checkpoint:
                            f"never code") from None
     if not isinstance(raw, dict) or "spec" not in raw or "state_dict" not in raw:
         raise RevprofError(f"--model {path} is not a revprof checkpoint (no spec and state_dict)")
-    spec = ArchSpec.from_dict(raw["spec"])
-    patch = tuple(int(p) for p in raw["patch"]) if raw.get("patch") else None
-    crop = tuple(int(c) for c in raw["crop"]) if raw.get("crop") else None
-    spacing = tuple(float(v) for v in raw["spacing"]) if raw.get("spacing") else (
-        None if "spacing" in raw else (1.0, 1.0, 1.0))
-    precision = str(raw.get("precision") or "fp32")
-    recipe = (recipe_or_paper(raw.get("recipe"), source=f"--model {path}: recipe")
+    return _checked(raw, f"--model {path}")
+
+
+def _checked(raw: dict[str, Any], source: str) -> Checkpoint:
+    """A checkpoint's fields, each checked as a spec file's are: the spec, a state dict of named
+    tensors, the patch and crop (three sides of 1 to 1024 voxels), the spacing (three sizes of
+    0.001 to 100 mm), the precision and the recipe.
+
+    Raises:
+        RevprofError: ``SOURCE: <field> ...`` in one line.
+    """
+    try:
+        spec = ArchSpec.from_dict(raw["spec"])
+    except RevprofError as error:
+        raise RevprofError(f"{source}: spec: {error}") from None
+    state = raw["state_dict"]
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise RevprofError(f"{source}: state_dict must map parameter names to tensors")
+    # patch, crop and spacing: the checks (and bounds) of a spec file's training settings
+    given = {key: raw[key] for key in ("patch", "crop", "spacing") if raw.get(key) is not None}
+    if "patch" in given and not isinstance(given["patch"], (list, tuple)):
+        raise RevprofError(f"{source}: patch must be three sides like [128, 128, 128]; got "
+                           f"{str(given['patch'])[:40]!r}")
+    settings = TrainSettings.from_dict(given, source=source)
+    spacing = settings.spacing if raw.get("spacing") else (None if "spacing" in raw else (1.0, 1.0, 1.0))
+    precision = raw.get("precision") or "fp32"
+    if precision not in PRECISIONS:
+        raise RevprofError(f"{source}: precision must be one of {', '.join(PRECISIONS)}; got "
+                           f"{str(precision)[:40]!r}")
+    recipe = (recipe_or_paper(raw.get("recipe"), source=f"{source}: recipe")
               if raw.get("recipe") is not None else PAPER.with_overrides({"precision": precision}))
-    return Checkpoint(spec, raw["state_dict"], patch, crop,  # type: ignore[arg-type]
-                      recipe.precision, spacing, recipe)  # type: ignore[arg-type]
+    return Checkpoint(spec, state, settings.patch if "patch" in given else None, settings.crop,
+                      recipe.precision, spacing, recipe)
+
 
 
 @dataclass(frozen=True)
@@ -108,6 +136,7 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
     from revprof.environment import resolve_device
     from revprof.train.run import PreparedData, default_crop, write_predictions
 
+    check_output_folder(out, "--out", example="predictions/")
     checkpoint = load_checkpoint(model_path)
     window = parse_patch(patch) if patch is not None else checkpoint.patch
     if window is None:

@@ -155,15 +155,28 @@ def append_row(row: dict[str, Any], path: Path = DEFAULT_RESULTS) -> Path:
     return path
 
 
+def _append_whole(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` whole or not at all: a write that fails part-way (a full disk)
+    cuts the file back to its old length, so no half row is left."""
+    handle = os.open(path, os.O_WRONLY | os.O_APPEND)
+    size = os.fstat(handle).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view):]
+        os.fsync(handle)
+    except BaseException:
+        os.ftruncate(handle, size)
+        raise
+    finally:
+        os.close(handle)
+
+
 def _append_locked(row: dict[str, Any], path: Path) -> None:
     data = path.read_bytes() if path.exists() else b""
     if not data.strip():
         header = list(row)
-        with open(path, "ab") as handle:
-            handle.truncate(0)
-            handle.write(_line(header) + _line([_cell(row[k]) for k in header]))
-            handle.flush()
-            os.fsync(handle.fileno())
+        replace_file(path, _line(header) + _line([_cell(row[k]) for k in header]))
         return
     header = _header(data, path)
     new_columns = [k for k in row if k not in header]
@@ -171,10 +184,7 @@ def _append_locked(row: dict[str, Any], path: Path) -> None:
     line = _line([_cell(row.get(k)) for k in columns])
     joiner = b"" if data.endswith(b"\n") else b"\n"  # a hand-edited last line without newline
     if not new_columns:
-        with open(path, "ab") as handle:
-            handle.write(joiner + line)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _append_whole(path, joiner + line)
         return
     # A new column: replace the header line, copy every old row verbatim, add the new row.
     body = data.split(b"\n", 1)[1] if b"\n" in data else b""

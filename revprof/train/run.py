@@ -9,6 +9,7 @@ function.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Callable
@@ -274,12 +275,19 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
         except torch.OutOfMemoryError as out_of_memory:  # validation inference ran out
             oom = oom_record(out_of_memory, device)
             status, error, scores = "oom", "during validation: " + _oom_words(oom), []
-        if save_predictions is not None and status == "ok":
+    unsaved: list[str] = []  # the run is a result even when writing its outputs fails
+    if save_predictions is not None and status == "ok" and score:
+        try:
             write_predictions(labels, data, save_predictions)
+        except RevprofError as failure:
+            unsaved.append(str(failure))
     if save_model is not None:
-        save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop, recipe=recipe,
-                        spacing=settings.spacing)
-    return TrainResult(
+        try:
+            save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop, recipe=recipe,
+                            spacing=settings.spacing)
+        except RevprofError as failure:
+            unsaved.append(str(failure))
+    result = TrainResult(
         status=status, dice=mean_dice(scores), dice_per_case=scores, peak_bytes=int(peak),
         predicted_peak_bytes=int(predicted), seconds_per_step=seconds,
         voxels_per_second=voxels / seconds if seconds and math.isfinite(seconds) else float("nan"),
@@ -287,6 +295,18 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
         train_cases=len(data.train), val_cases=len(data.validation),
         environment=env, error=error, oom=oom,
     )
+    if unsaved:
+        raise OutputsNotSaved("; ".join(unsaved), result)
+    return result
+
+
+class OutputsNotSaved(RevprofError):
+    """Training finished but its model or predictions could not be written; ``result`` holds the
+    run, so the caller can still record it."""
+
+    def __init__(self, message: str, result: TrainResult) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _sampled(sampler: PatchSampler, recipe: Recipe) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -325,7 +345,9 @@ def save_checkpoint(model: torch.nn.Module, spec: ArchSpec, path: Path,
         extra["recipe"] = recipe.to_dict()
         extra["precision"] = recipe.precision
     checkpoint = {"spec": spec.to_dict(), "state_dict": model.state_dict(), **extra}
-    return replace_file(path, lambda temporary: torch.save(checkpoint, temporary), make_folder=True)
+    buffer = io.BytesIO()  # torch.save's own writer turns a full disk into "unexpected pos"
+    torch.save(checkpoint, buffer)
+    return replace_file(path, buffer.getvalue(), make_folder=True, name=f"--save-model {path}")
 
 
 def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir: Path) -> list[Path]:
@@ -333,11 +355,11 @@ def write_predictions(labels: dict[str, np.ndarray], data: PreparedData, out_dir
     import nibabel as nib
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for case in data.validation:
         path = out_dir / f"{case.case_id}.nii.gz"
         image = nib.Nifti1Image(labels[case.case_id], case.affine)
-        replace_file(path, partial(nib.save, image), prefix=f".{case.case_id}.", suffix=".tmp.nii.gz")
+        replace_file(path, partial(nib.save, image), prefix=f".{case.case_id}.", suffix=".tmp.nii.gz",
+                     name=str(path), make_folder=True)
         written.append(path)
     return written

@@ -60,17 +60,29 @@ def _region_probs(output: torch.Tensor, kind: str) -> torch.Tensor:
     return output if kind == "probabilities" else torch.sigmoid(output)
 
 
+_BCE_FLOOR = 1e-12
+"""The smallest ``p`` and ``1 - p`` a probability cross-entropy takes the log of (the bound
+``binary_cross_entropy``'s gradient uses)."""
+
+
 def _region_ce(output: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """Binary cross-entropy per region channel, mean over voxels (logits: with the sigmoid folded
-    in, as ``BCEWithLogitsLoss``; probabilities: ``-(t log p + (1 - t) log(1 - p))`` with each log
-    clamped at -100 as ``binary_cross_entropy`` does, written out in elementwise ops because that
-    op's CPU kernel keeps a per-voxel buffer its fake-tensor kernel does not, so a measurement
-    could not be exact)."""
+    in, as ``BCEWithLogitsLoss``; probabilities: ``-(t log p + (1 - t) log(1 - p))``, written out
+    in elementwise ops because ``binary_cross_entropy``'s CPU kernel keeps a per-voxel buffer its
+    fake-tensor kernel does not, so a measurement could not be exact).
+
+    ``p`` and ``1 - p`` are clamped at :data:`_BCE_FLOOR` *before* the log: a sigmoid that
+    saturates to exactly 0 or 1 then gets a zero gradient, and one just inside gets at most
+    ``1 / _BCE_FLOOR``, as ``binary_cross_entropy``'s own gradient is bounded. (Clamping the log's
+    value instead, at -100 as that op's forward does, multiplies a zero gradient by an infinite
+    one in backward: NaN after a few steps on real BraTS cases.) Each log is thereby at least
+    ``log(1e-12)`` = -27.6 rather than -100, which only changes voxels predicted wrongly with
+    certainty."""
     target = target.to(torch.float32)
     if kind == "probabilities":
         probs = output.float()
-        positive = target * torch.log(probs).clamp_min(-100.0)
-        negative = (1 - target) * torch.log1p(-probs).clamp_min(-100.0)
+        positive = target * torch.log(probs.clamp_min(_BCE_FLOOR))
+        negative = (1 - target) * torch.log((1 - probs).clamp_min(_BCE_FLOOR))
         return -(positive + negative).mean()
     return F.binary_cross_entropy_with_logits(output.float(), target)
 

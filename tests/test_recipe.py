@@ -394,3 +394,22 @@ def test_a_settings_file_that_cannot_be_read_is_one_line_and_never_hangs(tmp_pat
     wanted = {"fifo": "not a regular file", "deep": "not valid JSON (nested too deep)",
               "folder": "a folder; give a file"}[kind]
     assert wanted in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("loss", ["ce", "dice_ce"])
+def test_cross_entropy_of_saturated_probabilities_has_a_finite_gradient(loss: str) -> None:
+    # a sigmoid saturated to exactly 0 and 1, right and wrong: the gradient must stay finite
+    # (clamping the log's value gave 0 * inf = NaN; seen on real BraTS cases at step 11)
+    from revprof.losses import single_loss
+
+    logits = torch.tensor([-200.0, -200.0, 200.0, 200.0, -30.0, 30.0, 0.3, -0.2]).reshape(1, 1, 2, 2, 2)
+    logits.requires_grad_(True)
+    target = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]).reshape(1, 1, 2, 2, 2)
+    value = single_loss(PAPER.with_overrides({"loss": loss}), "probabilities")(torch.sigmoid(logits), target)
+    value.backward()
+    assert torch.isfinite(value) and torch.isfinite(logits.grad).all()
+    # unsaturated voxels keep binary_cross_entropy's value
+    p = torch.sigmoid(torch.tensor([0.3, -0.2]))
+    ce = single_loss(PAPER.with_overrides({"loss": "ce"}), "probabilities")(
+        p.reshape(1, 1, 2, 1, 1), torch.tensor([1.0, 0.0]).reshape(1, 1, 2, 1, 1))
+    assert ce.item() == pytest.approx(torch.nn.functional.binary_cross_entropy(p, torch.tensor([1.0, 0.0])).item(), rel=1e-6)

@@ -102,6 +102,13 @@ def test_non_finite_loss_is_recorded_as_diverged(tmp_path):
     assert result.status == "diverged"
     assert result.dice is None and "loss became nan" in result.error
     assert result.steps_done == 1
+    # its NaN weights are not written as a model: the run is still a result, the model an error
+    from revprof.train.run import OutputsNotSaved
+
+    with pytest.raises(OutputsNotSaved, match="not written: the run ended diverged") as failed:
+        run_training(TINY, _settings(root, patch=(16, 16, 16)), progress=False, cache_dir=tmp_path,
+                     save_model=tmp_path / "net.pt")
+    assert failed.value.result.status == "diverged" and not (tmp_path / "net.pt").exists()
 
 
 @pytest.mark.slow

@@ -281,7 +281,10 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
             write_predictions(labels, data, save_predictions)
         except RevprofError as failure:
             unsaved.append(str(failure))
-    if save_model is not None:
+    if save_model is not None and status != "ok":  # NaN or half-trained weights are no network
+        unsaved.append(f"--save-model {save_model} was not written: the run ended {status} "
+                       f"({error}), so its weights are not a trained network")
+    elif save_model is not None:
         try:
             save_checkpoint(model, spec, save_model, patch=patch, crop=data.crop, recipe=recipe,
                             spacing=settings.spacing)

@@ -69,7 +69,7 @@ def test_the_real_study_file_reads_the_shared_cases_at_3_mm() -> None:
 
 
 @pytest.mark.realdata
-@pytest.mark.slow  # about 30 s on one core: 60 steps, a prediction, an evaluation
+@pytest.mark.slow  # 60 steps, a prediction, an evaluation: 144 s on one core at load 5
 def test_spec_file_run_on_real_cases_then_predict_and_evaluate_a_held_out_case(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from revprof.spec import spec_from_options
@@ -102,7 +102,7 @@ def test_spec_file_run_on_real_cases_then_predict_and_evaluate_a_held_out_case(
 
 
 @pytest.mark.realdata
-@pytest.mark.slow  # about 15 s on one core
+@pytest.mark.slow  # 53 s on one core at load 5
 def test_same_weights_reversible_and_plain_give_the_same_dice_on_a_real_case(tmp_path: Path) -> None:
     from revprof.recipe import PAPER
     from revprof.spec import spec_from_options

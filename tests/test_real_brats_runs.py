@@ -68,6 +68,38 @@ def test_the_real_study_file_reads_the_shared_cases_at_3_mm() -> None:
     assert study.fixed.val_cases >= 3 and study.trials <= 8
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    (2, (2.0, 2.0, 2.0)), ([1, 1, 2.5], (1.0, 1.0, 2.5)), ("none", None), ("2,2,2", (2.0, 2.0, 2.0))])
+def test_a_study_file_sets_the_spacing_its_trials_train_at(value: object, expected: object) -> None:
+    from revprof.sweep.studyfile.parse import parse_study
+
+    raw = {"study": {"name": "s", "trials": 1, "objectives": ["dice", "peak_bytes"]},
+           "data": {"spacing": value}, "space": {"levels": 3, "width": 8}}
+    assert parse_study(raw).data.spacing == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, [1, 1], "fine", True, [1, "a", 1]])
+def test_a_bad_study_spacing_is_one_line_naming_the_key(value: object) -> None:
+    from revprof.errors import RevprofError
+    from revprof.sweep.studyfile.parse import parse_study
+
+    raw = {"study": {"name": "s", "trials": 1, "objectives": ["dice", "peak_bytes"]},
+           "data": {"spacing": value}, "space": {"levels": 3, "width": 8}}
+    with pytest.raises(RevprofError, match=r"data\.spacing.*must be a voxel size in mm") as error:
+        parse_study(raw)
+    assert "\n" not in str(error.value)
+
+
+def test_save_model_without_steps_or_a_spec_file_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["measure", "--levels", "3", "--width", "8", "--patch", "16",
+                                      "--backend", "simulate", "--save-model", str(tmp_path / "n.pt")])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("error: --save-model and --save-predictions write a training "
+                                     "run's results: add --steps N (or --spec FILE, whose recipe "
+                                     "sets them)")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.realdata
 @pytest.mark.slow  # 60 steps, a prediction, an evaluation: 144 s on one core at load 5
 def test_spec_file_run_on_real_cases_then_predict_and_evaluate_a_held_out_case(

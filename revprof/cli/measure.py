@@ -106,6 +106,11 @@ def measure(
         patch = file_default(ctx, "patch", patch, loaded, ",".join(map(str, loaded.patch)))
     step_recipe = recipe_options.resolve(loaded.settings.recipe if loaded is not None else None,
                                          steps=steps)
+    if steps is None and (save_model is not None or save_predictions is not None):
+        if loaded is None:
+            raise RevprofError("--save-model and --save-predictions write a training run's "
+                               "results: add --steps N (or --spec FILE, whose recipe sets them)")
+        steps = step_recipe.steps  # a trial's spec file trains for its recipe's steps
     _refuse_idle_options(ctx, steps is not None, as_json)
     if steps is not None and device_memory is not None:
         raise RevprofError("--device-memory predicts whether the step fits a card; a training run "

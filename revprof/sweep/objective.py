@@ -330,7 +330,7 @@ def train_settings(settings: RunSettings, patch: tuple[int, int, int] | None = N
         recipe=study_file.recipe, val_cases=fixed.val_cases,
         device=settings.device or fixed.device, seed=fixed.seed,
         convention=data.convention, crop=data.crop, synthetic_cases=data.synthetic_cases,
-        synthetic_shape=data.synthetic_shape,
+        synthetic_shape=data.synthetic_shape, spacing=data.spacing,
     )
 
 

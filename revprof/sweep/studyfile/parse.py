@@ -121,6 +121,7 @@ def parse_study(raw: Mapping[str, Any], source: str = "<study>") -> StudyFile:
                                   maximum=bounds.MAX_SYNTHETIC_CASES),
         synthetic_shape=(_synthetic_shape(p, data_raw)
                          if "synthetic_shape" in data_raw else DataSettings.synthetic_shape),
+        spacing=_spacing(p, data_raw) if "spacing" in data_raw else DataSettings.spacing,
     )
     if data.path is not None and (not data.path.strip() or "\0" in data.path):
         raise p.error("data.path", f"must be a folder path; got {data.path!r}")
@@ -269,6 +270,24 @@ def _convention(p: _Parser, name: str | None) -> str | None:
         return get_convention(name).name
     except RevprofError as error:
         raise p.error("data.convention", str(error)) from None
+
+
+def _spacing(p: _Parser, table: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """``[data] spacing``: one number or three (mm), or "none" to keep each case's spacing."""
+    from revprof.data.resample import parse_spacing
+
+    value = table["spacing"]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, list)):
+        raise p.error("data.spacing", f"must be a voxel size in mm such as 2 or [2, 2, 2], or "
+                                      f"\"none\"; got {value!r}")
+    if isinstance(value, (int, float)):
+        value = [value] * 3
+    text = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    try:
+        return parse_spacing(text)
+    except RevprofError:
+        raise p.error("data.spacing", f"must be a voxel size in mm such as 2 or [2, 2, 2] (three "
+                                      f"positive numbers), or \"none\"; got {value!r}") from None
 
 
 def _synthetic_shape(p: _Parser, table: Mapping[str, Any]) -> tuple[int, int, int]:

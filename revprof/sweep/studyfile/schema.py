@@ -29,7 +29,7 @@ SAMPLERS = ("tpe", "nsga2", "random", "grid")
 
 TABLES = ("study", "data", "fixed", "recipe", "space", "sampler", "enqueue")
 STUDY_KEYS = ("name", "description", "trials", "objectives", "budget", "device_memory")
-DATA_KEYS = ("path", "convention", "crop", "synthetic_cases", "synthetic_shape")
+DATA_KEYS = ("path", "convention", "crop", "spacing", "synthetic_cases", "synthetic_shape")
 RECIPE_IN_FIXED = ("batch", "steps", "precision", "lr", "schedule", "foreground")
 """Recipe fields a ``[fixed]`` table may also set (study files written before ``[recipe]``
 existed); setting one in both tables is an error."""
@@ -58,6 +58,8 @@ class DataSettings:
     crop: tuple[int, int, int] | None = None
     synthetic_cases: int = 8
     synthetic_shape: tuple[int, int, int] = (64, 64, 64)
+    spacing: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
+    """Target voxel size in mm (cases at another spacing are resampled); None keeps each case's."""
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,10 @@ class StudyFile:
             "data": {"path": self.data.path, "convention": self.data.convention,
                      "crop": list(self.data.crop) if self.data.crop else None,
                      "synthetic_cases": self.data.synthetic_cases,
-                     "synthetic_shape": list(self.data.synthetic_shape)},
+                     "synthetic_shape": list(self.data.synthetic_shape),
+                     # only when set, so a study stored before spacing existed resumes unchanged
+                     **({} if self.data.spacing == DataSettings.spacing else
+                        {"spacing": list(self.data.spacing) if self.data.spacing else None})},
             "fixed": self.fixed_dict(),
             "recipe": self.recipe.to_dict(),
             "space": {k: d.to_dict() for k, d in self.space.items()},

@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "revprof"
 
 # Rank of each top-level module or package of revprof; an import may only go to a rank <= its own.
-FOUNDATION = {"errors", "units", "interrupts", "bounds", "redaction"}
+FOUNDATION = {"errors", "units", "interrupts", "bounds", "redaction", "processes"}
 ENGINE = {"spec", "network", "recipe", "nn", "losses", "step", "environment", "memory", "__init__"}
 SERVICES = {"data", "evaluation", "train", "sweep", "report", "bench"}
 COMMAND_LINE = {"cli", "__main__"}

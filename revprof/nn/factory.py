@@ -12,8 +12,11 @@ import contextlib
 import copy
 import importlib
 import json
+import math
+import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -86,9 +89,6 @@ def user_code_timeout() -> float:
     Raises:
         RevprofError: the variable is not a number from 0 to a week.
     """
-    import math
-    import os
-
     text = os.environ.get(TIMEOUT_VARIABLE, "").strip()
     if not text:
         return DEFAULT_USER_CODE_TIMEOUT
@@ -118,9 +118,6 @@ def _time_limit(what: str) -> Iterator[None]:
     def expire(signum: int, frame: Any) -> None:
         alarms[0] += 1
         if alarms[0] > _SWALLOWED_ALARMS:  # the code swallows even BaseException: end the process
-            import os
-            import sys
-
             sys.stderr.write(f"error: {what} did not return within {limit:g} s and ignores being "
                              f"stopped; exiting\n")
             sys.stderr.flush()

@@ -24,6 +24,8 @@ import time
 from datetime import datetime
 from typing import Any
 
+from revprof.processes import pid_alive
+
 HEARTBEAT_INTERVAL = float(os.environ.get("REVPROF_HEARTBEAT_INTERVAL", "10"))
 GRACE_PERIOD = float(os.environ.get("REVPROF_HEARTBEAT_GRACE", "120"))
 
@@ -40,29 +42,9 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
-def _state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
 def identity() -> dict[str, Any]:
     """This worker: host name, process id and process start time (guards against pid reuse)."""
     return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_ticks(os.getpid())}
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host runs: it exists (perhaps under another user) and is
-    not a zombie (killed, not yet reaped by its parent)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return _state(pid) not in ("Z", "X")
 
 
 def process_alive(worker: dict[str, Any]) -> bool | None:

@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from revprof.processes import pid_alive
+
 DEMO_ROOT = Path(".revprof") / "demo-data"
 
 
@@ -42,15 +44,7 @@ def _remove_abandoned_staging(base: Path) -> None:
     up): a ``.staging-PID-*`` folder whose process no longer runs."""
     for folder in base.glob(".staging-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True

@@ -8,6 +8,7 @@ processes,
     revprof measure --spec SPEC --data TRAIN --val-cases 0 --save-model OUT/net.pt
     revprof predict --model OUT/net.pt --data HELD --out OUT/pred-held
     revprof evaluate --pred OUT/pred-held --ref HELD --json
+    (the same two with ``predict --largest-component``, into OUT/pred-held_largest)
 
 (and the same two for the TCGA case), recording for each the wall time, the CPU time (user + system
 of the process and its children, from ``resource.getrusage``) and the load average before and
@@ -101,12 +102,14 @@ def main() -> None:
                                "--val-cases", "0", "--save-model", str(out / "net.pt"),
                                "--results", str(out / "runs.csv"), "--json"], out / "measure.log")
     for name, folder in folders.items():
-        record[f"predict_{name}"] = timed([*revprof, "predict", "--model", str(out / "net.pt"), "--data",
-                                           str(folder), "--out", str(out / f"pred-{name}")],
-                                          out / f"predict-{name}.log")
-        timed([*revprof, "evaluate", "--pred", str(out / f"pred-{name}"), "--ref", str(folder), "--json"],
-              out / f"evaluate-{name}.json")
-        record[f"dice_{name}"] = scores(out / f"evaluate-{name}.json")
+        for suffix, extra in (("", []), ("_largest", ["--largest-component"])):
+            pred = out / f"pred-{name}{suffix}"
+            record[f"predict_{name}{suffix}"] = timed(
+                [*revprof, "predict", "--model", str(out / "net.pt"), "--data", str(folder), "--out",
+                 str(pred), *extra], out / f"predict-{name}{suffix}.log")
+            timed([*revprof, "evaluate", "--pred", str(pred), "--ref", str(folder), "--json"],
+                  out / f"evaluate-{name}{suffix}.json")
+            record[f"dice_{name}{suffix}"] = scores(out / f"evaluate-{name}{suffix}.json")
     text = json.dumps(record, indent=2)
     (out / "run.json").write_text(text + "\n")
     print(text)

@@ -78,6 +78,10 @@ OPTIMIZER_DEFAULTS: dict[OptimizerName, dict[str, Any]] = {
 """PyTorch's default of every hyper-parameter each optimizer takes (a recipe field left ``None``
 takes it); a field an optimizer does not take must stay ``None``."""
 
+_KEYED_WHEN_SET: dict[str, Any] = {"intensity": 0.0}
+"""Fields newer than the first stored keys, with the default at which :meth:`Recipe.key` leaves
+them out."""
+
 MAX_CLIP = 1e9
 MAX_ACCUMULATE = 1024
 
@@ -113,6 +117,9 @@ class Recipe:
         steps: optimizer steps of a training run.
         schedule: the learning-rate schedule (:data:`Schedule`).
         foreground: fraction of patches made to contain tumour (nnU-Net: 0.33); 0: uniform.
+        intensity: strength of the random scale and shift of each modality of every training
+            patch (:func:`revprof.data.sampling.jitter_intensity`; MONAI's BraTS tutorial: 0.1);
+            0: none (patches are only flipped).
         after_step: an op after the optimizer step (:data:`AfterStep`).
         transfer: where the batch lives (:data:`Transfer`).
     """
@@ -142,6 +149,7 @@ class Recipe:
     steps: int = 100
     schedule: Schedule = "constant"
     foreground: float = 0.0
+    intensity: float = 0.0
     after_step: AfterStep = "none"
     transfer: Transfer = "resident"
 
@@ -229,8 +237,10 @@ class Recipe:
         return f"{self.name}: " + " · ".join(parts)
 
     def run_words(self) -> str:
-        """The run settings: ``100 steps, constant lr, foreground 0``."""
-        return f"{self.steps} steps, {self.schedule} lr, foreground {self.foreground:g}"
+        """The run settings: ``100 steps, constant lr, foreground 0`` (and ``, intensity 0.1``
+        when patches are augmented in intensity)."""
+        words = f"{self.steps} steps, {self.schedule} lr, foreground {self.foreground:g}"
+        return words + (f", intensity {self.intensity:g}" if self.intensity else "")
 
     # ---- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -260,9 +270,16 @@ class Recipe:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     def key(self) -> str:
-        """A stable 16-hex-digit hash of every field but ``name`` (equal recipes, equal keys)."""
+        """A stable 16-hex-digit hash of every field but ``name`` (equal recipes, equal keys).
+
+        Fields added after keys were first stored (:data:`_KEYED_WHEN_SET`) count only when they
+        differ from their default, so a recipe that does not use them keeps its earlier key (and
+        a study resumed with it finds the networks it trained)."""
         data = self.to_dict()
         data.pop("name")
+        for name, default in _KEYED_WHEN_SET.items():
+            if data.get(name) == default:
+                data.pop(name)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -289,6 +306,12 @@ class Recipe:
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Recipe))
 """The recipe's fields, in order."""
+
+
+def with_newer_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored recipe dict with the fields added since (:data:`_KEYED_WHEN_SET`) at their
+    defaults, so that a recipe stored before they existed compares equal to the same recipe now."""
+    return {**_KEYED_WHEN_SET, **data}
 
 
 def _check_keys(data: Mapping[str, Any], source: str) -> None:
@@ -390,6 +413,7 @@ def _validate(r: Recipe) -> None:
     _integer("steps", r.steps, 1, MAX_STEPS)
     _choice("schedule", r.schedule, SCHEDULES)
     _number("foreground", r.foreground, 0.0, 1.0)
+    _number("intensity", r.intensity, 0.0, 0.5)
     _choice("after_step", r.after_step, AFTER_STEPS)
     _choice("transfer", r.transfer, TRANSFERS)
 

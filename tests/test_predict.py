@@ -70,6 +70,39 @@ def test_predict_round_trip_on_synthetic_cases(trained, tmp_path) -> None:
     assert len(cases) == 3
 
 
+def test_largest_component_keeps_the_largest_tumour_of_each_plain_prediction(trained, tmp_path) -> None:
+    from scipy import ndimage
+
+    from revprof.data import get_convention
+
+    model, data = trained
+    plain, kept = tmp_path / "plain", tmp_path / "kept"
+    assert invoke("predict", "--model", str(model), "--data", str(data), "--out", str(plain),
+                  "--device", "cpu").exit_code == 0
+    result = invoke("predict", "--model", str(model), "--data", str(data), "--out", str(kept),
+                    "--device", "cpu", "--largest-component")
+    assert result.exit_code == 0, result.output
+    convention = get_convention("brats2021")
+    several = 0
+    for case in sorted(p.name for p in data.iterdir() if p.is_dir()):
+        before = np.asarray(nib.load(plain / f"{case}.nii.gz").dataobj)
+        after = np.asarray(nib.load(kept / f"{case}.nii.gz").dataobj)
+        components, count = ndimage.label(before > 0, structure=np.ones((3, 3, 3)))
+        if count > 1:
+            several += 1
+            sizes = np.bincount(components.ravel())[1:]
+            largest = components == 1 + int(np.argmax(sizes))
+            assert f"{case}: " in result.output and f"largest of {count} tumour components kept" in result.output
+            removed = int((before > 0).sum() - largest.sum())
+            assert f"{removed:,} voxels removed" in result.output
+        else:
+            largest = before > 0
+        # the same labels inside the largest component, background elsewhere
+        np.testing.assert_array_equal(after, np.where(largest, before, 0))
+        assert convention.region_masks(after)[0].sum() == largest.sum()
+    assert several > 0, "no prediction had several tumour components: the option was not exercised"
+
+
 @pytest.mark.slow  # one 240×240×155 case through a tiny network: about 10 s on a quiet CPU
 def test_predict_segments_the_real_inference_only_2023_case(trained, tmp_path) -> None:
     model, _ = trained

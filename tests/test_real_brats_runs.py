@@ -131,6 +131,12 @@ def test_spec_file_run_on_real_cases_then_predict_and_evaluate_a_held_out_case(
     (case,) = report["cases"]
     assert case["case"] == HELD_OUT and case["pred_convention"] == "brats2021"
     assert case["dice"]["wt"] > 0.3, case["dice"]  # 60 steps on two cases find the tumour
+    # kept to its largest tumour, the map loses only voxels, never gains or relabels one
+    _invoke("predict", "--model", "net.pt", "--data", str(held), "--out", "largest",
+            "--largest-component")
+    plain = np.asarray(written.dataobj)
+    largest = np.asarray(nib.load(tmp_path / "largest" / f"{HELD_OUT}.nii.gz").dataobj)
+    assert ((largest == plain) | (largest == 0)).all() and 0 < (largest > 0).sum() <= (plain > 0).sum()
 
 
 @pytest.mark.realdata

@@ -163,6 +163,13 @@ def test_presets_round_trip_and_their_keys_are_stable() -> None:
     assert PAPER.key() == "61800d252941ff88"
     assert PAPER.with_overrides({"name": "mine"}).key() == PAPER.key()
     assert len({r.key() for r in PRESETS.values()}) == 3
+    # a field added later counts only once set: old keys stay, a set value is another recipe
+    augmented = PAPER.with_overrides({"intensity": 0.1})
+    assert augmented.key() != PAPER.key()
+    assert Recipe.from_dict(augmented.to_dict()) == augmented
+    assert "intensity 0.1" in augmented.run_words() and "intensity" not in PAPER.run_words()
+    with pytest.raises(RevprofError, match=r"recipe.intensity must be from 0 to 0.5; got 0.7"):
+        PAPER.with_overrides({"intensity": 0.7})
 
 
 def test_the_presets_are_their_sources_steps() -> None:

@@ -23,6 +23,10 @@ def predict(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     convention: Annotated[str | None, typer.Option(
         "--convention", help="Force the label convention of the cases (default: detected).")] = None,
+    largest_component: Annotated[bool, typer.Option(
+        "--largest-component", help="Keep only the largest connected whole tumour (and the core "
+        "and enhancing tumour inside it): removes scattered false positives, and a second lesion "
+        "of a multifocal tumour.")] = False,
 ) -> None:
     """Segment cases with a saved network: sliding-window inference, label maps in each case's
     original geometry and label convention, ready for `revprof evaluate`."""
@@ -39,9 +43,14 @@ def predict(
             bar.update(tasks[case], completed=done)
 
         written = predict_folder(model, data, out, patch=patch, device=device,
-                                 convention=convention, on_window=window)
+                                 convention=convention, on_window=window,
+                                 largest_component=largest_component)
     for item in written:
-        console.print(f"{item.case}: {item.path} ({'×'.join(map(str, item.shape))})",
+        kept = ""
+        if item.kept is not None and item.kept.components > 1:
+            kept = (f"; largest of {item.kept.components} tumour components kept, "
+                    f"{item.kept.removed_voxels:,} voxels removed")
+        console.print(f"{item.case}: {item.path} ({'×'.join(map(str, item.shape))}){kept}",
                       highlight=False, soft_wrap=True)
     console.print(f"segmented {len(written)} case(s) into {out}", highlight=False, soft_wrap=True)
 

@@ -286,10 +286,8 @@ def preprocess_case(loaded: LoadedCase, config: PreprocessConfig = PreprocessCon
 def restore_labels(probabilities: np.ndarray, pre: PreprocessedCase, threshold: float = 0.5) -> np.ndarray:
     """The label map a prediction on the preprocessed grid means on the case's original grid.
 
-    The region probabilities are put back into the original geometry (and resampled back to the
-    original spacing, linearly, when the case was resampled), thresholded, nested as the
-    labels require (ET ⊆ TC ⊆ WT) and turned into the case's label convention. This is what a
-    saved prediction holds and what training's validation Dice is computed on.
+    The region masks of :func:`restore_masks` turned into the case's label convention. This is
+    what a saved prediction holds and what training's validation Dice is computed on.
 
     Args:
         probabilities: float ``(3, D', H', W')`` WT, TC, ET probabilities on ``pre``'s grid.
@@ -299,13 +297,31 @@ def restore_labels(probabilities: np.ndarray, pre: PreprocessedCase, threshold: 
     Returns:
         uint8 label map ``(D, H, W)`` on the original grid, in ``pre.convention``.
     """
+    return get_convention(pre.convention).labels_from_regions(restore_masks(probabilities, pre, threshold))
+
+
+def restore_masks(probabilities: np.ndarray, pre: PreprocessedCase, threshold: float = 0.5) -> np.ndarray:
+    """The region masks a prediction on the preprocessed grid means on the case's original grid.
+
+    The region probabilities are put back into the original geometry (and resampled back to the
+    original spacing, linearly, when the case was resampled), thresholded and nested as the
+    labels require (ET ⊆ TC ⊆ WT).
+
+    Args:
+        probabilities: float ``(3, D', H', W')`` WT, TC, ET probabilities on ``pre``'s grid.
+        pre: the preprocessed case.
+        threshold: foreground above this.
+
+    Returns:
+        bool ``(3, D, H, W)`` WT, TC, ET masks on the original grid.
+    """
     probabilities = restore_geometry(np.asarray(probabilities, dtype=np.float32), pre.geometry)
     if pre.source_shape is not None and pre.grid_spacing is not None:  # back from the resampled grid
         probabilities = resample(probabilities, pre.source_shape, pre.grid_spacing, pre.spacing, order=1)
     masks = probabilities > threshold
     masks[1] |= masks[2]
     masks[0] |= masks[1]
-    return get_convention(pre.convention).labels_from_regions(masks)
+    return masks
 
 
 def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0) -> np.ndarray:
@@ -326,5 +342,6 @@ def restore_geometry(prediction: np.ndarray, geometry: Geometry, fill: float = 0
 __all__ = [
     "PAPER_SIZE", "Geometry", "PreprocessConfig", "PreprocessedCase", "brain_bbox",
     "plan_geometry", "preprocess_arrays", "preprocess_case", "restore_geometry", "restore_labels",
+    "restore_masks",
     "zscore",
 ]

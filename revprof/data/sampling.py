@@ -42,6 +42,7 @@ def sample_patch(
     generator: torch.Generator | None = None,
     flip: bool = True,
     around: Sequence[int] | None = None,
+    intensity: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One random patch of a case, randomly flipped along each axis.
 
@@ -52,6 +53,7 @@ def sample_patch(
         flip: flip each axis with probability 1/2.
         around: a voxel ``(d, h, w)`` of the case's volume the patch must contain (at a random
             place in it); None: anywhere.
+        intensity: random intensity change of each modality (:func:`jitter_intensity`); 0: none.
 
     Returns:
         ``(image (4, pd, ph, pw) float32, target (3, pd, ph, pw) float32)``.
@@ -80,7 +82,38 @@ def sample_patch(
         if axes:
             img = torch.flip(img, axes)
             tgt = torch.flip(tgt, axes)
+    if intensity > 0.0:
+        img = jitter_intensity(img, intensity, generator)
     return img, tgt
+
+
+def jitter_intensity(image: torch.Tensor, strength: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Scale and shift each modality of a z-scored patch by a random amount, inside the brain.
+
+    Every channel ``c`` becomes ``x * (1 + a_c) + b_c`` on the brain's voxels (those where any
+    modality is non-zero; the background stays 0, as preprocessing leaves it), with ``a_c`` and
+    ``b_c`` drawn uniformly from ``[-strength, strength]``: MONAI's BraTS tutorial applies the same
+    scale and shift (``RandScaleIntensity`` / ``RandShiftIntensity``, 0.1) to the whole image; here
+    they are per modality, as nnU-Net's multiplicative brightness is, so that a network does not
+    learn one scanner's contrast between modalities.
+
+    Args:
+        image: ``(C, D, H, W)`` float32, z-scored per modality (background 0).
+        strength: the largest relative scale and absolute shift, in ``(0, 1)``.
+        generator: source of randomness.
+
+    Returns:
+        A new ``(C, D, H, W)`` float32 tensor.
+    """
+    if not 0.0 < strength < 1.0:
+        raise RevprofError(f"intensity augmentation strength must lie in (0, 1); got {strength}")
+    channels = image.shape[0]
+    draws = (torch.rand(2, channels, generator=generator) * 2.0 - 1.0) * strength
+    scale = (1.0 + draws[0]).view(channels, 1, 1, 1)
+    shift = draws[1].view(channels, 1, 1, 1)
+    brain = (image != 0).any(dim=0, keepdim=True)
+    return torch.where(brain, image * scale + shift, image)
 
 
 class PatchSampler:
@@ -94,14 +127,19 @@ class PatchSampler:
         flip: random flips along each axis.
         foreground: the fraction of patches made to contain tumour (a random whole-tumour
             voxel), as nnU-Net oversamples foreground (a third of its patches); 0: uniform.
+        intensity: strength of the random per-modality scale and shift of every patch
+            (:func:`jitter_intensity`); 0: none.
     """
 
     def __init__(self, cases: Sequence[PreprocessedCase], patch: int | Sequence[int] = PAPER_PATCH,
                  seed: int = 0, generator: torch.Generator | None = None, flip: bool = True,
-                 foreground: float = 0.0) -> None:
+                 foreground: float = 0.0, intensity: float = 0.0) -> None:
         if not 0.0 <= foreground <= 1.0:
             raise RevprofError(f"foreground fraction must lie in [0, 1]; got {foreground}")
+        if not 0.0 <= intensity < 1.0:
+            raise RevprofError(f"intensity augmentation strength must lie in [0, 1); got {intensity}")
         self.foreground = float(foreground)
+        self.intensity = float(intensity)
         self._tumour: dict[int, np.ndarray] = {}
         if not cases:
             raise RevprofError("the patch sampler needs at least one case")
@@ -124,7 +162,8 @@ class PatchSampler:
             raise RevprofError(f"batch size must be >= 1; got {batch_size}")
         picks = torch.randint(0, len(self.cases), (batch_size,), generator=self.generator)
         pairs = [sample_patch(self.cases[int(i)], self.patch, self.generator, self.flip,
-                              around=self._tumour_voxel(int(i))) for i in picks]
+                              around=self._tumour_voxel(int(i)), intensity=self.intensity)
+                 for i in picks]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
 
@@ -181,4 +220,5 @@ def sliding_window_positions(
     return [tuple(s) for s in itertools.product(*per_axis)]  # type: ignore[misc]
 
 
-__all__ = ["PAPER_PATCH", "PatchSampler", "pad_to", "sample_patch", "sliding_window_positions"]
+__all__ = ["PAPER_PATCH", "PatchSampler", "jitter_intensity", "pad_to", "sample_patch",
+           "sliding_window_positions"]

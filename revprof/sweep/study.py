@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from revprof.errors import RevprofError
+from revprof.recipe import with_newer_fields
 from revprof.sweep.dataset import IDENTITY_KEY, check_data_exists, check_same_data, data_identity
 from revprof.sweep.objective import RunSettings, train_settings
 from revprof.sweep.space import check_enqueued, enqueue
@@ -168,6 +169,8 @@ def _check_compatible(summary: Any, study_file: StudyFile, memory_only: bool, na
     if not isinstance(stored, dict):
         return
     mine = study_file.identity()
+    if isinstance(stored.get("recipe"), dict):  # stored before a recipe field was added
+        stored = {**stored, "recipe": with_newer_fields(stored["recipe"])}
     changed = [k for k in mine if k in stored and stored.get(k) != mine[k]]
     if changed:
         raise RevprofError(

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from revprof.data.postprocess import Kept, keep_largest_tumour
 from revprof.bounds import check_output_folder
 from revprof.errors import RevprofError
 from revprof.recipe import PAPER, Recipe, recipe_or_paper
@@ -109,16 +110,21 @@ class Predicted:
     case: str
     path: Path
     shape: tuple[int, int, int]
+    kept: Kept | None = None
+    """With ``largest_component``: the tumour components found and the voxels removed."""
 
 
 def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = None,
                    device: str = "auto", convention: str | None = None,
-                   on_window: Callable[[str, int, int], None] | None = None) -> list[Predicted]:
+                   on_window: Callable[[str, int, int], None] | None = None,
+                   largest_component: bool = False) -> list[Predicted]:
     """Segment every case under ``data`` (labelled or inference-only) with the checkpoint and
     write ``out/<case>.nii.gz`` in the case's original geometry and label convention.
 
     Args:
         patch: sliding-window size; default the checkpoint's training patch.
+        largest_component: keep only the largest connected whole-tumour component (and the core
+            and enhancing tumour inside it; :func:`revprof.data.postprocess.keep_largest_tumour`).
         on_window: ``(case, done, total)`` after each inference window (progress).
 
     Returns:
@@ -130,7 +136,8 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
     """
     from revprof.data import PreprocessConfig, discover, load_case, preprocess_case
     from revprof.data.nifti import open_nifti
-    from revprof.data.preprocess import restore_labels
+    from revprof.data.conventions import get_convention
+    from revprof.data.preprocess import restore_masks
     from revprof.nn import build_model
     from revprof.train.infer import predict_volume
     from revprof.environment import resolve_device
@@ -168,7 +175,9 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
             lambda done, total, name=case.case_id: on_window(name, done, total))
         probs = predict_volume(model, pre.image, window, checkpoint.spec.levels, where,
                                checkpoint.precision, on_window=report)
-        labels = restore_labels(probs, pre)
+        masks = restore_masks(probs, pre)
+        kept = keep_largest_tumour(masks) if largest_component else None
+        labels = get_convention(pre.convention).labels_from_regions(kept.masks if kept else masks)
         (path,) = write_predictions({case.case_id: labels}, PreparedData(data, [], [pre], {}), out)
-        results.append(Predicted(case.case_id, path, tuple(loaded.image.shape[1:])))
+        results.append(Predicted(case.case_id, path, tuple(loaded.image.shape[1:]), kept))
     return results

@@ -11,16 +11,18 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from revprof.data.postprocess import Kept, keep_largest_tumour
 from revprof.bounds import check_output_folder
 from revprof.errors import RevprofError
 from revprof.recipe import PAPER, Recipe, recipe_or_paper
 from revprof.spec import PRECISIONS, ArchSpec, Precision, parse_patch, validate_patch
 from revprof.train.settings import TrainSettings
+
+if TYPE_CHECKING:
+    from revprof.data.postprocess import Kept
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
     """
     from revprof.data import PreprocessConfig, discover, load_case, preprocess_case
     from revprof.data.nifti import open_nifti
+    from revprof.data.postprocess import keep_largest_tumour
     from revprof.data.conventions import get_convention
     from revprof.data.preprocess import restore_masks
     from revprof.nn import build_model

@@ -78,9 +78,8 @@ OPTIMIZER_DEFAULTS: dict[OptimizerName, dict[str, Any]] = {
 """PyTorch's default of every hyper-parameter each optimizer takes (a recipe field left ``None``
 takes it); a field an optimizer does not take must stay ``None``."""
 
-_KEYED_WHEN_SET: dict[str, Any] = {"intensity": 0.0}
-"""Fields newer than the first stored keys, with the default at which :meth:`Recipe.key` leaves
-them out."""
+_NEWER_FIELDS = ("intensity",)
+"""Fields added after recipe keys were first stored (see :data:`_KEYED_WHEN_SET`)."""
 
 MAX_CLIP = 1e9
 MAX_ACCUMULATE = 1024
@@ -306,6 +305,9 @@ class Recipe:
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Recipe))
 """The recipe's fields, in order."""
+
+_KEYED_WHEN_SET: dict[str, Any] = {f.name: f.default for f in fields(Recipe) if f.name in _NEWER_FIELDS}
+"""The newer fields with their defaults, at which :meth:`Recipe.key` leaves them out."""
 
 
 def with_newer_fields(data: Mapping[str, Any]) -> dict[str, Any]:

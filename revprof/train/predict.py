@@ -137,9 +137,9 @@ def predict_folder(model_path: Path, data: Path, out: Path, patch: str | None = 
             size or affine is damaged (checked for every case before the first is written).
     """
     from revprof.data import PreprocessConfig, discover, load_case, preprocess_case
+    from revprof.data.conventions import get_convention
     from revprof.data.nifti import open_nifti
     from revprof.data.postprocess import keep_largest_tumour
-    from revprof.data.conventions import get_convention
     from revprof.data.preprocess import restore_masks
     from revprof.nn import build_model
     from revprof.train.infer import predict_volume

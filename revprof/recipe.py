@@ -78,7 +78,7 @@ OPTIMIZER_DEFAULTS: dict[OptimizerName, dict[str, Any]] = {
 """PyTorch's default of every hyper-parameter each optimizer takes (a recipe field left ``None``
 takes it); a field an optimizer does not take must stay ``None``."""
 
-_NEWER_FIELDS = ("intensity",)
+_NEWER_FIELDS = ("intensity", "spatial")
 """Fields added after recipe keys were first stored (see :data:`_KEYED_WHEN_SET`)."""
 
 MAX_CLIP = 1e9
@@ -119,6 +119,9 @@ class Recipe:
         intensity: strength of the random scale and shift of each modality of every training
             patch (:func:`revprof.data.sampling.jitter_intensity`; MONAI's BraTS tutorial: 0.1);
             0: none (patches are only flipped).
+        spatial: probability of a random rotation (up to 30° about each axis) and, independently,
+            of a random scale (0.7 to 1.4) of every training patch
+            (:func:`revprof.data.sampling.spatial_transform`; nnU-Net: 0.2); 0: none.
         after_step: an op after the optimizer step (:data:`AfterStep`).
         transfer: where the batch lives (:data:`Transfer`).
     """
@@ -149,6 +152,7 @@ class Recipe:
     schedule: Schedule = "constant"
     foreground: float = 0.0
     intensity: float = 0.0
+    spatial: float = 0.0
     after_step: AfterStep = "none"
     transfer: Transfer = "resident"
 
@@ -236,10 +240,11 @@ class Recipe:
         return f"{self.name}: " + " · ".join(parts)
 
     def run_words(self) -> str:
-        """The run settings: ``100 steps, constant lr, foreground 0`` (and ``, intensity 0.1``
-        when patches are augmented in intensity)."""
+        """The run settings: ``100 steps, constant lr, foreground 0`` (and ``, intensity 0.1`` /
+        ``, spatial 0.2`` when patches are augmented in intensity / space)."""
         words = f"{self.steps} steps, {self.schedule} lr, foreground {self.foreground:g}"
-        return words + (f", intensity {self.intensity:g}" if self.intensity else "")
+        words += f", intensity {self.intensity:g}" if self.intensity else ""
+        return words + (f", spatial {self.spatial:g}" if self.spatial else "")
 
     # ---- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -416,6 +421,7 @@ def _validate(r: Recipe) -> None:
     _choice("schedule", r.schedule, SCHEDULES)
     _number("foreground", r.foreground, 0.0, 1.0)
     _number("intensity", r.intensity, 0.0, 0.5)
+    _number("spatial", r.spatial, 0.0, 1.0)
     _choice("after_step", r.after_step, AFTER_STEPS)
     _choice("transfer", r.transfer, TRANSFERS)
 

@@ -170,6 +170,12 @@ def test_presets_round_trip_and_their_keys_are_stable() -> None:
     assert "intensity 0.1" in augmented.run_words() and "intensity" not in PAPER.run_words()
     with pytest.raises(RevprofError, match=r"recipe.intensity must be from 0 to 0.5; got 0.7"):
         PAPER.with_overrides({"intensity": 0.7})
+    rotated = PAPER.with_overrides({"spatial": 0.2})
+    assert len({rotated.key(), augmented.key(), PAPER.key()}) == 3
+    assert Recipe.from_dict(rotated.to_dict()) == rotated
+    assert rotated.run_words().endswith(", spatial 0.2") and "spatial" not in PAPER.run_words()
+    with pytest.raises(RevprofError, match=r"recipe.spatial must be from 0 to 1; got 1.5"):
+        PAPER.with_overrides({"spatial": 1.5})
 
 
 def test_the_presets_are_their_sources_steps() -> None:

@@ -317,17 +317,17 @@ def test_a_worker_without_its_store_is_one_line(capsys: pytest.CaptureFixture[st
 
 
 def test_study_stored_before_a_recipe_field_existed_resumes(in_tmp: Path) -> None:
-    # a store written before ``intensity`` was a recipe field has no such key in its recipe
+    # a store written before ``intensity`` and ``spatial`` were recipe fields has no such keys
     study_file = write_study(in_tmp, trials=1)
     assert sweep(str(study_file), "--memory-only").exit_code == 0
     study = load("tiny-memory", in_tmp)  # a memory-only study's name
     stored = dict(study.user_attrs["study"])
-    stored["recipe"] = {k: v for k, v in stored["recipe"].items() if k != "intensity"}
+    stored["recipe"] = {k: v for k, v in stored["recipe"].items() if k not in ("intensity", "spatial")}
     study.set_user_attr("study", stored)
     study_file.write_text(study_file.read_text().replace("trials = 1", "trials = 2"))
     resumed = sweep(str(study_file), "--memory-only")
     assert resumed.exit_code == 0, resumed.output
     # a recipe that does set the new field is another recipe
-    study_file.write_text(study_file.read_text() + "\n[recipe]\nintensity = 0.1\n")
+    study_file.write_text(study_file.read_text() + "\n[recipe]\nspatial = 0.2\n")
     changed = sweep(str(study_file), "--memory-only")
     assert changed.exit_code == 1 and "with other recipe" in changed.output, changed.output

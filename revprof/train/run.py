@@ -217,7 +217,7 @@ def run_training(spec: ArchSpec, settings: TrainSettings, progress: bool = True,
             runner = TrainingStep(model, recipe, spec.output_kind, device.type)
             scheduler = runner.schedule()
             sampler = PatchSampler(data.train, patch, seed=settings.seed, foreground=recipe.foreground,
-                                   intensity=recipe.intensity)
+                                   intensity=recipe.intensity, spatial=recipe.spatial)
             if device.type == "cuda":  # as ``measure --backend cuda``: same warm-up and reset
                 warm_up_cuda(device)
             for step in range(recipe.steps):

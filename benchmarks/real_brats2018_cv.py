@@ -131,12 +131,10 @@ def main() -> None:
     if args.collect:
         runs = args.collect
     else:
-        try:
-            folds = sorted({int(part) for part in args.folds.split(",") if part.strip()})
-        except ValueError:
+        parts = {part.strip() for part in args.folds.split(",") if part.strip()}
+        if not parts or not parts <= {str(index) for index in range(len(FOLDS))}:
             sys.exit(f"error: --folds must be fold numbers 0-3 separated by commas; got {args.folds!r}")
-        if not folds or any(f not in range(len(FOLDS)) for f in folds):
-            sys.exit(f"error: --folds must be fold numbers 0-3 separated by commas; got {args.folds!r}")
+        folds = sorted(int(part) for part in parts)
         runs = run_folds(args.spec.resolve(), args.out.resolve(), folds)
     summary = collect(runs)
     show(summary)
